@@ -1,0 +1,53 @@
+/*
+ * pgtypes.h — built-in PostgreSQL type OIDs (pg_type.dat, stable since 8.x).
+ */
+#ifndef P2Q_PGTYPES_H
+#define P2Q_PGTYPES_H
+
+#define BOOLOID 16
+#define BYTEAOID 17
+#define CHAROID 18
+#define NAMEOID 19
+#define INT8OID 20
+#define INT2OID 21
+#define INT4OID 23
+#define TEXTOID 25
+#define OIDOID 26
+#define JSONOID 114
+#define FLOAT4OID 700
+#define FLOAT8OID 701
+#define BPCHAROID 1042
+#define VARCHAROID 1043
+#define DATEOID 1082
+#define TIMEOID 1083
+#define TIMESTAMPOID 1114
+#define TIMESTAMPTZOID 1184
+#define INTERVALOID 1186
+#define NUMERICOID 1700
+#define UUIDOID 2950
+#define JSONBOID 3802
+
+#define BOOLARRAYOID 1000
+#define BYTEAARRAYOID 1001
+#define INT2ARRAYOID 1005
+#define INT4ARRAYOID 1007
+#define TEXTARRAYOID 1009
+#define BPCHARARRAYOID 1014
+#define VARCHARARRAYOID 1015
+#define INT8ARRAYOID 1016
+#define FLOAT4ARRAYOID 1021
+#define FLOAT8ARRAYOID 1022
+#define TIMESTAMPARRAYOID 1115
+#define DATEARRAYOID 1182
+#define TIMESTAMPTZARRAYOID 1185
+#define NUMERICARRAYOID 1231
+#define JSONARRAYOID 199
+#define UUIDARRAYOID 2951
+#define JSONBARRAYOID 3807
+
+/* First OID of user-defined objects; pgoutput sends Type messages only for
+ * types at or above it. */
+#define FIRST_NORMAL_OBJECT_ID 16384
+#define FIRST_GENBKI_OBJECT_ID 10000
+
+#endif

@@ -1,0 +1,77 @@
+/*
+ * qdrant_client.h — Qdrant's REST API over libcurl (QDRANT.md).
+ *
+ * One client holds one curl easy handle, so one kept-alive connection is
+ * reused across requests.  Every request sends Content-Type:
+ * application/json and, when configured, the api-key header.  Writes use
+ * wait=true.  Responses are parsed as Qdrant's envelope
+ *     {"result": ..., "status": "ok", "time": ...}        success
+ *     {"status": {"error": "..."}, "time": ...}            error
+ * and the error text is surfaced in qd_result.error (plain-text bodies,
+ * such as 401 from the auth layer, are surfaced as they are).
+ * The client never logs; the API key never appears in any message.
+ */
+#ifndef P2Q_QDRANT_CLIENT_H
+#define P2Q_QDRANT_CLIENT_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct qd_client qd_client;
+
+typedef struct qd_result {
+    long http_status;   /* 0 when no HTTP answer arrived (transport error) */
+    int curl_code;      /* CURLcode; 0 on a completed exchange */
+    char error[512];    /* Qdrant's status.error, the plain-text body, or curl's error */
+    double retry_after; /* seconds from a Retry-After header, else -1 */
+    json_t *result;     /* the parsed "result" on success, owned: qd_result_clear */
+    double elapsed;     /* seconds */
+} qd_result;
+
+void qd_result_clear(qd_result *r);
+
+/* url: base URL such as http://127.0.0.1:6333 (trailing '/' allowed);
+ * api_key: NULL or "" for none.  Copies its arguments.  NULL on failure
+ * to initialise curl. */
+qd_client *qd_client_new(const char *url, const char *api_key, int64_t timeout_ms);
+void qd_client_free(qd_client *c);
+
+/*
+ * One request.  path_query starts with '/' (e.g.
+ * "/collections/x/points/batch?wait=true"); body may be NULL.
+ * Returns 0 when Qdrant answered 2xx with status "ok", else -1 with
+ * res->http_status / curl_code / error describing why.
+ */
+int qd_request(qd_client *c, const char *method, const char *path_query, const char *body, size_t body_len,
+               qd_result *res);
+
+/* POST /collections/{collection}/points/batch?wait=true with the body
+ * {"operations":[...]} already built by the caller.  The collection name is
+ * URL-encoded here. */
+int qd_post_batch(qd_client *c, const char *collection, const char *body, size_t body_len, qd_result *res);
+
+/* Vector parameters of a collection (GET /collections/{c}). */
+typedef struct qd_vector_param {
+    char *name; /* "" for the unnamed vector */
+    int64_t size;
+    bool sparse;
+} qd_vector_param;
+
+typedef struct qd_collection_info {
+    bool exists;
+    qd_vector_param *vectors;
+    int n_vectors;
+} qd_collection_info;
+
+/* Fills info.  A 404 "doesn't exist" is success with exists = false.
+ * Returns -1 (res filled) for other failures. */
+int qd_get_collection(qd_client *c, const char *collection, qd_collection_info *info, qd_result *res);
+void qd_collection_info_free(qd_collection_info *info);
+
+/* A short description of a failed result for logs and errors:
+ * "HTTP 400: Wrong input: ..." or "connection refused (curl 7)". */
+const char *qd_result_describe(const qd_result *r, char *out, size_t outlen);
+
+#endif

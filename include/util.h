@@ -1,0 +1,54 @@
+/*
+ * util.h — allocation helpers and a growable byte buffer.
+ *
+ * Allocation failure is not recoverable for pg2qdrant (the slot simply stays
+ * where it is), so every x* helper aborts with a message on ENOMEM instead of
+ * returning NULL.  This keeps every caller free of out-of-memory branches.
+ */
+#ifndef P2Q_UTIL_H
+#define P2Q_UTIL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+void *xmalloc(size_t n);
+void *xcalloc(size_t nmemb, size_t size);
+void *xrealloc(void *p, size_t n);
+/* Returns a malloc'd copy; NULL in gives NULL out. Caller frees. */
+char *xstrdup(const char *s);
+/* Copies n bytes and NUL-terminates. Caller frees. */
+char *xstrndup(const char *s, size_t n);
+/* printf into a new malloc'd string. Caller frees. */
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* A growable buffer.  data is always NUL-terminated (when cap > 0) so it
+ * can be used as a C string; len excludes the terminator.  The struct is
+ * caller-owned; buf_free releases data. */
+typedef struct buf {
+    char *data;
+    size_t len;
+    size_t cap;
+} buf;
+
+void buf_init(buf *b);
+void buf_free(buf *b);
+void buf_reset(buf *b);                 /* len = 0, keeps the allocation */
+void buf_reserve(buf *b, size_t extra); /* room for extra more bytes + NUL */
+void buf_append(buf *b, const void *p, size_t n);
+void buf_puts(buf *b, const char *s);
+void buf_putc(buf *b, char c);
+void buf_printf(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void buf_vprintf(buf *b, const char *fmt, va_list ap);
+/* Appends s[0..n) as a JSON string literal: quotes, escapes for '"', '\\'
+ * and control characters (\n \r \t \b \f and \u00XX).  Bytes >= 0x80 are
+ * copied as they are (the database encoding is UTF-8). */
+void buf_json_str(buf *b, const char *s, size_t n);
+/* Takes ownership of the data: returns it (never NULL) and re-inits b. */
+char *buf_steal(buf *b);
+
+/* Monotonic clock in milliseconds. */
+int64_t now_ms(void);
+
+#endif

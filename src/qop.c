@@ -1,0 +1,49 @@
+/*
+ * qop.c — the list of serialised Qdrant point operations.
+ */
+#include "qop.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+qop *qop_list_push(qop_list *l)
+{
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 8;
+        l->items = xrealloc(l->items, l->cap * sizeof(qop));
+    }
+    memset(&l->items[l->n], 0, sizeof(qop));
+    return &l->items[l->n++];
+}
+
+void qop_list_clear(qop_list *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        free(l->items[i].json);
+        free(l->items[i].point_id);
+        free(l->items[i].key_text);
+    }
+    l->n = 0;
+}
+
+void qop_list_free(qop_list *l)
+{
+    qop_list_clear(l);
+    free(l->items);
+    l->items = NULL;
+    l->cap = 0;
+}
+
+const char *qop_kind_name(qop_kind k)
+{
+    switch (k) {
+    case QOP_UPSERT: return "upsert";
+    case QOP_DELETE: return "delete";
+    case QOP_SET_PAYLOAD: return "set_payload";
+    case QOP_UPDATE_VECTORS: return "update_vectors";
+    case QOP_DELETE_ALL: return "delete_all";
+    }
+    return "unknown";
+}
