@@ -1,1 +1,462 @@
-/* placeholder: being written */
+/*
+ * replication.c — the replication connection to PostgreSQL.
+ *
+ * Shaped after pg_recvlogical/streamutil: connect with replication=database,
+ * IDENTIFY_SYSTEM, CREATE_REPLICATION_SLOT, START_REPLICATION, and the
+ * CopyBoth messages the client sends.  Replication connections accept only
+ * the simple query protocol, so SQL parameters are escaped with
+ * PQescapeLiteral / repl_quote_ident.
+ */
+#include "replication.h"
+
+#include <jansson.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pgoutput.h"
+#include "util.h"
+
+/* First line of libpq's error message, without the trailing newline. */
+static const char *pq_err(PGconn *conn, char *out, size_t outlen)
+{
+    const char *m = PQerrorMessage(conn);
+    size_t n = strcspn(m, "\n");
+
+    if (n >= outlen)
+        n = outlen - 1;
+    memcpy(out, m, n);
+    out[n] = '\0';
+    return out;
+}
+
+static const char *res_err(const PGresult *res, char *out, size_t outlen)
+{
+    const char *m = PQresultErrorMessage(res);
+    size_t n = strcspn(m, "\n");
+
+    if (n >= outlen)
+        n = outlen - 1;
+    memcpy(out, m, n);
+    out[n] = '\0';
+    return out;
+}
+
+char *repl_quote_ident(const char *s)
+{
+    buf b;
+
+    buf_init(&b);
+    buf_putc(&b, '"');
+    for (; *s; s++) {
+        if (*s == '"')
+            buf_putc(&b, '"');
+        buf_putc(&b, *s);
+    }
+    buf_putc(&b, '"');
+    return buf_steal(&b);
+}
+
+int repl_connect(const char *dsn, bool replication, PGconn **out, char *err, size_t errlen)
+{
+    PQconninfoOption *opts = NULL, *o;
+    const char **keys = NULL, **vals = NULL;
+    char *options = NULL;
+    char *perr = NULL;
+    char msg[256];
+    bool have_appname = false;
+    int n = 0, nopts = 0, rc = -1;
+    PGconn *conn = NULL;
+
+    *out = NULL;
+    opts = PQconninfoParse(dsn ? dsn : "", &perr);
+    if (!opts) {
+        /* perr quotes the offending part of the string, which may be a password. */
+        snprintf(err, errlen, "invalid [source] dsn: %s", perr ? "cannot parse the connection string" : "out of memory");
+        goto cleanup;
+    }
+    for (o = opts; o->keyword; o++)
+        nopts++;
+    keys = xcalloc((size_t)nopts + 4, sizeof(char *));
+    vals = xcalloc((size_t)nopts + 4, sizeof(char *));
+    for (o = opts; o->keyword; o++) {
+        if (!o->val || strcmp(o->keyword, "replication") == 0)
+            continue;
+        if (strcmp(o->keyword, "options") == 0) {
+            options = xasprintf("%s %s", o->val, REPL_SESSION_OPTIONS);
+            continue;
+        }
+        if (strcmp(o->keyword, "application_name") == 0)
+            have_appname = true;
+        keys[n] = o->keyword;
+        vals[n++] = o->val;
+    }
+    keys[n] = "options";
+    vals[n++] = options ? options : REPL_SESSION_OPTIONS;
+    if (!have_appname) {
+        keys[n] = "application_name";
+        vals[n++] = "pg2qdrant";
+    }
+    if (replication) {
+        keys[n] = "replication";
+        vals[n++] = "database";
+    }
+    keys[n] = NULL;
+    vals[n] = NULL;
+
+    conn = PQconnectdbParams(keys, vals, 0);
+    if (PQstatus(conn) != CONNECTION_OK) {
+        snprintf(err, errlen, "cannot connect to PostgreSQL: %s", pq_err(conn, msg, sizeof msg));
+        goto cleanup;
+    }
+    *out = conn;
+    conn = NULL;
+    rc = 0;
+
+cleanup:
+    if (conn)
+        PQfinish(conn);
+    PQconninfoFree(opts);
+    PQfreemem(perr);
+    free(keys);
+    free(vals);
+    free(options);
+    return rc;
+}
+
+/* Runs a command expected to return tuples (or COMMAND_OK when want_tuples is false). */
+static PGresult *exec_ok(PGconn *conn, const char *sql, bool want_tuples, char *err, size_t errlen)
+{
+    PGresult *res = PQexec(conn, sql);
+    ExecStatusType want = want_tuples ? PGRES_TUPLES_OK : PGRES_COMMAND_OK;
+    char msg[256];
+
+    if (PQresultStatus(res) != want) {
+        snprintf(err, errlen, "%s", res ? res_err(res, msg, sizeof msg) : pq_err(conn, msg, sizeof msg));
+        PQclear(res);
+        return NULL;
+    }
+    return res;
+}
+
+int repl_identify_system(PGconn *conn, repl_system *out, char *err, size_t errlen)
+{
+    PGresult *res = NULL;
+    char msg[200];
+    int rc = -1;
+
+    memset(out, 0, sizeof *out);
+    res = exec_ok(conn, "IDENTIFY_SYSTEM", true, msg, sizeof msg);
+    if (!res) {
+        snprintf(err, errlen, "IDENTIFY_SYSTEM failed: %s", msg);
+        goto cleanup;
+    }
+    if (PQntuples(res) != 1 || PQnfields(res) < 4) {
+        snprintf(err, errlen, "IDENTIFY_SYSTEM returned %d rows and %d fields, expected 1 and 4 or more",
+                 PQntuples(res), PQnfields(res));
+        goto cleanup;
+    }
+    if (PQgetisnull(res, 0, 3)) {
+        snprintf(err, errlen, "could not establish a database-specific replication connection (set dbname in [source] dsn)");
+        goto cleanup;
+    }
+    snprintf(out->systemid, sizeof out->systemid, "%s", PQgetvalue(res, 0, 0));
+    out->timeline = atoi(PQgetvalue(res, 0, 1));
+    if (lsn_parse(PQgetvalue(res, 0, 2), &out->xlogpos) != 0) {
+        snprintf(err, errlen, "IDENTIFY_SYSTEM returned an invalid xlogpos \"%s\"", PQgetvalue(res, 0, 2));
+        goto cleanup;
+    }
+    snprintf(out->dbname, sizeof out->dbname, "%s", PQgetvalue(res, 0, 3));
+    rc = 0;
+
+cleanup:
+    PQclear(res);
+    return rc;
+}
+
+int repl_in_recovery(PGconn *conn, bool *out, char *err, size_t errlen)
+{
+    char msg[200];
+    PGresult *res = exec_ok(conn, "SELECT pg_catalog.pg_is_in_recovery()", true, msg, sizeof msg);
+
+    if (!res) {
+        snprintf(err, errlen, "cannot query pg_is_in_recovery(): %s", msg);
+        return -1;
+    }
+    *out = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    return 0;
+}
+
+static void copy_json_str(json_t *obj, const char *key, char *out, size_t outlen)
+{
+    const char *s = json_string_value(json_object_get(obj, key));
+
+    snprintf(out, outlen, "%s", s ? s : "");
+}
+
+int repl_get_slot(PGconn *conn, const char *slot, repl_slot *out, char *err, size_t errlen)
+{
+    PGresult *res = NULL;
+    json_t *row = NULL;
+    char *lit = NULL, *sql = NULL;
+    char msg[200];
+    json_error_t jerr;
+    const char *s;
+    int rc = -1;
+
+    memset(out, 0, sizeof *out);
+    lit = PQescapeLiteral(conn, slot, strlen(slot));
+    if (!lit) {
+        snprintf(err, errlen, "cannot escape slot name: %s", pq_err(conn, msg, sizeof msg));
+        goto cleanup;
+    }
+    /* to_jsonb(s): every column the server has, whatever its version. */
+    sql = xasprintf("SELECT pg_catalog.to_jsonb(s)::text FROM pg_catalog.pg_replication_slots s WHERE slot_name = %s", lit);
+    res = exec_ok(conn, sql, true, msg, sizeof msg);
+    if (!res) {
+        snprintf(err, errlen, "cannot read pg_replication_slots: %s", msg);
+        goto cleanup;
+    }
+    if (PQntuples(res) == 0) {
+        rc = 0;
+        goto cleanup;
+    }
+    row = json_loads(PQgetvalue(res, 0, 0), 0, &jerr);
+    if (!json_is_object(row)) {
+        snprintf(err, errlen, "cannot parse pg_replication_slots row: %s", jerr.text);
+        goto cleanup;
+    }
+    out->exists = true;
+    copy_json_str(row, "plugin", out->plugin, sizeof out->plugin);
+    copy_json_str(row, "slot_type", out->slot_type, sizeof out->slot_type);
+    copy_json_str(row, "database", out->database, sizeof out->database);
+    copy_json_str(row, "wal_status", out->wal_status, sizeof out->wal_status);
+    copy_json_str(row, "invalidation_reason", out->invalidation, sizeof out->invalidation);
+    if (!out->invalidation[0] && json_is_true(json_object_get(row, "conflicting")))
+        snprintf(out->invalidation, sizeof out->invalidation, "conflicting");
+    out->active = json_is_true(json_object_get(row, "active"));
+    out->active_pid = (int)json_integer_value(json_object_get(row, "active_pid"));
+    s = json_string_value(json_object_get(row, "confirmed_flush_lsn"));
+    if (s && lsn_parse(s, &out->confirmed_flush) != 0) {
+        snprintf(err, errlen, "slot \"%s\" has an unparsable confirmed_flush_lsn \"%s\"", slot, s);
+        goto cleanup;
+    }
+    rc = 0;
+
+cleanup:
+    json_decref(row);
+    PQclear(res);
+    PQfreemem(lit);
+    free(sql);
+    return rc;
+}
+
+int repl_create_slot(PGconn *conn, const char *slot, lsn_t *consistent_point, bool *already_existed, char *err,
+                     size_t errlen)
+{
+    PGresult *res = NULL;
+    char *ident = repl_quote_ident(slot);
+    char *sql = xasprintf("CREATE_REPLICATION_SLOT %s LOGICAL pgoutput NOEXPORT_SNAPSHOT", ident);
+    const char *state;
+    char msg[200];
+    int rc = -1;
+
+    *already_existed = false;
+    *consistent_point = LSN_INVALID;
+    res = PQexec(conn, sql);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        if (state && strcmp(state, "42710") == 0) {
+            *already_existed = true;
+            rc = 0;
+            goto cleanup;
+        }
+        snprintf(err, errlen, "cannot create replication slot \"%s\": %s", slot,
+                 res ? res_err(res, msg, sizeof msg) : pq_err(conn, msg, sizeof msg));
+        goto cleanup;
+    }
+    if (PQntuples(res) != 1 || PQnfields(res) < 2 || lsn_parse(PQgetvalue(res, 0, 1), consistent_point) != 0) {
+        snprintf(err, errlen, "CREATE_REPLICATION_SLOT returned an unexpected result");
+        goto cleanup;
+    }
+    rc = 0;
+
+cleanup:
+    PQclear(res);
+    free(ident);
+    free(sql);
+    return rc;
+}
+
+int repl_ensure_publication(PGconn *conn, const p2q_config *cfg, bool create, bool *created, char *err,
+                            size_t errlen)
+{
+    PGresult *res = NULL;
+    char *lit = NULL, *sql = NULL;
+    char msg[200];
+    buf b;
+    int rc = -1;
+
+    buf_init(&b);
+    *created = false;
+    lit = PQescapeLiteral(conn, cfg->source.publication, strlen(cfg->source.publication));
+    if (!lit) {
+        snprintf(err, errlen, "cannot escape publication name: %s", pq_err(conn, msg, sizeof msg));
+        goto cleanup;
+    }
+    sql = xasprintf("SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = %s", lit);
+    res = exec_ok(conn, sql, true, msg, sizeof msg);
+    if (!res) {
+        snprintf(err, errlen, "cannot read pg_publication: %s", msg);
+        goto cleanup;
+    }
+    if (PQntuples(res) == 1) {
+        rc = 0;
+        goto cleanup;
+    }
+    if (!create) {
+        snprintf(err, errlen,
+                 "publication \"%s\" does not exist: create it (CREATE PUBLICATION ... FOR TABLE ...) or set "
+                 "[source] create_publication = true",
+                 cfg->source.publication);
+        goto cleanup;
+    }
+    if (cfg->n_tables == 0) {
+        snprintf(err, errlen, "cannot create publication \"%s\": no [table ...] section in the config",
+                 cfg->source.publication);
+        goto cleanup;
+    }
+    PQclear(res);
+    res = NULL;
+    {
+        char *id = repl_quote_ident(cfg->source.publication);
+        buf_printf(&b, "CREATE PUBLICATION %s FOR TABLE ", id);
+        free(id);
+    }
+    for (int i = 0; i < cfg->n_tables; i++) {
+        char *s = repl_quote_ident(cfg->tables[i].schema), *t = repl_quote_ident(cfg->tables[i].name);
+        buf_printf(&b, "%s%s.%s", i ? ", " : "", s, t);
+        free(s);
+        free(t);
+    }
+    res = exec_ok(conn, b.data, false, msg, sizeof msg);
+    if (!res) {
+        snprintf(err, errlen, "cannot create publication \"%s\": %s", cfg->source.publication, msg);
+        goto cleanup;
+    }
+    *created = true;
+    rc = 0;
+
+cleanup:
+    PQclear(res);
+    PQfreemem(lit);
+    free(sql);
+    buf_free(&b);
+    return rc;
+}
+
+int repl_start(PGconn *conn, const char *slot, const char *publication, lsn_t start, int proto_version,
+               char sqlstate[6], char *err, size_t errlen)
+{
+    PGresult *res = NULL;
+    char *ident = repl_quote_ident(slot), *pub = repl_quote_ident(publication);
+    char lsn[LSN_BUFSZ], msg[256];
+    const char *state;
+    buf sql;
+    int rc = -1;
+
+    buf_init(&sql);
+    sqlstate[0] = '\0';
+    /* publication_names is a string literal holding a quoted identifier list. */
+    buf_printf(&sql, "START_REPLICATION SLOT %s LOGICAL %s (proto_version '%d', publication_names '", ident,
+               lsn_fmt(start, lsn), proto_version);
+    for (const char *p = pub; *p; p++) {
+        if (*p == '\'' || *p == '\\')
+            buf_putc(&sql, *p);
+        buf_putc(&sql, *p);
+    }
+    buf_puts(&sql, "')");
+    res = PQexec(conn, sql.data);
+    if (PQresultStatus(res) != PGRES_COPY_BOTH) {
+        state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        snprintf(sqlstate, 6, "%s", state ? state : "");
+        snprintf(err, errlen, "START_REPLICATION on slot \"%s\" failed: %s", slot,
+                 res ? res_err(res, msg, sizeof msg) : pq_err(conn, msg, sizeof msg));
+        goto cleanup;
+    }
+    rc = 0;
+
+cleanup:
+    PQclear(res);
+    free(ident);
+    free(pub);
+    buf_free(&sql);
+    return rc;
+}
+
+int repl_send_status(PGconn *conn, lsn_t write, lsn_t flush, lsn_t apply, bool reply_requested, char *err,
+                     size_t errlen)
+{
+    char msg[PGO_STATUS_LEN], e[200];
+
+    pgo_encode_status(msg, write, flush, apply, pg_now_us(), reply_requested);
+    if (PQputCopyData(conn, msg, PGO_STATUS_LEN) <= 0 || PQflush(conn) != 0) {
+        snprintf(err, errlen, "cannot send standby status update: %s", pq_err(conn, e, sizeof e));
+        return -1;
+    }
+    return 0;
+}
+
+int repl_end_copy(PGconn *conn, int64_t deadline_ms, char *err, size_t errlen)
+{
+    PGresult *res = NULL;
+    char *copybuf = NULL;
+    char e[200];
+    int r, rc = -1;
+
+    if (PQputCopyEnd(conn, NULL) <= 0 || PQflush(conn) != 0) {
+        snprintf(err, errlen, "cannot send CopyDone: %s", pq_err(conn, e, sizeof e));
+        goto cleanup;
+    }
+    /* Drain what the server sent before it saw our CopyDone, so a
+     * last-minute ErrorResponse is not missed. */
+    for (;;) {
+        r = PQgetCopyData(conn, &copybuf, 1);
+        if (copybuf) {
+            PQfreemem(copybuf);
+            copybuf = NULL;
+        }
+        if (r > 0)
+            continue;
+        if (r == -1)
+            break;
+        if (r == -2) {
+            snprintf(err, errlen, "error while ending replication: %s", pq_err(conn, e, sizeof e));
+            goto cleanup;
+        }
+        {
+            int64_t left = deadline_ms - now_ms();
+            struct pollfd pfd = {.fd = PQsocket(conn), .events = POLLIN};
+            if (left <= 0 || pfd.fd < 0) {
+                snprintf(err, errlen, "timed out waiting for the server to end replication");
+                goto cleanup;
+            }
+            if (poll(&pfd, 1, (int)(left > 1000 ? 1000 : left)) > 0 && PQconsumeInput(conn) == 0) {
+                snprintf(err, errlen, "error while ending replication: %s", pq_err(conn, e, sizeof e));
+                goto cleanup;
+            }
+        }
+    }
+    res = PQgetResult(conn);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        snprintf(err, errlen, "replication ended with an error: %s", res ? res_err(res, e, sizeof e) : pq_err(conn, e, sizeof e));
+        goto cleanup;
+    }
+    rc = 0;
+
+cleanup:
+    PQclear(res);
+    return rc;
+}

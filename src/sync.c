@@ -1,1 +1,713 @@
-/* placeholder: being written */
+/*
+ * sync.c — the run loop: replication stream in, Qdrant batches out.
+ *
+ *   PostgreSQL ──CopyData──> pgo_decode_copydata ──'w'──> pgo_decode
+ *        ^                                                   │
+ *        │ 'r' status (flush = ack_confirmed)                ├─ Relation/Type -> relcache + map_compile
+ *        │                                                   ├─ Insert/Update/Delete/Truncate -> map_* -> txn ops
+ *   ack_tracker <── Qdrant acknowledged ── qd_post_batch <───┴─ Commit -> send the txn's ops, commit
+ */
+#include "sync.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ack_tracker.h"
+#include "log.h"
+#include "pgoutput.h"
+#include "qdrant_client.h"
+#include "qop.h"
+#include "relcache.h"
+#include "replication.h"
+#include "row_to_point.h"
+#include "util.h"
+
+#define PROTO_VERSION 1
+#define BACKOFF_MIN_MS 500
+#define BACKOFF_MAX_MS 30000
+#define STANDBY_RECHECK_MS 5000
+#define ACK_SEND_MIN_GAP_MS 100
+
+/* What ended a streaming session. */
+typedef enum {
+    SESSION_STOPPED, /* stop requested: clean exit */
+    SESSION_RETRY,   /* connection lost or slot busy: reconnect after a backoff */
+    SESSION_STANDBY, /* the server is a standby: check again in a few seconds */
+    SESSION_FATAL,   /* exit 1 */
+    SESSION_CONFIG,  /* exit 2 */
+} session_end;
+
+typedef struct sync_stats {
+    uint64_t changes;
+    uint64_t skipped;
+    uint64_t null_vectors;
+    uint64_t txns;
+    uint64_t batches;
+    uint64_t retries;
+} sync_stats;
+
+typedef struct sync_state {
+    const p2q_config *cfg;
+    volatile sig_atomic_t *stop;
+    PGconn *conn;
+    relcache *rels;
+    ack_tracker *acks;
+    qd_client *qd;
+    pgo_msg *msg;      /* decode target, reused (large) */
+    pgo_options opts;
+    qop_list txn_ops;  /* operations of the open transaction */
+    bool in_txn;
+    ack_txn txn;
+    lsn_t recv_lsn;    /* newest position received: 'write' */
+    lsn_t sent_flush;  /* flush position of the last status update */
+    int64_t last_status_ms;
+    buf body;
+    sync_stats stats;
+    bool checked_tables;
+    bool streamed; /* the last session reached the CopyBoth loop */
+} sync_state;
+
+static void log_lsn(log_level lvl, const char *msg, const char *key, lsn_t lsn)
+{
+    char s[LSN_BUFSZ];
+
+    log_event(lvl, msg, key, lsn_fmt(lsn, s), NULL);
+}
+
+/* Sleeps up to ms, waking early when a stop is requested. */
+static void sleep_interruptible(sync_state *st, int64_t ms)
+{
+    int64_t until = now_ms() + ms;
+
+    while (!*st->stop) {
+        int64_t left = until - now_ms();
+        if (left <= 0)
+            break;
+        poll(NULL, 0, (int)(left > 100 ? 100 : left));
+    }
+}
+
+static int send_status(sync_state *st, bool reply_requested)
+{
+    char err[256];
+    lsn_t flush = ack_confirmed(st->acks);
+
+    if (repl_send_status(st->conn, st->recv_lsn > flush ? st->recv_lsn : flush, flush, flush, reply_requested, err,
+                         sizeof err) != 0) {
+        log_error(err, NULL);
+        return -1;
+    }
+    if (flush != st->sent_flush && log_enabled(LOG_DEBUG))
+        log_lsn(LOG_DEBUG, "confirmed position", "flush_lsn", flush);
+    st->sent_flush = flush;
+    st->last_status_ms = now_ms();
+    return 0;
+}
+
+/* Sends a status update when time is due, or soon after the confirmed
+ * position moved. */
+static int maybe_send_status(sync_state *st)
+{
+    int64_t since = now_ms() - st->last_status_ms;
+
+    if (since >= st->cfg->source.status_interval_ms ||
+        (ack_confirmed(st->acks) != st->sent_flush && since >= ACK_SEND_MIN_GAP_MS))
+        return send_status(st, false);
+    return 0;
+}
+
+static bool retryable(const qd_result *r)
+{
+    long s = r->http_status;
+
+    return s == 0 || s == 408 || s == 429 || s >= 500;
+}
+
+static int64_t backoff_ms(int attempt)
+{
+    int64_t ms = BACKOFF_MIN_MS;
+
+    while (attempt-- > 0 && ms < BACKOFF_MAX_MS)
+        ms *= 2;
+    if (ms > BACKOFF_MAX_MS)
+        ms = BACKOFF_MAX_MS;
+    return ms / 2 + random() % (ms / 2 + 1); /* "equal jitter" */
+}
+
+static void build_body(buf *b, const qop *ops, size_t n)
+{
+    buf_reset(b);
+    buf_puts(b, "{\"operations\":[");
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            buf_putc(b, ',');
+        buf_append(b, ops[i].json, ops[i].json_len);
+    }
+    buf_puts(b, "]}");
+}
+
+static void log_rejected(const qop *op, const char *collection, const char *why)
+{
+    char lsn[LSN_BUFSZ];
+    char *table = xasprintf("%s.%s", op->table->schema, op->table->name);
+
+    log_error("Qdrant rejected an operation; stopping with the slot before its transaction", "table", table,
+              "collection", collection, "key", op->key_text ? op->key_text : "", "op", qop_kind_name(op->kind),
+              "lsn", lsn_fmt(op->lsn, lsn), "error", why, NULL);
+    free(table);
+}
+
+/*
+ * Sends ops[0..n) (one collection) in one request, retrying transient
+ * failures without end.  A deterministic rejection is narrowed down to the
+ * operation Qdrant refuses by replaying the batch one operation at a time
+ * (every operation is an idempotent write by point id), then reported.
+ * Returns 0 when acknowledged, or SESSION_STOPPED / SESSION_FATAL.
+ */
+static int send_batch(sync_state *st, const qop *ops, size_t n)
+{
+    const char *collection = ops[0].table->collection;
+    qd_result res = {0};
+    char why[600], ms[32];
+    int64_t wait;
+    int attempt = 0;
+
+    build_body(&st->body, ops, n);
+    for (;;) {
+        qd_result_clear(&res);
+        if (qd_post_batch(st->qd, collection, st->body.data, st->body.len, &res) == 0) {
+            st->stats.batches++;
+            qd_result_clear(&res);
+            return 0;
+        }
+        qd_result_describe(&res, why, sizeof why);
+        if (!retryable(&res))
+            break;
+        wait = backoff_ms(attempt++);
+        if (res.retry_after >= 0 && res.retry_after * 1000 > wait)
+            wait = (int64_t)(res.retry_after * 1000);
+        snprintf(ms, sizeof ms, "%lld", (long long)wait);
+        log_warn("Qdrant request failed, retrying", "collection", collection, "error", why, "retry_in_ms", ms, NULL);
+        st->stats.retries++;
+        /* Keep the walsender from timing out while Qdrant is away. */
+        if (send_status(st, false) != 0) {
+            qd_result_clear(&res);
+            return SESSION_RETRY;
+        }
+        sleep_interruptible(st, wait);
+        if (*st->stop) {
+            qd_result_clear(&res);
+            return SESSION_STOPPED;
+        }
+    }
+    qd_result_clear(&res);
+    if (n > 1) {
+        for (size_t i = 0; i < n; i++) {
+            int rc = send_batch(st, &ops[i], 1);
+            if (rc != 0)
+                return rc;
+        }
+        /* Every operation passed alone: report the batch as a whole. */
+        log_rejected(&ops[0], collection, why);
+        return SESSION_FATAL;
+    }
+    log_rejected(&ops[0], collection, why);
+    return SESSION_FATAL;
+}
+
+/* Sends the open transaction's operations: consecutive operations on one
+ * collection go together, at most batch_points / about batch_bytes each. */
+static int flush_txn(sync_state *st)
+{
+    qop *ops = st->txn_ops.items;
+    size_t n = st->txn_ops.n, i = 0;
+
+    while (i < n) {
+        size_t j = i + 1, bytes = ops[i].json_len;
+        while (j < n && ops[j].table->collection == ops[i].table->collection &&
+               strcmp(ops[j].table->collection, ops[i].table->collection) == 0 &&
+               (int64_t)(j - i) < st->cfg->sync.batch_points &&
+               (int64_t)(bytes + ops[j].json_len) < st->cfg->sync.batch_bytes) {
+            bytes += ops[j].json_len;
+            j++;
+        }
+        {
+            int rc = send_batch(st, &ops[i], j - i);
+            if (rc != 0)
+                return rc;
+        }
+        ack_done_ops(st->acks, st->txn, j - i);
+        i = j;
+    }
+    return 0;
+}
+
+static char *rel_name(const rel_entry *rel)
+{
+    return xasprintf("%s.%s", rel->nspname, rel->relname);
+}
+
+/* Warns when a repeated Relation message changed the column set of a synced table. */
+static void warn_schema_change(const rel_entry *old, const pgo_msg *m)
+{
+    bool same = old->natts == m->u.relation.natts;
+
+    for (int i = 0; same && i < old->natts; i++)
+        same = strcmp(old->attrs[i].name, m->u.relation.attrs[i].name) == 0 &&
+               old->attrs[i].typid == m->u.relation.attrs[i].typid;
+    if (!same) {
+        char *t = rel_name(old);
+        char *fix = xasprintf("pg2qdrant reconcile --fix --table %s", t);
+        log_warn("table schema changed: points of rows the DDL touched keep their old payload", "table", t, "run",
+                 fix, NULL);
+        free(fix);
+        free(t);
+    }
+}
+
+static int on_relation(sync_state *st, const pgo_msg *m)
+{
+    rel_entry *old = relcache_get(st->rels, m->u.relation.relid), *rel;
+    table_map *map = NULL;
+    bool replaced;
+    char err[512];
+
+    if (old && old->map)
+        warn_schema_change(old, m);
+    rel = relcache_put(st->rels, m, &replaced);
+    if (map_compile(st->cfg, rel, st->rels, &map, err, sizeof err) != 0) {
+        log_error("cannot sync table", "error", err, NULL);
+        return SESSION_FATAL;
+    }
+    rel->map = map;
+    rel->map_compiled = true;
+    return 0;
+}
+
+static int on_change(sync_state *st, const pgo_msg *m, lsn_t lsn)
+{
+    rel_entry *rel = relcache_get(st->rels, m->u.change.relid);
+    map_info info = {0};
+    char err[512], relid[16];
+
+    if (!rel) {
+        snprintf(relid, sizeof relid, "%u", m->u.change.relid);
+        log_error("protocol error: change for a relation never described by a Relation message", "relid", relid,
+                  NULL);
+        return SESSION_FATAL;
+    }
+    if (!st->in_txn) {
+        log_error("protocol error: row change outside a transaction", NULL);
+        return SESSION_FATAL;
+    }
+    if (!rel->map) {
+        st->stats.skipped++;
+        if (!rel->skip_logged) {
+            char *t = rel_name(rel);
+            log_info("skipping changes of a table that has no [table] section", "table", t, NULL);
+            free(t);
+            rel->skip_logged = true;
+        }
+        return 0;
+    }
+    if (map_change(rel->map, m, lsn, &st->txn_ops, &info, err, sizeof err) != 0) {
+        char l[LSN_BUFSZ];
+        log_error("cannot map a row change", "error", err, "lsn", lsn_fmt(lsn, l), NULL);
+        return SESSION_FATAL;
+    }
+    st->stats.changes++;
+    if (info.null_vector)
+        st->stats.null_vectors++;
+    return 0;
+}
+
+static int on_truncate(sync_state *st, const pgo_msg *m, lsn_t lsn)
+{
+    for (uint32_t i = 0; i < m->u.truncate.nrelids; i++) {
+        rel_entry *rel = relcache_get(st->rels, pgo_truncate_relid(m, i));
+        if (!rel || !rel->map) {
+            st->stats.skipped++;
+            continue;
+        }
+        map_truncate(rel->map, lsn, &st->txn_ops);
+        st->stats.changes++;
+    }
+    return 0;
+}
+
+static int on_commit(sync_state *st, const pgo_msg *m)
+{
+    int rc;
+
+    if (!st->in_txn) {
+        log_error("protocol error: Commit without Begin", NULL);
+        return SESSION_FATAL;
+    }
+    ack_add_ops(st->acks, st->txn, st->txn_ops.n);
+    rc = flush_txn(st);
+    qop_list_clear(&st->txn_ops);
+    if (rc != 0)
+        return rc;
+    ack_commit(st->acks, st->txn, m->u.commit.end_lsn);
+    st->in_txn = false;
+    st->stats.txns++;
+    return 0;
+}
+
+/* One pgoutput message (the payload of a 'w'). */
+static int on_message(sync_state *st, const char *data, size_t len, lsn_t lsn)
+{
+    pgo_msg *m = st->msg;
+    char err[256];
+
+    if (pgo_decode(data, len, &st->opts, m, err, sizeof err) != 0) {
+        char l[LSN_BUFSZ];
+        log_error(err, "lsn", lsn_fmt(lsn, l), NULL);
+        return SESSION_FATAL;
+    }
+    switch (m->type) {
+    case PGO_BEGIN:
+        if (st->in_txn) {
+            log_error("protocol error: Begin inside a transaction", NULL);
+            return SESSION_FATAL;
+        }
+        st->in_txn = true;
+        st->txn = ack_begin(st->acks);
+        return 0;
+    case PGO_COMMIT:
+        return on_commit(st, m);
+    case PGO_RELATION:
+        return on_relation(st, m);
+    case PGO_TYPE:
+        relcache_put_type(st->rels, m);
+        return 0;
+    case PGO_INSERT:
+    case PGO_UPDATE:
+    case PGO_DELETE:
+        return on_change(st, m, lsn);
+    case PGO_TRUNCATE:
+        return on_truncate(st, m, lsn);
+    case PGO_ORIGIN:
+    case PGO_MESSAGE:
+        return 0;
+    default:
+        log_error("protocol error: unexpected message for proto_version 1 without streaming or two-phase", "type",
+                  pgo_msg_name(m->type), NULL);
+        return SESSION_FATAL;
+    }
+}
+
+static int on_copydata(sync_state *st, const char *data, size_t len)
+{
+    pgo_copydata cd;
+    char err[256];
+
+    if (pgo_decode_copydata(data, len, &cd, err, sizeof err) != 0) {
+        log_error(err, NULL);
+        return SESSION_FATAL;
+    }
+    if (cd.type == 'k') {
+        if (cd.wal_end > st->recv_lsn)
+            st->recv_lsn = cd.wal_end;
+        ack_keepalive(st->acks, cd.wal_end);
+        if (cd.reply_requested && send_status(st, false) != 0)
+            return SESSION_RETRY;
+        return 0;
+    }
+    /* 'w': Relation/Type messages carry 0/0; never require increase. */
+    if (cd.data_start > st->recv_lsn)
+        st->recv_lsn = cd.data_start;
+    return on_message(st, cd.payload, cd.payload_len, cd.data_start);
+}
+
+/* The CopyBoth loop of one connection. */
+static int stream(sync_state *st)
+{
+    char *copybuf = NULL;
+    char err[256];
+
+    for (;;) {
+        int r, rc;
+
+        if (*st->stop) {
+            if (st->in_txn)
+                log_info("stopping inside a transaction; it will be received again on restart", NULL);
+            if (send_status(st, false) != 0)
+                return SESSION_STOPPED;
+            if (repl_end_copy(st->conn, now_ms() + st->cfg->sync.shutdown_timeout_ms, err, sizeof err) != 0)
+                log_warn(err, NULL);
+            return SESSION_STOPPED;
+        }
+        if (maybe_send_status(st) != 0)
+            return SESSION_RETRY;
+
+        r = PQgetCopyData(st->conn, &copybuf, 1);
+        if (r == 0) {
+            int64_t wait = st->last_status_ms + st->cfg->source.status_interval_ms - now_ms();
+            struct pollfd pfd = {.fd = PQsocket(st->conn), .events = POLLIN};
+
+            if (pfd.fd < 0) {
+                log_error("invalid socket for the replication connection", NULL);
+                return SESSION_RETRY;
+            }
+            if (ack_confirmed(st->acks) != st->sent_flush && wait > ACK_SEND_MIN_GAP_MS)
+                wait = ACK_SEND_MIN_GAP_MS;
+            if (wait > 1000)
+                wait = 1000; /* bound the delay before a signal is noticed */
+            if (wait < 0)
+                wait = 0;
+            if (poll(&pfd, 1, (int)wait) < 0 && errno != EINTR) {
+                log_error("poll failed", "error", strerror(errno), NULL);
+                return SESSION_RETRY;
+            }
+            if ((pfd.revents & (POLLIN | POLLHUP | POLLERR)) && PQconsumeInput(st->conn) == 0) {
+                log_error("replication connection lost", "error", PQerrorMessage(st->conn), NULL);
+                return SESSION_RETRY;
+            }
+            continue;
+        }
+        if (r == -1) {
+            PGresult *res = PQgetResult(st->conn);
+            log_error("replication stream ended by the server", "error",
+                      res ? PQresultErrorMessage(res) : PQerrorMessage(st->conn), NULL);
+            PQclear(res);
+            return SESSION_RETRY;
+        }
+        if (r == -2) {
+            log_error("replication connection lost", "error", PQerrorMessage(st->conn), NULL);
+            return SESSION_RETRY;
+        }
+        rc = on_copydata(st, copybuf, (size_t)r);
+        PQfreemem(copybuf);
+        copybuf = NULL;
+        if (rc != 0)
+            return rc;
+    }
+}
+
+/* Refuses, before streaming, tables whose replica identity cannot work. */
+static int check_tables(sync_state *st)
+{
+    for (int i = 0; i < st->cfg->n_tables; i++) {
+        const table_cfg *t = &st->cfg->tables[i];
+        char *qual = xasprintf("%s.%s", t->schema, t->name);
+        char *lit = PQescapeLiteral(st->conn, qual, strlen(qual));
+        char *sql = xasprintf("SELECT c.relreplident FROM pg_catalog.pg_class c WHERE c.oid = "
+                              "pg_catalog.to_regclass(%s)",
+                              lit ? lit : "NULL");
+        PGresult *res = PQexec(st->conn, sql);
+        int rc = 0;
+
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+            log_error("cannot read pg_class", "table", qual, "error", PQresultErrorMessage(res), NULL);
+            rc = SESSION_RETRY;
+        } else if (PQntuples(res) == 0) {
+            log_error("configured table does not exist", "table", qual, "section", t->file, NULL);
+            rc = SESSION_CONFIG;
+        } else if (strcmp(PQgetvalue(res, 0, 0), "n") == 0) {
+            log_error("table has REPLICA IDENTITY NOTHING, so its deletes cannot be synced: ALTER TABLE ... "
+                      "REPLICA IDENTITY DEFAULT (with a primary key) or USING INDEX",
+                      "table", qual, NULL);
+            rc = SESSION_CONFIG;
+        }
+        PQclear(res);
+        PQfreemem(lit);
+        free(sql);
+        free(qual);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* Slot checks and creation (SPEC §5). */
+static int prepare_slot(sync_state *st)
+{
+    const p2q_config *cfg = st->cfg;
+    repl_slot slot;
+    char err[512], l[LSN_BUFSZ];
+
+    if (repl_get_slot(st->conn, cfg->source.slot, &slot, err, sizeof err) != 0) {
+        log_error(err, NULL);
+        return SESSION_RETRY;
+    }
+    if (slot.exists) {
+        if (strcmp(slot.slot_type, "logical") != 0 || strcmp(slot.plugin, "pgoutput") != 0) {
+            log_error("replication slot is not a logical pgoutput slot; drop it or choose another [source] slot",
+                      "slot", cfg->source.slot, "plugin", slot.plugin, NULL);
+            return SESSION_FATAL;
+        }
+        if (strcmp(slot.wal_status, "lost") == 0 || slot.invalidation[0]) {
+            log_error("replication slot is invalidated (WAL it needed was removed); the changes since are lost to "
+                      "it. Remedy: pg2qdrant slot drop, then start again with snapshot = initial (or run pg2qdrant "
+                      "snapshot) to rebuild the collections",
+                      "slot", cfg->source.slot, "wal_status", slot.wal_status, "invalidation_reason",
+                      slot.invalidation, NULL);
+            return SESSION_FATAL;
+        }
+        ack_seed(st->acks, slot.confirmed_flush);
+        log_info("using replication slot", "slot", cfg->source.slot, "confirmed_flush_lsn",
+                 lsn_fmt(slot.confirmed_flush, l), NULL);
+        return 0;
+    }
+    if (!cfg->source.create_slot) {
+        log_error("replication slot does not exist and [source] create_slot = false", "slot", cfg->source.slot, NULL);
+        return SESSION_FATAL;
+    }
+    if (cfg->sync.snapshot != SNAPSHOT_NEVER) {
+        log_error("the initial snapshot (sync.snapshot = initial|always) is not implemented in this version; set "
+                  "[sync] snapshot = never to stream changes from now on",
+                  "slot", cfg->source.slot, NULL);
+        return SESSION_CONFIG;
+    }
+    {
+        lsn_t at;
+        bool existed;
+        if (repl_create_slot(st->conn, cfg->source.slot, &at, &existed, err, sizeof err) != 0) {
+            log_error(err, NULL);
+            return SESSION_FATAL;
+        }
+        if (!existed)
+            log_info("replication slot created", "slot", cfg->source.slot, "consistent_point", lsn_fmt(at, l), NULL);
+    }
+    return 0;
+}
+
+/* One connection: connect, check, start, stream. */
+static int session(sync_state *st)
+{
+    const p2q_config *cfg = st->cfg;
+    repl_system sys;
+    char err[512], sqlstate[6], l[LSN_BUFSZ];
+    bool standby, created;
+    int rc;
+
+    st->streamed = false;
+    if (repl_connect(cfg->source.dsn, true, &st->conn, err, sizeof err) != 0 ||
+        repl_identify_system(st->conn, &sys, err, sizeof err) != 0) {
+        log_error(err, NULL);
+        return SESSION_RETRY;
+    }
+    if (repl_in_recovery(st->conn, &standby, err, sizeof err) != 0) {
+        log_error(err, NULL);
+        return SESSION_RETRY;
+    }
+    if (standby) {
+        log_info("connected to a standby; waiting for a promotion", "reason", "standby", NULL);
+        return SESSION_STANDBY;
+    }
+    if (!st->checked_tables) {
+        if ((rc = check_tables(st)) != 0)
+            return rc;
+        st->checked_tables = true;
+    }
+    if (repl_ensure_publication(st->conn, cfg, cfg->source.create_publication, &created, err, sizeof err) != 0) {
+        log_error(err, NULL);
+        return SESSION_CONFIG;
+    }
+    if (created)
+        log_info("publication created", "publication", cfg->source.publication, NULL);
+    if ((rc = prepare_slot(st)) != 0)
+        return rc;
+    if (repl_start(st->conn, cfg->source.slot, cfg->source.publication, LSN_INVALID, PROTO_VERSION, sqlstate, err,
+                   sizeof err) != 0) {
+        log_error(err, NULL);
+        /* 55006: the slot is active for another PID; 57P03: starting up. */
+        return strcmp(sqlstate, "55006") == 0 || strcmp(sqlstate, "57P03") == 0 ? SESSION_RETRY : SESSION_FATAL;
+    }
+    log_info("streaming started", "slot", cfg->source.slot, "publication", cfg->source.publication, "database",
+             sys.dbname, "server_wal_end", lsn_fmt(sys.xlogpos, l), NULL);
+    st->streamed = true;
+    st->last_status_ms = 0; /* first status update right away */
+    st->sent_flush = LSN_INVALID;
+    return stream(st);
+}
+
+static void end_session(sync_state *st)
+{
+    if (st->conn)
+        PQfinish(st->conn);
+    st->conn = NULL;
+    st->in_txn = false;
+    qop_list_clear(&st->txn_ops);
+    /* The server resends everything after the confirmed position. */
+    ack_reset_inflight(st->acks);
+    st->opts.in_stream = false;
+}
+
+int sync_run(const p2q_config *cfg, volatile sig_atomic_t *stop)
+{
+    sync_state st = {0};
+    int code = EXIT_FATAL, attempt = 0;
+    char l[LSN_BUFSZ];
+
+    st.cfg = cfg;
+    st.stop = stop;
+    st.rels = relcache_new(map_free);
+    st.acks = ack_new();
+    st.msg = xmalloc(sizeof(pgo_msg));
+    st.opts.proto_version = PROTO_VERSION;
+    buf_init(&st.body);
+    st.qd = qd_client_new(cfg->qdrant.url, cfg->qdrant.api_key, cfg->qdrant.timeout_ms);
+    if (!st.qd) {
+        log_error("cannot initialise the HTTP client", NULL);
+        goto cleanup;
+    }
+    if (cfg->sync.on_error == ON_ERROR_DEAD_LETTER) {
+        log_error("[sync] on_error = dead_letter is not implemented in this version; use on_error = stop", NULL);
+        code = EXIT_CONFIG;
+        goto cleanup;
+    }
+    srandom((unsigned)now_ms());
+
+    for (;;) {
+        int rc = session(&st);
+        end_session(&st);
+        if (rc == SESSION_STOPPED) {
+            code = EXIT_OK;
+            break;
+        }
+        if (rc == SESSION_FATAL || rc == SESSION_CONFIG) {
+            code = rc == SESSION_FATAL ? EXIT_FATAL : EXIT_CONFIG;
+            break;
+        }
+        if (*stop) {
+            code = EXIT_OK;
+            break;
+        }
+        if (st.streamed)
+            attempt = 0; /* the connection worked for a while: start the backoff over */
+        {
+            int64_t wait = rc == SESSION_STANDBY ? STANDBY_RECHECK_MS : backoff_ms(attempt++);
+            char ms[32];
+            snprintf(ms, sizeof ms, "%lld", (long long)wait);
+            log_info("reconnecting", "in_ms", ms, NULL);
+            sleep_interruptible(&st, wait);
+        }
+        if (*stop) {
+            code = EXIT_OK;
+            break;
+        }
+    }
+    {
+        char c[4][24];
+        snprintf(c[0], sizeof c[0], "%llu", (unsigned long long)st.stats.changes);
+        snprintf(c[1], sizeof c[1], "%llu", (unsigned long long)st.stats.txns);
+        snprintf(c[2], sizeof c[2], "%llu", (unsigned long long)st.stats.batches);
+        snprintf(c[3], sizeof c[3], "%llu", (unsigned long long)st.stats.skipped);
+        log_info("stopped", "confirmed_lsn", lsn_fmt(ack_confirmed(st.acks), l), "changes", c[0], "transactions",
+                 c[1], "batches", c[2], "skipped_changes", c[3], NULL);
+    }
+
+cleanup:
+    qd_client_free(st.qd);
+    relcache_free(st.rels);
+    ack_free(st.acks);
+    free(st.msg);
+    qop_list_free(&st.txn_ops);
+    buf_free(&st.body);
+    return code;
+}

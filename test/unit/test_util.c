@@ -1,1 +1,85 @@
-int main(void) { return 0; }
+/*
+ * test_util.c — the buffer's JSON string escaping and LSN text forms.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <string.h>
+#include <stdlib.h>
+
+#include "lsn.h"
+#include "util.h"
+
+static void test_json_str_escapes(void **state)
+{
+    buf b;
+    const char in[] = "a\"b\\c\nd\te\x01\x1f\x7f\xc3\xa9";
+
+    buf_init(&b);
+    buf_json_str(&b, in, sizeof in - 1);
+    /* Like Python's json.dumps(ensure_ascii=False): DEL and UTF-8 pass through. */
+    assert_string_equal(b.data, "\"a\\\"b\\\\c\\nd\\te\\u0001\\u001f\x7f\xc3\xa9\"");
+    buf_free(&b);
+}
+
+static void test_json_str_embedded_nul_and_empty(void **state)
+{
+    buf b;
+
+    buf_init(&b);
+    buf_json_str(&b, "x\0y", 3);
+    assert_string_equal(b.data, "\"x\\u0000y\"");
+    buf_reset(&b);
+    buf_json_str(&b, "", 0);
+    assert_string_equal(b.data, "\"\"");
+    buf_free(&b);
+}
+
+static void test_buf_growth_and_steal(void **state)
+{
+    buf b;
+    char *s;
+
+    buf_init(&b);
+    for (int i = 0; i < 10000; i++)
+        buf_printf(&b, "%d,", i % 10);
+    assert_int_equal(b.len, 20000);
+    assert_int_equal(strlen(b.data), 20000);
+    s = buf_steal(&b);
+    assert_null(b.data);
+    assert_int_equal(b.len, 0);
+    assert_memory_equal(s, "0,1,2,", 6);
+    free(s);
+    s = buf_steal(&b); /* empty buffer: an empty string, never NULL */
+    assert_string_equal(s, "");
+    free(s);
+}
+
+static void test_lsn_roundtrip(void **state)
+{
+    char out[LSN_BUFSZ];
+    lsn_t l;
+
+    assert_string_equal(lsn_fmt(0x16B3748ULL, out), "0/16B3748");
+    assert_string_equal(lsn_fmt(0xFFFFFFFF00000001ULL, out), "FFFFFFFF/1");
+    assert_int_equal(lsn_parse("0/16B3748", &l), 0);
+    assert_int_equal(l, 0x16B3748ULL);
+    assert_int_equal(lsn_parse("1A/0000FF00", &l), 0); /* zero-padded low half (PG 19 style) */
+    assert_int_equal(l, (0x1AULL << 32) | 0xFF00);
+    assert_int_equal(lsn_parse("16B3748", &l), -1);
+    assert_int_equal(lsn_parse("0/16B3748x", &l), -1);
+    assert_int_equal(lsn_parse("", &l), -1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_json_str_escapes),
+        cmocka_unit_test(test_json_str_embedded_nul_and_empty),
+        cmocka_unit_test(test_buf_growth_and_steal),
+        cmocka_unit_test(test_lsn_roundtrip),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

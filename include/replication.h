@@ -1,0 +1,91 @@
+/*
+ * replication.h — the PostgreSQL side: a replication=database connection,
+ * slot and publication management, START_REPLICATION and the CopyBoth
+ * messages we send (PROTOCOL.md §1.1–1.2).
+ *
+ * Every function returns 0 on success or -1 with a one-line message in err
+ * (never containing a password); a failure is logged by the caller.
+ */
+#ifndef P2Q_REPLICATION_H
+#define P2Q_REPLICATION_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "lsn.h"
+
+/* Session settings the text forms of SPEC §3 rely on (sent as options). */
+#define REPL_SESSION_OPTIONS                                                                                  \
+    "-c datestyle=ISO,MDY -c timezone=UTC -c intervalstyle=postgres -c extra_float_digits=3 "            \
+    "-c bytea_output=hex"
+
+/*
+ * Opens a connection from dsn (conninfo or URI; libpq's PG* variables apply)
+ * with application_name pg2qdrant unless the dsn sets one, the
+ * REPL_SESSION_OPTIONS appended to any options of the dsn, and, when
+ * replication is true, replication=database.  *out is owned by the caller
+ * (PQfinish), NULL on failure.
+ */
+int repl_connect(const char *dsn, bool replication, PGconn **out, char *err, size_t errlen);
+
+typedef struct repl_system {
+    char systemid[32];
+    int timeline;
+    lsn_t xlogpos;
+    char dbname[128];
+} repl_system;
+
+/* IDENTIFY_SYSTEM; refuses a connection that is not database-specific. */
+int repl_identify_system(PGconn *conn, repl_system *out, char *err, size_t errlen);
+
+/* true when the server is a standby (pg_is_in_recovery()). */
+int repl_in_recovery(PGconn *conn, bool *out, char *err, size_t errlen);
+
+typedef struct repl_slot {
+    bool exists;
+    char plugin[64];
+    char slot_type[16];
+    char database[128];
+    lsn_t confirmed_flush;
+    bool active;
+    int active_pid;
+    char wal_status[32];   /* "" when the server has no such column */
+    char invalidation[64]; /* invalidation_reason (PG17+) or "conflicting" (PG16), "" when none */
+} repl_slot;
+
+/* Reads pg_replication_slots for slot (any server version from 10 on). */
+int repl_get_slot(PGconn *conn, const char *slot, repl_slot *out, char *err, size_t errlen);
+
+/* CREATE_REPLICATION_SLOT "slot" LOGICAL pgoutput NOEXPORT_SNAPSHOT.
+ * *already_existed is set (and 0 returned) on SQLSTATE 42710. */
+int repl_create_slot(PGconn *conn, const char *slot, lsn_t *consistent_point, bool *already_existed, char *err,
+                     size_t errlen);
+
+/* Checks the publication exists; when it does not and create is true,
+ * creates it FOR TABLE every configured table.  *created tells which. */
+int repl_ensure_publication(PGconn *conn, const p2q_config *cfg, bool create, bool *created, char *err,
+                            size_t errlen);
+
+/* START_REPLICATION SLOT "slot" LOGICAL start (proto_version, publication_names).
+ * On failure *sqlstate (6 chars + NUL) tells why: "55006" = slot active
+ * for another PID (retry), others fatal or retryable per the caller. */
+int repl_start(PGconn *conn, const char *slot, const char *publication, lsn_t start, int proto_version,
+               char sqlstate[6], char *err, size_t errlen);
+
+/* Sends a standby status update 'r' and flushes. */
+int repl_send_status(PGconn *conn, lsn_t write, lsn_t flush, lsn_t apply, bool reply_requested, char *err,
+                     size_t errlen);
+
+/* Ends CopyBoth cleanly: PQputCopyEnd, drain CopyData until the server's
+ * CopyDone (giving up at deadline_ms, a now_ms() value), then expects
+ * CommandComplete. */
+int repl_end_copy(PGconn *conn, int64_t deadline_ms, char *err, size_t errlen);
+
+/* Double-quotes an identifier for replication commands (which do not
+ * accept parameters).  Caller frees. */
+char *repl_quote_ident(const char *s);
+
+#endif

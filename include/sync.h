@@ -1,0 +1,29 @@
+/*
+ * sync.h — `pg2qdrant run`: the replication loop that turns a logical slot
+ * into Qdrant writes.
+ *
+ * One thread, one poll over the PostgreSQL socket with a deadline for the
+ * next forced status update, PQgetCopyData, dispatch on the first byte
+ * (pg_recvlogical's shape).  Each transaction's operations are sent when its
+ * Commit arrives; the position confirmed to PostgreSQL is the end_lsn of the
+ * newest transaction that Qdrant acknowledged along with everything before
+ * it (ack_tracker.h).
+ */
+#ifndef P2Q_SYNC_H
+#define P2Q_SYNC_H
+
+#include <signal.h>
+
+#include "config.h"
+
+/* Exit codes of SPEC §1. */
+enum { EXIT_OK = 0, EXIT_FATAL = 1, EXIT_CONFIG = 2 };
+
+/*
+ * Streams until *stop becomes non-zero (set by the SIGTERM/SIGINT handler)
+ * or a fatal error.  Reconnects with capped backoff when the connection
+ * drops.  Returns the process exit code; the error is logged here.
+ */
+int sync_run(const p2q_config *cfg, volatile sig_atomic_t *stop);
+
+#endif
