@@ -43,13 +43,14 @@ relcache *relcache_new(void (*free_map)(struct table_map *));
 void relcache_free(relcache *rc);
 
 /* Copies a decoded Relation message (m->type == 'R') into the cache,
- * replacing (and freeing) any entry with the same relid.  *replaced is set
+ * replacing (and freeing, map included) any entry with the same relid, so
+ * pointers to the old entry become invalid.  *replaced (may be NULL) is set
  * when an entry existed.  Returns the new entry (owned by the cache). */
 rel_entry *relcache_put(relcache *rc, const pgo_msg *m, bool *replaced);
 /* NULL when unknown. */
 rel_entry *relcache_get(const relcache *rc, uint32_t relid);
 
-/* Type messages: user-defined type OID -> "nsp.name".  Replaces. */
+/* Type messages: user-defined type OID -> bare type name.  Replaces. */
 void relcache_put_type(relcache *rc, const pgo_msg *m);
 /* The bare type name ("vector", "halfvec", "sparsevec", "mood", "_mood")
  * for a user-defined type seen in a Type message, else NULL. */

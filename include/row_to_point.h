@@ -73,4 +73,7 @@ void map_point_id(int nkeys, const uint32_t *key_typids, const char *const *key_
  * writes 36 chars + NUL into out. */
 void uuid5(const unsigned char ns[16], const char *name, size_t len, char out[37]);
 
+/* SHA-1 (FIPS 180-4) of data[0..len) into out (used by uuid5). */
+void sha1(const void *data, size_t len, unsigned char out[20]);
+
 #endif
