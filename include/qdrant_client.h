@@ -38,11 +38,16 @@ void qd_result_clear(qd_result *r);
 qd_client *qd_client_new(const char *url, const char *api_key, int64_t timeout_ms);
 void qd_client_free(qd_client *c);
 
+/* Number of connections the client has opened so far (1 while the
+ * kept-alive connection is reused); for metrics and tests. */
+long qd_client_connections(const qd_client *c);
+
 /*
  * One request.  path_query starts with '/' (e.g.
  * "/collections/x/points/batch?wait=true"); body may be NULL.
  * Returns 0 when Qdrant answered 2xx with status "ok", else -1 with
- * res->http_status / curl_code / error describing why.
+ * res->http_status / curl_code / error describing why.  *res is
+ * overwritten (not freed): qd_result_clear a previous result first.
  */
 int qd_request(qd_client *c, const char *method, const char *path_query, const char *body, size_t body_len,
                qd_result *res);

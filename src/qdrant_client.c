@@ -1,1 +1,449 @@
-/* placeholder: being written */
+/*
+ * qdrant_client.c — Qdrant's REST API over one reused libcurl easy handle.
+ *
+ * Every request goes through client_perform(): it resets the per-request
+ * state, lets curl reuse the kept-alive connection, collects the body and
+ * the Retry-After header, then envelope_parse() turns the answer into a
+ * qd_result.  Nothing here logs; callers describe failures with
+ * qd_result_describe().
+ *
+ * The API key lives only in the header list handed to curl.  Error texts
+ * come from Qdrant's body or from curl's error buffer, neither of which
+ * echoes request headers, so the key cannot reach qd_result.error.
+ *
+ * Retry-After: the delta-seconds form ("Retry-After: 2") is used as is; the
+ * HTTP-date form is converted with curl_getdate() into seconds from now
+ * (0 when already past).  An unparsable value counts as absent (-1).
+ *
+ * A kept-alive connection that the server closed before answering (its
+ * idle timeout racing our request) is re-dialled once by curl itself and
+ * the request re-sent; a failure after that is a transport error.
+ */
+#include "qdrant_client.h"
+
+#include "util.h"
+
+#include <ctype.h>
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+/* Bytes of a non-JSON body copied into qd_result.error. */
+#define QD_BODY_EXCERPT 200
+/* Upper bound of the TCP/TLS connect phase. */
+#define QD_MAX_CONNECT_MS 10000
+
+struct qd_client {
+    CURL *curl;
+    char *base_url;              /* without trailing '/' */
+    struct curl_slist *headers;  /* Content-Type, Expect, api-key */
+    buf url;                     /* scratch: base_url + path_query */
+    buf body;                    /* response body of the current request */
+    double retry_after;          /* from the current response's headers */
+    long connects;               /* connections opened so far */
+    char errbuf[CURL_ERROR_SIZE];
+};
+
+void qd_result_clear(qd_result *r)
+{
+    json_decref(r->result);
+    r->result = NULL;
+}
+
+static void result_init(qd_result *r)
+{
+    memset(r, 0, sizeof *r);
+    r->retry_after = -1;
+}
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
+{
+    qd_client *c = userdata;
+    buf_append(&c->body, data, size * nmemb);
+    return size * nmemb;
+}
+
+/* Value of a Retry-After header in seconds, or -1 when unparsable. */
+static double retry_after_parse(const char *v, size_t n)
+{
+    char tmp[128];
+    char *end = NULL;
+    long secs;
+    time_t when;
+
+    while (n > 0 && isspace((unsigned char)v[n - 1]))
+        n--;
+    while (n > 0 && isspace((unsigned char)*v)) {
+        v++;
+        n--;
+    }
+    if (n == 0 || n >= sizeof tmp)
+        return -1;
+    memcpy(tmp, v, n);
+    tmp[n] = '\0';
+    if (isdigit((unsigned char)tmp[0])) {
+        secs = strtol(tmp, &end, 10);
+        return *end == '\0' && secs >= 0 ? (double)secs : -1;
+    }
+    when = curl_getdate(tmp, NULL);
+    if (when == -1)
+        return -1;
+    return when > time(NULL) ? difftime(when, time(NULL)) : 0;
+}
+
+static size_t on_header(char *data, size_t size, size_t nmemb, void *userdata)
+{
+    static const char name[] = "retry-after:";
+    qd_client *c = userdata;
+    size_t n = size * nmemb;
+
+    /* A new status line starts a new response (after 100 Continue or an
+     * auth round trip): only the final response's header counts. */
+    if (n >= 5 && memcmp(data, "HTTP/", 5) == 0)
+        c->retry_after = -1;
+    else if (n > sizeof name - 1 && strncasecmp(data, name, sizeof name - 1) == 0)
+        c->retry_after = retry_after_parse(data + sizeof name - 1, n - (sizeof name - 1));
+    return n;
+}
+
+/* Copies up to QD_BODY_EXCERPT bytes of a non-envelope body into out,
+ * control characters flattened to spaces, surrounding space trimmed. */
+static void body_excerpt(const char *body, size_t len, char *out, size_t outlen)
+{
+    size_t n = len < QD_BODY_EXCERPT ? len : QD_BODY_EXCERPT;
+    size_t i;
+
+    if (n >= outlen)
+        n = outlen - 1;
+    while (n > 0 && isspace((unsigned char)*body)) {
+        body++;
+        n--;
+    }
+    while (n > 0 && isspace((unsigned char)body[n - 1]))
+        n--;
+    for (i = 0; i < n; i++)
+        out[i] = iscntrl((unsigned char)body[i]) ? ' ' : body[i];
+    out[n] = '\0';
+}
+
+/*
+ * Interprets the response in c->body for res->http_status.  Returns 0 on a
+ * 2xx "ok" envelope (res->result set), else -1 with res->error set.
+ * *enveloped tells whether the body was a Qdrant error envelope.
+ */
+static int envelope_parse(qd_client *c, qd_result *res, bool *enveloped)
+{
+    json_t *root = NULL;
+    json_t *status;
+    json_t *err;
+    int rc = -1;
+
+    *enveloped = false;
+    root = json_loadb(c->body.data ? c->body.data : "", c->body.len, 0, NULL);
+    status = json_is_object(root) ? json_object_get(root, "status") : NULL;
+    if (res->http_status >= 200 && res->http_status < 300) {
+        if (json_is_string(status) && strcmp(json_string_value(status), "ok") == 0) {
+            res->result = json_incref(json_object_get(root, "result"));
+            rc = 0;
+            goto cleanup;
+        }
+    } else if (json_is_object(status) && json_is_string(err = json_object_get(status, "error"))) {
+        *enveloped = true;
+        snprintf(res->error, sizeof res->error, "%s", json_string_value(err));
+        goto cleanup;
+    }
+    if (c->body.len == 0)
+        snprintf(res->error, sizeof res->error, "HTTP %ld with empty body", res->http_status);
+    else
+        body_excerpt(c->body.data, c->body.len, res->error, sizeof res->error);
+cleanup:
+    json_decref(root);
+    return rc;
+}
+
+/*
+ * TLS settings.  Verification of the peer and host name is always on; the
+ * CA bundle is curl's default.  Options for a custom CA file/path and client
+ * certificates belong here when the configuration grows them.
+ */
+static int client_setup_tls(qd_client *c)
+{
+    if (curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYPEER, 1L) != CURLE_OK ||
+        curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYHOST, 2L) != CURLE_OK)
+        return -1;
+    return 0;
+}
+
+/* Options that stay the same for every request of the client. */
+static int client_setup(qd_client *c, int64_t timeout_ms)
+{
+    long connect_ms = QD_MAX_CONNECT_MS;
+
+    if (timeout_ms > 0 && timeout_ms < connect_ms)
+        connect_ms = (long)timeout_ms;
+    if (curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
+        curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, (long)(timeout_ms > 0 ? timeout_ms : 0)) != CURLE_OK ||
+        curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT_MS, connect_ms) != CURLE_OK ||
+        curl_easy_setopt(c->curl, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK ||
+        curl_easy_setopt(c->curl, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK ||
+        curl_easy_setopt(c->curl, CURLOPT_TCP_KEEPALIVE, 1L) != CURLE_OK ||
+        curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, c->headers) != CURLE_OK ||
+        curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, c->errbuf) != CURLE_OK ||
+        curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_body) != CURLE_OK ||
+        curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, c) != CURLE_OK ||
+        curl_easy_setopt(c->curl, CURLOPT_HEADERFUNCTION, on_header) != CURLE_OK ||
+        curl_easy_setopt(c->curl, CURLOPT_HEADERDATA, c) != CURLE_OK)
+        return -1;
+    return client_setup_tls(c);
+}
+
+qd_client *qd_client_new(const char *url, const char *api_key, int64_t timeout_ms)
+{
+    qd_client *c = xcalloc(1, sizeof *c);
+    size_t n = strlen(url);
+    struct curl_slist *h;
+    char *key_header = NULL;
+
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        free(c);
+        return NULL;
+    }
+    while (n > 0 && url[n - 1] == '/')
+        n--;
+    c->base_url = xstrndup(url, n);
+    buf_init(&c->url);
+    buf_init(&c->body);
+    c->retry_after = -1;
+    c->curl = curl_easy_init();
+    if (!c->curl)
+        goto fail;
+    /* An empty "Expect:" stops curl from waiting for 100-continue on large bodies. */
+    c->headers = curl_slist_append(NULL, "Content-Type: application/json");
+    h = c->headers ? curl_slist_append(c->headers, "Expect:") : NULL;
+    if (!h)
+        goto fail;
+    if (api_key && *api_key) {
+        key_header = xasprintf("api-key: %s", api_key);
+        h = curl_slist_append(c->headers, key_header);
+        free(key_header);
+        if (!h)
+            goto fail;
+    }
+    if (client_setup(c, timeout_ms) != 0)
+        goto fail;
+    return c;
+fail:
+    qd_client_free(c);
+    return NULL;
+}
+
+void qd_client_free(qd_client *c)
+{
+    if (!c)
+        return;
+    if (c->curl)
+        curl_easy_cleanup(c->curl);
+    curl_slist_free_all(c->headers);
+    free(c->base_url);
+    buf_free(&c->url);
+    buf_free(&c->body);
+    free(c);
+    curl_global_cleanup();
+}
+
+long qd_client_connections(const qd_client *c)
+{
+    return c->connects;
+}
+
+/* Sets the method and body for this request (the handle keeps options). */
+static int request_method(qd_client *c, const char *method, const char *body, size_t body_len)
+{
+    bool has_body = body != NULL || strcmp(method, "GET") != 0;
+
+    if (!has_body)
+        return curl_easy_setopt(c->curl, CURLOPT_HTTPGET, 1L) == CURLE_OK &&
+                       curl_easy_setopt(c->curl, CURLOPT_CUSTOMREQUEST, NULL) == CURLE_OK
+                   ? 0
+                   : -1;
+    /* POSTFIELDS with an explicit size sends Content-Length (0 for no body);
+     * CUSTOMREQUEST turns the POST into PUT/DELETE/... */
+    if (curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(body ? body_len : 0)) != CURLE_OK ||
+        curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, body ? body : "") != CURLE_OK ||
+        curl_easy_setopt(c->curl, CURLOPT_CUSTOMREQUEST, strcmp(method, "POST") == 0 ? NULL : method) !=
+            CURLE_OK)
+        return -1;
+    return 0;
+}
+
+/* Performs one exchange and parses it; see qd_request. */
+static int client_perform(qd_client *c, const char *method, const char *path_query, const char *body,
+                          size_t body_len, qd_result *res, bool *enveloped)
+{
+    CURLcode code;
+    long connects = 0;
+    int64_t start = now_ms();
+
+    result_init(res);
+    *enveloped = false;
+    buf_reset(&c->url);
+    buf_puts(&c->url, c->base_url);
+    buf_puts(&c->url, path_query);
+    buf_reset(&c->body);
+    c->errbuf[0] = '\0';
+    c->retry_after = -1;
+    if (curl_easy_setopt(c->curl, CURLOPT_URL, c->url.data) != CURLE_OK ||
+        request_method(c, method, body, body_len) != 0) {
+        snprintf(res->error, sizeof res->error, "cannot set up the request to %s", path_query);
+        res->curl_code = CURLE_FAILED_INIT;
+        return -1;
+    }
+    code = curl_easy_perform(c->curl);
+    res->elapsed = (double)(now_ms() - start) / 1000.0;
+    if (curl_easy_getinfo(c->curl, CURLINFO_NUM_CONNECTS, &connects) == CURLE_OK)
+        c->connects += connects;
+    if (code != CURLE_OK) {
+        res->curl_code = (int)code;
+        snprintf(res->error, sizeof res->error, "%s", c->errbuf[0] ? c->errbuf : curl_easy_strerror(code));
+        return -1;
+    }
+    curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &res->http_status);
+    res->retry_after = c->retry_after;
+    return envelope_parse(c, res, enveloped);
+}
+
+int qd_request(qd_client *c, const char *method, const char *path_query, const char *body, size_t body_len,
+               qd_result *res)
+{
+    bool enveloped;
+    return client_perform(c, method, path_query, body, body_len, res, &enveloped);
+}
+
+/* "/collections/<escaped name><suffix>"; caller frees.  NULL if curl
+ * cannot escape (out of memory). */
+static char *collection_path(qd_client *c, const char *collection, const char *suffix)
+{
+    char *esc = curl_easy_escape(c->curl, collection, 0);
+    char *path;
+
+    if (!esc)
+        return NULL;
+    path = xasprintf("/collections/%s%s", esc, suffix);
+    curl_free(esc);
+    return path;
+}
+
+int qd_post_batch(qd_client *c, const char *collection, const char *body, size_t body_len, qd_result *res)
+{
+    char *path = collection_path(c, collection, "/points/batch?wait=true");
+    bool enveloped;
+    int rc;
+
+    if (!path) {
+        result_init(res);
+        res->curl_code = CURLE_OUT_OF_MEMORY;
+        snprintf(res->error, sizeof res->error, "cannot URL-encode the collection name");
+        return -1;
+    }
+    rc = client_perform(c, "POST", path, body, body_len, res, &enveloped);
+    free(path);
+    return rc;
+}
+
+/* Appends one entry to info->vectors. */
+static void info_add(qd_collection_info *info, const char *name, int64_t size, bool sparse)
+{
+    qd_vector_param *v;
+
+    info->vectors = xrealloc(info->vectors, (size_t)(info->n_vectors + 1) * sizeof *info->vectors);
+    v = &info->vectors[info->n_vectors++];
+    v->name = xstrdup(name);
+    v->size = size;
+    v->sparse = sparse;
+}
+
+/* Reads config.params.vectors / sparse_vectors of a CollectionInfo. */
+static int info_parse(const json_t *result, qd_collection_info *info)
+{
+    json_t *params = json_object_get(json_object_get(result, "config"), "params");
+    json_t *vectors = json_object_get(params, "vectors");
+    json_t *sparse = json_object_get(params, "sparse_vectors");
+    json_t *size;
+    json_t *v;
+    const char *name;
+
+    if (!json_is_object(params))
+        return -1;
+    size = json_object_get(vectors, "size");
+    if (json_is_integer(size)) {
+        info_add(info, "", json_integer_value(size), false);
+    } else if (json_is_object(vectors)) {
+        json_object_foreach(vectors, name, v) {
+            size = json_object_get(v, "size");
+            if (!json_is_integer(size))
+                return -1;
+            info_add(info, name, json_integer_value(size), false);
+        }
+    } else if (vectors && !json_is_null(vectors)) {
+        return -1;
+    }
+    if (json_is_object(sparse)) {
+        json_object_foreach(sparse, name, v) {
+            info_add(info, name, 0, true);
+        }
+    }
+    return 0;
+}
+
+int qd_get_collection(qd_client *c, const char *collection, qd_collection_info *info, qd_result *res)
+{
+    char *path = collection_path(c, collection, "");
+    bool enveloped = false;
+    int rc = -1;
+
+    memset(info, 0, sizeof *info);
+    if (!path) {
+        result_init(res);
+        res->curl_code = CURLE_OUT_OF_MEMORY;
+        snprintf(res->error, sizeof res->error, "cannot URL-encode the collection name");
+        goto cleanup;
+    }
+    if (client_perform(c, "GET", path, NULL, 0, res, &enveloped) != 0) {
+        /* Only Qdrant's own "Not found" envelope means a missing collection;
+         * an empty 404 comes from a wrong base URL. */
+        if (res->http_status == 404 && enveloped)
+            rc = 0;
+        goto cleanup;
+    }
+    info->exists = true;
+    if (info_parse(res->result, info) != 0) {
+        qd_collection_info_free(info);
+        snprintf(res->error, sizeof res->error, "unexpected collection info for '%s': no config.params.vectors",
+                 collection);
+        goto cleanup;
+    }
+    rc = 0;
+cleanup:
+    free(path);
+    return rc;
+}
+
+void qd_collection_info_free(qd_collection_info *info)
+{
+    for (int i = 0; i < info->n_vectors; i++)
+        free(info->vectors[i].name);
+    free(info->vectors);
+    memset(info, 0, sizeof *info);
+}
+
+const char *qd_result_describe(const qd_result *r, char *out, size_t outlen)
+{
+    if (r->http_status == 0)
+        snprintf(out, outlen, "%s (curl %d)", r->error[0] ? r->error : "no response", r->curl_code);
+    else
+        snprintf(out, outlen, "HTTP %ld: %s", r->http_status, r->error);
+    return out;
+}

@@ -1,1 +1,569 @@
-int main(void) { return 0; }
+/*
+ * test_qdrant_client.c — the REST client against the project's Qdrant test
+ * server (QDRANT_TEST_SERVER), started per group on a free port.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "qdrant_client.h"
+#include "util.h"
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define API_KEY "s3cret-key-123"
+
+typedef struct server {
+    pid_t pid;
+    char dir[64];
+    char port_file[96];
+    char url[64];
+} server;
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Reads the port the server wrote; 0 while the file is not there yet. */
+static int read_port(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    int port = 0;
+
+    if (!f)
+        return 0;
+    if (fscanf(f, "%d", &port) != 1)
+        port = 0;
+    fclose(f);
+    return port;
+}
+
+static int server_start(void **state, const char *api_key)
+{
+    server *s = xcalloc(1, sizeof *s);
+    int port = 0;
+    int status;
+
+    snprintf(s->dir, sizeof s->dir, "/tmp/p2q-qdc-XXXXXX");
+    if (!mkdtemp(s->dir)) {
+        free(s);
+        return -1;
+    }
+    snprintf(s->port_file, sizeof s->port_file, "%s/port", s->dir);
+    s->pid = fork();
+    if (s->pid < 0)
+        goto fail;
+    if (s->pid == 0) {
+        if (api_key)
+            execl(QDRANT_TEST_SERVER, QDRANT_TEST_SERVER, "--host", "127.0.0.1", "--port", "0", "--port-file",
+                  s->port_file, "--api-key", api_key, (char *)NULL);
+        else
+            execl(QDRANT_TEST_SERVER, QDRANT_TEST_SERVER, "--host", "127.0.0.1", "--port", "0", "--port-file",
+                  s->port_file, (char *)NULL);
+        perror("exec " QDRANT_TEST_SERVER);
+        _exit(127);
+    }
+    for (int i = 0; i < 500 && port == 0; i++) {
+        if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
+            fprintf(stderr, "qdrant_test_server exited early (status %d)\n", status);
+            s->pid = 0;
+            goto fail;
+        }
+        sleep_ms(20);
+        port = read_port(s->port_file);
+    }
+    if (port == 0) {
+        fprintf(stderr, "qdrant_test_server did not write %s\n", s->port_file);
+        goto fail;
+    }
+    snprintf(s->url, sizeof s->url, "http://127.0.0.1:%d", port);
+    *state = s;
+    return 0;
+fail:
+    if (s->pid > 0) {
+        kill(s->pid, SIGKILL);
+        waitpid(s->pid, NULL, 0);
+    }
+    unlink(s->port_file);
+    rmdir(s->dir);
+    free(s);
+    return -1;
+}
+
+static int server_stop(void **state)
+{
+    server *s = *state;
+    int status = 0;
+
+    if (!s)
+        return 0;
+    kill(s->pid, SIGTERM);
+    waitpid(s->pid, &status, 0);
+    unlink(s->port_file);
+    rmdir(s->dir);
+    free(s);
+    *state = NULL;
+    return 0;
+}
+
+static int open_group_setup(void **state)
+{
+    return server_start(state, NULL);
+}
+
+static int auth_group_setup(void **state)
+{
+    return server_start(state, API_KEY);
+}
+
+/* POSTs to the server's control API (needs no key) and expects 200. */
+static void control(const server *s, const char *path, const char *body)
+{
+    qd_client *c = qd_client_new(s->url, NULL, 5000);
+    qd_result r;
+
+    assert_non_null(c);
+    qd_request(c, "POST", path, body, body ? strlen(body) : 0, &r);
+    assert_int_equal(r.http_status, 200);
+    qd_result_clear(&r);
+    qd_client_free(c);
+}
+
+static int reset_server(void **state)
+{
+    control(*state, "/__test/reset", NULL);
+    return 0;
+}
+
+/* PUT /collections/<name> with body; asserts success. */
+static void create_collection(qd_client *c, const char *name, const char *body)
+{
+    char path[256];
+    qd_result r;
+    char desc[600];
+
+    snprintf(path, sizeof path, "/collections/%s", name);
+    if (qd_request(c, "PUT", path, body, strlen(body), &r) != 0)
+        fail_msg("create %s: %s", name, qd_result_describe(&r, desc, sizeof desc));
+    assert_true(json_is_true(r.result));
+    qd_result_clear(&r);
+}
+
+static qd_client *client_for(const server *s, const char *key, int64_t timeout_ms)
+{
+    qd_client *c = qd_client_new(s->url, key, timeout_ms);
+    assert_non_null(c);
+    return c;
+}
+
+static const char BATCH4[] = "{\"operations\":["
+                             "{\"upsert\":{\"points\":[{\"id\":1,\"vector\":[1,2,3,4],\"payload\":{\"a\":1}}]}},"
+                             "{\"upsert\":{\"points\":[{\"id\":2,\"vector\":[5,6,7,8],\"payload\":null}]}},"
+                             "{\"delete\":{\"points\":[2]}}]}";
+static const char BATCH3D[] = "{\"operations\":[{\"upsert\":{\"points\":[{\"id\":1,\"vector\":[1,2,3]}]}}]}";
+
+static void test_create_collection(void **state)
+{
+    server *s = *state;
+    qd_client *c = client_for(s, NULL, 5000);
+    const char *body = "{\"vectors\":{\"size\":4,\"distance\":\"Cosine\"}}";
+    qd_result r;
+
+    create_collection(c, "created", body);
+    /* Creating it again is a deterministic 409 with Qdrant's message. */
+    assert_int_equal(qd_request(c, "PUT", "/collections/created", body, strlen(body), &r), -1);
+    assert_int_equal(r.http_status, 409);
+    assert_int_equal(r.curl_code, 0);
+    assert_non_null(strstr(r.error, "already exists"));
+    assert_null(r.result);
+    qd_result_clear(&r);
+    qd_client_free(c);
+}
+
+static void test_batch_success(void **state)
+{
+    qd_client *c = client_for(*state, NULL, 5000);
+    qd_result r;
+
+    create_collection(c, "batch_ok", "{\"vectors\":{\"size\":4,\"distance\":\"Dot\"}}");
+    assert_int_equal(qd_post_batch(c, "batch_ok", BATCH4, strlen(BATCH4), &r), 0);
+    assert_int_equal(r.http_status, 200);
+    assert_true(json_is_array(r.result));
+    assert_int_equal(json_array_size(r.result), 3);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(r.result, 0), "status")), "completed");
+    assert_true(r.retry_after < 0);
+    qd_result_clear(&r);
+    qd_client_free(c);
+}
+
+static void test_wrong_dimension_error_text(void **state)
+{
+    qd_client *c = client_for(*state, NULL, 5000);
+    qd_result r;
+    char desc[600];
+
+    create_collection(c, "dim4", "{\"vectors\":{\"size\":4,\"distance\":\"Dot\"}}");
+    assert_int_equal(qd_post_batch(c, "dim4", BATCH3D, strlen(BATCH3D), &r), -1);
+    assert_int_equal(r.http_status, 400);
+    assert_non_null(strstr(r.error, "Vector dimension error"));
+    qd_result_describe(&r, desc, sizeof desc);
+    assert_true(strncmp(desc, "HTTP 400: Wrong input: ", 23) == 0);
+    qd_result_clear(&r);
+    qd_client_free(c);
+}
+
+static void test_missing_collection_error_text(void **state)
+{
+    qd_client *c = client_for(*state, NULL, 5000);
+    qd_result r;
+
+    assert_int_equal(qd_post_batch(c, "nosuch", BATCH4, strlen(BATCH4), &r), -1);
+    assert_int_equal(r.http_status, 404);
+    assert_string_equal(r.error, "Not found: Collection `nosuch` doesn't exist!");
+    qd_result_clear(&r);
+    qd_client_free(c);
+}
+
+static void test_unknown_route_empty_404(void **state)
+{
+    qd_client *c = client_for(*state, NULL, 5000);
+    qd_result r;
+
+    assert_int_equal(qd_request(c, "GET", "/no/such/route", NULL, 0, &r), -1);
+    assert_int_equal(r.http_status, 404);
+    assert_string_equal(r.error, "HTTP 404 with empty body");
+    qd_result_clear(&r);
+    qd_client_free(c);
+}
+
+/* Looks up a vector by name in info; fails the test when absent. */
+static const qd_vector_param *find_vector(const qd_collection_info *info, const char *name)
+{
+    for (int i = 0; i < info->n_vectors; i++)
+        if (strcmp(info->vectors[i].name, name) == 0)
+            return &info->vectors[i];
+    fail_msg("vector '%s' not reported", name);
+    return NULL;
+}
+
+static void test_get_collection_unnamed(void **state)
+{
+    qd_client *c = client_for(*state, NULL, 5000);
+    qd_collection_info info;
+    qd_result r;
+
+    create_collection(c, "plain", "{\"vectors\":{\"size\":384,\"distance\":\"Cosine\"}}");
+    assert_int_equal(qd_get_collection(c, "plain", &info, &r), 0);
+    assert_true(info.exists);
+    assert_int_equal(info.n_vectors, 1);
+    assert_string_equal(info.vectors[0].name, "");
+    assert_int_equal(info.vectors[0].size, 384);
+    assert_false(info.vectors[0].sparse);
+    qd_collection_info_free(&info);
+    qd_result_clear(&r);
+    qd_client_free(c);
+}
+
+static void test_get_collection_named_and_sparse(void **state)
+{
+    qd_client *c = client_for(*state, NULL, 5000);
+    qd_collection_info info;
+    qd_result r;
+    const qd_vector_param *v;
+
+    create_collection(c, "multi",
+                      "{\"vectors\":{\"text\":{\"size\":8,\"distance\":\"Cosine\"},"
+                      "\"image\":{\"size\":16,\"distance\":\"Euclid\"}},"
+                      "\"sparse_vectors\":{\"kw\":{}}}");
+    assert_int_equal(qd_get_collection(c, "multi", &info, &r), 0);
+    assert_true(info.exists);
+    assert_int_equal(info.n_vectors, 3);
+    v = find_vector(&info, "text");
+    assert_int_equal(v->size, 8);
+    assert_false(v->sparse);
+    v = find_vector(&info, "image");
+    assert_int_equal(v->size, 16);
+    assert_false(v->sparse);
+    v = find_vector(&info, "kw");
+    assert_true(v->sparse);
+    qd_collection_info_free(&info);
+    qd_result_clear(&r);
+    qd_client_free(c);
+}
+
+static void test_get_collection_missing(void **state)
+{
+    qd_client *c = client_for(*state, NULL, 5000);
+    qd_collection_info info;
+    qd_result r;
+
+    assert_int_equal(qd_get_collection(c, "absent", &info, &r), 0);
+    assert_false(info.exists);
+    assert_int_equal(info.n_vectors, 0);
+    qd_collection_info_free(&info);
+    qd_result_clear(&r);
+    qd_client_free(c);
+}
+
+/* A name that needs URL-encoding reaches the server as the same name. */
+static void test_collection_name_is_url_encoded(void **state)
+{
+    qd_client *c = client_for(*state, NULL, 5000);
+    qd_collection_info info;
+    qd_result r;
+
+    create_collection(c, "with%20space%3Fq", "{\"vectors\":{\"size\":2,\"distance\":\"Dot\"}}");
+    assert_int_equal(qd_get_collection(c, "with space?q", &info, &r), 0);
+    assert_true(info.exists);
+    qd_collection_info_free(&info);
+    qd_result_clear(&r);
+    assert_int_equal(qd_post_batch(c, "with space?q", "{\"operations\":[]}", 17, &r), 0);
+    qd_result_clear(&r);
+    qd_client_free(c);
+}
+
+/* A base URL that reaches no Qdrant route is not "collection missing". */
+static void test_get_collection_wrong_base_url(void **state)
+{
+    server *s = *state;
+    char url[128];
+    qd_client *c;
+    qd_collection_info info;
+    qd_result r;
+
+    snprintf(url, sizeof url, "%s/not-qdrant/", s->url);
+    c = qd_client_new(url, NULL, 5000);
+    assert_non_null(c);
+    assert_int_equal(qd_get_collection(c, "x", &info, &r), -1);
+    assert_int_equal(r.http_status, 404);
+    assert_false(info.exists);
+    qd_result_clear(&r);
+    qd_client_free(c);
+}
+
+static void test_retry_after_from_429(void **state)
+{
+    server *s = *state;
+    qd_client *c = client_for(s, NULL, 5000);
+    qd_result r;
+
+    create_collection(c, "limited", "{\"vectors\":{\"size\":4,\"distance\":\"Dot\"}}");
+    control(s, "/__test/fault",
+            "{\"fail_next\":1,\"status\":429,\"error\":\"Rate limiting exceeded: slow down\",\"retry_after\":2}");
+    assert_int_equal(qd_post_batch(c, "limited", BATCH4, strlen(BATCH4), &r), -1);
+    assert_int_equal(r.http_status, 429);
+    assert_true(r.retry_after == 2.0);
+    assert_string_equal(r.error, "Rate limiting exceeded: slow down");
+    qd_result_clear(&r);
+    /* The fault is spent; the next answer carries no Retry-After. */
+    assert_int_equal(qd_post_batch(c, "limited", BATCH4, strlen(BATCH4), &r), 0);
+    assert_true(r.retry_after < 0);
+    qd_result_clear(&r);
+    qd_client_free(c);
+}
+
+static void test_dropped_connection_is_transport_error(void **state)
+{
+    server *s = *state;
+    qd_client *setup = client_for(s, NULL, 5000);
+    qd_client *c = client_for(s, NULL, 5000);
+    qd_result r;
+    char desc[600];
+
+    create_collection(setup, "dropped", "{\"vectors\":{\"size\":4,\"distance\":\"Dot\"}}");
+    qd_client_free(setup);
+    /* The first request of a client runs on a fresh connection. */
+    control(s, "/__test/fault", "{\"drop_next\":1}");
+    assert_int_equal(qd_post_batch(c, "dropped", BATCH4, strlen(BATCH4), &r), -1);
+    assert_int_equal(r.http_status, 0);
+    assert_int_not_equal(r.curl_code, 0);
+    assert_true(r.error[0] != '\0');
+    assert_null(r.result);
+    qd_result_describe(&r, desc, sizeof desc);
+    assert_non_null(strstr(desc, "(curl "));
+    qd_result_clear(&r);
+    /* The same client recovers on a new connection. */
+    if (qd_post_batch(c, "dropped", BATCH4, strlen(BATCH4), &r) != 0)
+        fail_msg("after a drop: %s", qd_result_describe(&r, desc, sizeof desc));
+    qd_result_clear(&r);
+    qd_client_free(c);
+}
+
+/* A kept-alive connection closed before any answer (Qdrant's 5 s idle
+ * timeout racing a request) is retried once on a new connection by curl;
+ * a second drop in a row is reported. */
+static void test_dropped_kept_alive_connection_retried_once(void **state)
+{
+    server *s = *state;
+    qd_client *c = client_for(s, NULL, 5000);
+    qd_result r;
+
+    create_collection(c, "redial", "{\"vectors\":{\"size\":4,\"distance\":\"Dot\"}}");
+    control(s, "/__test/fault", "{\"drop_next\":1}");
+    assert_int_equal(qd_post_batch(c, "redial", BATCH4, strlen(BATCH4), &r), 0);
+    qd_result_clear(&r);
+    assert_int_equal(qd_client_connections(c), 2);
+    control(s, "/__test/fault", "{\"drop_next\":2}");
+    assert_int_equal(qd_post_batch(c, "redial", BATCH4, strlen(BATCH4), &r), -1);
+    assert_int_equal(r.http_status, 0);
+    assert_int_not_equal(r.curl_code, 0);
+    qd_result_clear(&r);
+    qd_client_free(c);
+}
+
+/* A port nothing listens on: bind one, note it, close it. */
+static int closed_port(void)
+{
+    struct sockaddr_in a = {0};
+    socklen_t len = sizeof a;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int port;
+
+    assert_true(fd >= 0);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    port = ntohs(a.sin_port);
+    close(fd);
+    return port;
+}
+
+static void test_connection_refused(void **state)
+{
+    char url[64];
+    qd_client *c;
+    qd_result r;
+    char desc[600];
+
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", closed_port());
+    c = qd_client_new(url, NULL, 5000);
+    assert_non_null(c);
+    assert_int_equal(qd_request(c, "GET", "/collections", NULL, 0, &r), -1);
+    assert_int_equal(r.http_status, 0);
+    assert_int_equal(r.curl_code, CURLE_COULDNT_CONNECT);
+    qd_result_describe(&r, desc, sizeof desc);
+    assert_non_null(strstr(desc, "(curl 7)"));
+    qd_result_clear(&r);
+    qd_client_free(c);
+}
+
+static void test_keep_alive_reuses_connection(void **state)
+{
+    qd_client *c = client_for(*state, NULL, 5000);
+    qd_collection_info info;
+    qd_result r;
+
+    create_collection(c, "kept", "{\"vectors\":{\"size\":4,\"distance\":\"Dot\"}}");
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(qd_post_batch(c, "kept", BATCH4, strlen(BATCH4), &r), 0);
+        qd_result_clear(&r);
+    }
+    assert_int_equal(qd_get_collection(c, "kept", &info, &r), 0);
+    qd_collection_info_free(&info);
+    qd_result_clear(&r);
+    /* Five requests over one connection. */
+    assert_int_equal(qd_client_connections(c), 1);
+    qd_client_free(c);
+}
+
+static void test_timeout(void **state)
+{
+    server *s = *state;
+    qd_client *c = client_for(s, NULL, 300);
+    qd_result r;
+
+    control(s, "/__test/fault", "{\"delay_next\":1,\"delay_ms\":2000}");
+    assert_int_equal(qd_request(c, "GET", "/collections/whatever", NULL, 0, &r), -1);
+    assert_int_equal(r.http_status, 0);
+    assert_int_equal(r.curl_code, CURLE_OPERATION_TIMEDOUT);
+    assert_true(r.elapsed < 1.5);
+    qd_result_clear(&r);
+    qd_client_free(c);
+}
+
+static void test_api_key_accepted(void **state)
+{
+    qd_client *c = client_for(*state, API_KEY, 5000);
+    qd_result r;
+
+    create_collection(c, "secured", "{\"vectors\":{\"size\":4,\"distance\":\"Dot\"}}");
+    assert_int_equal(qd_post_batch(c, "secured", BATCH4, strlen(BATCH4), &r), 0);
+    qd_result_clear(&r);
+    qd_client_free(c);
+}
+
+static void test_api_key_missing_is_401_plain_text(void **state)
+{
+    qd_client *c = client_for(*state, NULL, 5000);
+    qd_result r;
+
+    assert_int_equal(qd_post_batch(c, "secured", BATCH4, strlen(BATCH4), &r), -1);
+    assert_int_equal(r.http_status, 401);
+    assert_string_equal(r.error, "Must provide an API key or an Authorization bearer token");
+    qd_result_clear(&r);
+    qd_client_free(c);
+}
+
+static void test_api_key_wrong_never_echoed(void **state)
+{
+    qd_client *c = client_for(*state, "wrong-" API_KEY, 5000);
+    qd_result r;
+    char desc[600];
+
+    assert_int_equal(qd_post_batch(c, "secured", BATCH4, strlen(BATCH4), &r), -1);
+    assert_int_equal(r.http_status, 401);
+    qd_result_describe(&r, desc, sizeof desc);
+    assert_null(strstr(desc, API_KEY));
+    qd_result_clear(&r);
+    qd_client_free(c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest open_tests[] = {
+        cmocka_unit_test_setup(test_create_collection, reset_server),
+        cmocka_unit_test_setup(test_batch_success, reset_server),
+        cmocka_unit_test_setup(test_wrong_dimension_error_text, reset_server),
+        cmocka_unit_test_setup(test_missing_collection_error_text, reset_server),
+        cmocka_unit_test_setup(test_unknown_route_empty_404, reset_server),
+        cmocka_unit_test_setup(test_get_collection_unnamed, reset_server),
+        cmocka_unit_test_setup(test_get_collection_named_and_sparse, reset_server),
+        cmocka_unit_test_setup(test_get_collection_missing, reset_server),
+        cmocka_unit_test_setup(test_collection_name_is_url_encoded, reset_server),
+        cmocka_unit_test_setup(test_get_collection_wrong_base_url, reset_server),
+        cmocka_unit_test_setup(test_retry_after_from_429, reset_server),
+        cmocka_unit_test_setup(test_dropped_connection_is_transport_error, reset_server),
+        cmocka_unit_test_setup(test_dropped_kept_alive_connection_retried_once, reset_server),
+        cmocka_unit_test(test_connection_refused),
+        cmocka_unit_test_setup(test_keep_alive_reuses_connection, reset_server),
+        cmocka_unit_test_setup(test_timeout, reset_server),
+    };
+    const struct CMUnitTest auth_tests[] = {
+        cmocka_unit_test(test_api_key_accepted),
+        cmocka_unit_test(test_api_key_missing_is_401_plain_text),
+        cmocka_unit_test(test_api_key_wrong_never_echoed),
+    };
+    int failed = 0;
+
+    failed += cmocka_run_group_tests_name("qdrant_client", open_tests, open_group_setup, server_stop);
+    failed += cmocka_run_group_tests_name("qdrant_client_api_key", auth_tests, auth_group_setup, server_stop);
+    return failed;
+}
