@@ -1,0 +1,599 @@
+#!/usr/bin/env python3
+"""Smoke test of test/qdrant_server/qdrant_test_server (python3 stdlib only).
+
+Starts the server on a free port and exercises every endpoint, the Qdrant
+error texts it reproduces, the fault-injection control API and the request
+log.  Exits non-zero when any check fails.
+
+usage: test_qdrant_server.py [--server PATH] [--wrap "valgrind --error-exitcode=1 ..."]
+The server path defaults to $QDRANT_TEST_SERVER.  With --wrap the server
+runs under that command (e.g. valgrind) and its exit status must be 0.
+"""
+import argparse
+import http.client
+import json
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+FAILS = []
+CHECKS = [0]
+
+
+def check(cond, what):
+    CHECKS[0] += 1
+    if not cond:
+        FAILS.append(what)
+        print("FAIL:", what, file=sys.stderr)
+    return cond
+
+
+class Server:
+    def __init__(self, binary, workdir, wrap=None, api_key=None):
+        self.workdir = workdir
+        self.port_file = os.path.join(workdir, "port")
+        self.log = os.path.join(workdir, "requests.jsonl")
+        for f in (self.port_file, self.log):
+            if os.path.exists(f):
+                os.unlink(f)
+        cmd = (shlex.split(wrap) if wrap else []) + [binary, "--port", "0", "--port-file", self.port_file,
+                                                       "--request-log", self.log]
+        if api_key:
+            cmd += ["--api-key", api_key]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.api_key = api_key
+        deadline = time.time() + 60
+        while not os.path.exists(self.port_file):
+            if self.proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError("server did not start: " + self.proc.stderr.read())
+            time.sleep(0.05)
+        with open(self.port_file) as f:
+            self.port = int(f.read().strip())
+        line = self.proc.stdout.readline().strip()
+        check(line == "qdrant_test_server listening on 127.0.0.1:%d" % self.port, "stdout line: %r" % line)
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = -1
+        err = self.proc.stderr.read()
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+        check(rc == 0, "server exit status 0 after SIGTERM (got %s): %s" % (rc, err[-2000:]))
+
+    def req(self, method, path, body=None, headers=None, raw=None, timeout=30):
+        """Returns (status, parsed JSON or text, headers); (None, exc, {}) if no answer."""
+        h = {}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            h["Content-Type"] = "application/json"
+        if raw is not None:
+            data = raw
+        if self.api_key:
+            h["api-key"] = self.api_key
+        h.update(headers or {})
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            conn.request(method, path, body=data, headers=h)
+            r = conn.getresponse()
+            text = r.read().decode()
+            hdrs = {k.lower(): v for k, v in r.getheaders()}
+        except (http.client.HTTPException, OSError) as e:
+            return None, e, {}
+        finally:
+            conn.close()
+        try:
+            parsed = json.loads(text) if text else ""
+        except ValueError:
+            parsed = text
+        return r.status, parsed, hdrs
+
+
+def ok(res, what):
+    status, body, _ = res
+    good = status == 200 and isinstance(body, dict) and body.get("status") == "ok" and "result" in body \
+        and isinstance(body.get("time"), float)
+    check(good, "%s: expected 200 ok envelope, got %s %r" % (what, status, body))
+    return body.get("result") if good else None
+
+
+def err(res, status, msg, what):
+    """msg: exact text, or a compiled regex."""
+    st, body, _ = res
+    text = body.get("status", {}).get("error") if isinstance(body, dict) and isinstance(body.get("status"), dict) \
+        else None
+    good = st == status and text is not None and "result" not in body and isinstance(body.get("time"), float)
+    if good:
+        good = bool(msg.fullmatch(text)) if hasattr(msg, "fullmatch") else text == msg
+    check(good, "%s: expected %s %r, got %s %r" % (what, status, msg, st, body))
+
+
+def approx(a, b):
+    return len(a) == len(b) and all(abs(x - y) < 1e-6 for x, y in zip(a, b))
+
+
+W = "?wait=true"
+
+
+def t_basic_routes(s):
+    st, body, _ = s.req("GET", "/")
+    check(st == 200 and body.get("version") == "1.19.0" and "title" in body, "GET / %r" % (body,))
+    for p, text in (("/healthz", "healthz check passed"), ("/livez", "healthz check passed"),
+                    ("/readyz", "all shards are ready")):
+        st, body, _ = s.req("GET", p)
+        check(st == 200 and body == text, "GET %s -> %s %r" % (p, st, body))
+    st, body, _ = s.req("GET", "/no/such/route")
+    check(st == 404 and body == "", "unknown route -> 404 empty body (%s %r)" % (st, body))
+
+
+def t_collections(s):
+    check(ok(s.req("PUT", "/collections/c", {"vectors": {"size": 4, "distance": "Cosine"}}), "create") is True,
+          "create returns true")
+    err(s.req("PUT", "/collections/c", {"vectors": {"size": 4, "distance": "Cosine"}}), 409,
+        "Wrong input: Collection `c` already exists!", "create twice")
+    check(ok(s.req("GET", "/collections/c/exists"), "exists") == {"exists": True}, "exists true")
+    check(ok(s.req("GET", "/collections/zz/exists"), "exists") == {"exists": False}, "exists false")
+    ok(s.req("PUT", "/collections/named", {"vectors": {"text": {"size": 2, "distance": "Dot"}},
+                                            "sparse_vectors": {"bm25": {"modifier": "idf"}},
+                                            "optimizers_config": {"indexing_threshold": 0}}), "create named")
+    names = sorted(c["name"] for c in ok(s.req("GET", "/collections"), "list")["collections"])
+    check(names == ["c", "named"], "list collections %r" % names)
+    info = ok(s.req("GET", "/collections/named"), "info")
+    check(info["status"] == "green" and info["points_count"] == 0, "info status/points_count")
+    check(info["config"]["params"]["vectors"] == {"text": {"size": 2, "distance": "Dot"}}, "info vectors")
+    check(info["config"]["params"]["sparse_vectors"] == {"bm25": {"modifier": "idf"}}, "info sparse_vectors")
+    info = ok(s.req("GET", "/collections/c"), "info")
+    check(info["config"]["params"]["vectors"] == {"size": 4, "distance": "Cosine"}, "info unnamed vectors")
+    check(ok(s.req("PATCH", "/collections/c", {"optimizers_config": {"indexing_threshold": 100}}), "patch") is True,
+          "patch accepted")
+    r = ok(s.req("PUT", "/collections/c/index" + W, {"field_name": "_pk", "field_schema": "keyword"}), "index")
+    check(r and r["status"] == "completed", "create index")
+    check(ok(s.req("GET", "/collections/c"), "info")["payload_schema"].get("_pk", {}).get("data_type") == "keyword",
+          "payload_schema lists the index")
+    check(ok(s.req("DELETE", "/collections/named"), "delete") is True, "delete true")
+    err(s.req("GET", "/collections/named"), 404, "Not found: Collection `named` doesn't exist!", "get deleted")
+    err(s.req("PUT", "/collections/bad", {"vectors": {"size": 0, "distance": "Cosine"}}), 422,
+        "Validation error in JSON body: [vectors.size: value 0 invalid, must be from 1 to 65536]", "size 0")
+    err(s.req("PUT", "/collections/bad", {"vectors": {"size": 4, "distance": "L2"}}), 400,
+        re.compile(r"Format error in JSON body: unknown variant `L2`, expected one of .* at line \d+ column \d+"),
+        "bad distance")
+    for path in ("/collections/none/points" + W,):
+        err(s.req("PUT", path, {"points": []}), 404, "Not found: Collection `none` doesn't exist!", "upsert no coll")
+    err(s.req("POST", "/collections/none/points/scroll", {}), 404, "Not found: Collection `none` doesn't exist!",
+        "scroll no coll")
+    err(s.req("POST", "/collections/none/points/batch" + W, {"operations": []}), 404,
+        "Not found: Collection `none` doesn't exist!", "batch no coll")
+
+
+def scroll(s, coll, **kw):
+    return ok(s.req("POST", "/collections/%s/points/scroll" % coll, kw), "scroll")
+
+
+def t_upsert_and_vectors(s):
+    ok(s.req("PUT", "/collections/cos", {"vectors": {"size": 4, "distance": "Cosine"}}), "create")
+    ok(s.req("PUT", "/collections/dot", {"vectors": {"size": 3, "distance": "Dot"}}), "create")
+    r = ok(s.req("PUT", "/collections/cos/points" + W,
+                 {"points": [{"id": 1, "vector": [3, 0, 4, 0], "payload": {"city": "Berlin"}}]}), "upsert")
+    check(r == {"operation_id": r and r.get("operation_id"), "status": "completed"}
+          and isinstance(r.get("operation_id"), int), "UpdateResult %r" % r)
+    r2 = ok(s.req("PUT", "/collections/cos/points", {"points": [{"id": 2, "vector": [0, 0, 0, 0]}]}), "upsert nowait")
+    check(r2 and r2["status"] == "acknowledged" and r2["operation_id"] > r["operation_id"],
+          "acknowledged and increasing operation_id %r %r" % (r, r2))
+    pts = scroll(s, "cos", with_vector=True)["points"]
+    check(approx(pts[0]["vector"], [0.6, 0, 0.8, 0]), "cosine normalised %r" % pts[0]["vector"])
+    check(approx(pts[1]["vector"], [0, 0, 0, 0]), "zero vector kept")
+    ok(s.req("PUT", "/collections/dot/points" + W, {"points": [{"id": 1, "vector": [0.1, 2, -3.5]}]}), "upsert dot")
+    pts = scroll(s, "dot", with_vector=True)["points"]
+    check(pts[0]["vector"] == [0.1, 2.0, -3.5], "dot stored as given (f32) %r" % pts[0]["vector"])
+    # upsert replaces the whole point
+    ok(s.req("PUT", "/collections/cos/points" + W, {"points": [{"id": 1, "vector": [1, 0, 0, 0]}]}), "re-upsert")
+    p = ok(s.req("GET", "/collections/cos/points/1"), "get")
+    check(p == {"id": 1, "payload": {}, "vector": [1.0, 0.0, 0.0, 0.0]}, "payload cleared by upsert %r" % p)
+    # batch (columnar) form, "vectors" alias
+    ok(s.req("PUT", "/collections/dot/points" + W,
+             {"batch": {"ids": [10, 11], "vectors": [[1, 2, 3], [4, 5, 6]], "payloads": [{"a": 1}, None]}}),
+       "batch upsert")
+    ok(s.req("PUT", "/collections/dot/points" + W, {"points": [{"id": 12, "vectors": [1, 1, 1]}]}), "vectors alias")
+    got = ok(s.req("POST", "/collections/dot/points", {"ids": [10, 11, 12, 99], "with_vector": True}), "retrieve")
+    check([g["id"] for g in got] == [10, 11, 12] and got[0]["payload"] == {"a": 1} and got[1]["payload"] == {}
+          and got[1]["vector"] == [4.0, 5.0, 6.0], "batch form stored %r" % got)
+    err(s.req("PUT", "/collections/cos/points" + W, {"points": [{"id": 1, "vector": [1, 2, 3]}]}), 400,
+        "Wrong input: Vector dimension error: expected dim: 4, got 3", "dimension")
+    err(s.req("PUT", "/collections/cos/points", {"points": [{"id": 1, "vector": [1, 2, 3]}]}), 400,
+        "Wrong input: Vector dimension error: expected dim: 4, got 3", "dimension wait=false")
+    err(s.req("PUT", "/collections/cos/points" + W, {"points": [{"id": 1, "vector": {"text": [1, 2, 3, 4]}}]}), 400,
+        "Wrong input: Not existing vector name error: text", "unknown name")
+    err(s.req("PUT", "/collections/cos/points" + W, {"points": [{"id": 1, "vector": []}]}), 422,
+        re.compile(r"Validation error in JSON body: \[points\[0\]\.vector: .*\]"), "empty vector")
+    err(s.req("PUT", "/collections/cos/points", {"points": [{"id": 1, "vector": []}]}), 422,
+        re.compile(r"Validation error in JSON body: \[.*\]"), "empty vector wait=false")
+    err(s.req("PUT", "/collections/cos/points" + W, {"vectors": []}), 400,
+        re.compile(r"Format error in JSON body: Invalid PointInsertOperations format.*"), "neither points nor batch")
+    err(s.req("PUT", "/collections/cos/points" + W, {"points": [{"id": 1, "vector": "abc"}]}), 400,
+        re.compile(r"Format error in JSON body: .* at line \d+ column \d+"), "vector is a string")
+
+    ok(s.req("PUT", "/collections/nm", {"vectors": {"text": {"size": 2, "distance": "Euclid"},
+                                                     "img": {"size": 3, "distance": "Manhattan"}},
+                                         "sparse_vectors": {"bm25": {}}}), "create named")
+    err(s.req("PUT", "/collections/nm/points" + W, {"points": [{"id": 1, "vector": [1, 2]}]}), 400,
+        "Wrong input: Not existing vector name error: ", "unnamed vector to named collection")
+    ok(s.req("PUT", "/collections/nm/points" + W,
+             {"points": [{"id": 1, "vector": {"text": [1, 2], "img": [1, 2, 3],
+                                              "bm25": {"indices": [7, 1], "values": [0.7, 0.1]}}}]}), "named upsert")
+    p = ok(s.req("GET", "/collections/nm/points/1"), "get named")
+    check(p["vector"] == {"text": [1.0, 2.0], "img": [1.0, 2.0, 3.0], "bm25": {"indices": [1, 7], "values": [0.1, 0.7]}},
+          "named + sparse readback (indices sorted) %r" % p["vector"])
+    err(s.req("PUT", "/collections/nm/points" + W,
+              {"points": [{"id": 2, "vector": {"bm25": {"indices": [1, 2], "values": [0.5]}}}]}), 422,
+        re.compile(r"Validation error in JSON body: \[.*bm25.*\]"), "sparse length mismatch")
+    err(s.req("PUT", "/collections/nm/points" + W,
+              {"points": [{"id": 2, "vector": {"bm25": {"indices": [3, 3], "values": [0.5, 0.6]}}}]}), 422,
+        re.compile(r"Validation error in JSON body: \[.*unique.*\]"), "sparse duplicate indices")
+    err(s.req("PUT", "/collections/nm/points" + W, {"points": [{"id": 2, "vector": {"text": [1, 2, 3]}}]}), 400,
+        "Wrong input: Vector dimension error: expected dim: 2, got 3", "named dimension")
+    # named batch form
+    ok(s.req("PUT", "/collections/nm/points" + W,
+             {"batch": {"ids": [5, 6], "vectors": {"text": [[1, 1], [2, 2]]}}}), "named batch")
+    p = ok(s.req("POST", "/collections/nm/points", {"ids": [6], "with_vector": ["text"], "with_payload": False}), "rt")
+    check(p == [{"id": 6, "vector": {"text": [2.0, 2.0]}}], "named batch readback %r" % p)
+    # update_vectors replaces only the given vectors; delete_vectors
+    ok(s.req("PUT", "/collections/nm/points/vectors" + W, {"points": [{"id": 1, "vector": {"text": [9, 9]}}]}),
+       "update_vectors")
+    p = ok(s.req("GET", "/collections/nm/points/1"), "get")["vector"]
+    check(p["text"] == [9.0, 9.0] and p["img"] == [1.0, 2.0, 3.0], "update_vectors keeps others %r" % p)
+    ok(s.req("POST", "/collections/nm/points/vectors/delete" + W, {"points": [1], "vector": ["img"]}), "delete_vectors")
+    p = ok(s.req("GET", "/collections/nm/points/1"), "get")["vector"]
+    check("img" not in p and "text" in p, "delete_vectors %r" % p)
+    err(s.req("PUT", "/collections/nm/points/vectors" + W, {"points": [{"id": 77, "vector": {"text": [1, 1]}}]}), 404,
+        "Not found: No point with id 77 found", "update_vectors missing point")
+    r = ok(s.req("PUT", "/collections/nm/points/vectors", {"points": [{"id": 77, "vector": {"text": [1, 1]}}]}),
+           "update_vectors missing nowait")
+    check(r and r["status"] == "acknowledged", "update_vectors missing wait=false acknowledged")
+    err(s.req("POST", "/collections/nm/points/vectors/delete" + W, {"points": [1], "vector": ["nope"]}), 400,
+        "Wrong input: Not existing vector name error: nope", "delete_vectors unknown name")
+    err(s.req("PUT", "/collections/nm/points" + W, {"points": [{"id": 3, "vector": {"text": {"indices": [1],
+                                                                                              "values": [1]}}}]}),
+        400, "Wrong input: Conversion between sparse and regular vectors failed", "sparse to dense")
+    # multivectors: per-row Cosine normalisation, row dimension checked
+    ok(s.req("PUT", "/collections/mv", {"vectors": {"colbert": {"size": 2, "distance": "Cosine",
+                                                                "multivector_config": {"comparator": "max_sim"}}}}),
+       "create multivector")
+    ok(s.req("PUT", "/collections/mv/points" + W, {"points": [{"id": 1, "vector": {"colbert": [[3, 4], [0, 2]]}}]}),
+       "multivector upsert")
+    p = ok(s.req("GET", "/collections/mv/points/1"), "get")["vector"]["colbert"]
+    check(len(p) == 2 and approx(p[0], [0.6, 0.8]) and approx(p[1], [0, 1]), "multivector rows normalised %r" % p)
+    err(s.req("PUT", "/collections/mv/points" + W, {"points": [{"id": 1, "vector": {"colbert": [[1, 2, 3]]}}]}), 400,
+        "Wrong input: Vector dimension error: expected dim: 2, got 3", "multivector row dimension")
+    err(s.req("PUT", "/collections/mv/points" + W, {"points": [{"id": 1, "vector": {"colbert": [[1, 2], [1]]}}]}),
+        422, re.compile(r"Validation error in JSON body: \[points\[0\]\.vector\.colbert: .*\]"), "ragged multivector")
+    err(s.req("PUT", "/collections/mv/points" + W, {"points": [{"id": 1, "vector": {"colbert": [1, 2]}}]}), 400,
+        "Wrong input: Conversion between multi and regular vectors failed", "dense to multivector")
+
+
+def t_ids(s):
+    ok(s.req("PUT", "/collections/ids", {"vectors": {"size": 1, "distance": "Dot"}}), "create")
+    u = "5c56c793-69f3-4fbf-87e6-c4bf54c28c26"
+    for form in ("5C56C793-69F3-4FBF-87E6-C4BF54C28C26", "5c56c79369f34fbf87e6c4bf54c28c26",
+                 "urn:uuid:5c56c793-69f3-4fbf-87e6-c4bf54c28c26", "{5c56c793-69f3-4fbf-87e6-c4bf54c28c26}"):
+        ok(s.req("PUT", "/collections/ids/points" + W, {"points": [{"id": form, "vector": [1], "payload": {"f": form}}]}),
+           "uuid form " + form)
+    ok(s.req("PUT", "/collections/ids/points" + W,
+             {"points": [{"id": 5, "vector": [1]}, {"id": "00000000-0000-0000-0000-000000000005", "vector": [1]},
+                         {"id": 0, "vector": [1]}, {"id": 9223372036854775807, "vector": [1]}]}), "ids")
+    got = [p["id"] for p in scroll(s, "ids", limit=100)["points"]]
+    check(got == [0, 5, 9223372036854775807, "00000000-0000-0000-0000-000000000005", u],
+          "ids normalised, numeric before uuid, 5 != uuid 5: %r" % got)
+    p = ok(s.req("GET", "/collections/ids/points/" + u.upper()), "get uuid")
+    check(p and p["id"] == u and p["payload"]["f"].startswith("{"), "last uuid form wins %r" % p)
+    ok(s.req("GET", "/collections/ids/points/5"), "get numeric path id")
+    for bad, shown in ((-1, "-1"), (1.5, "1.5"), (1.0, "1.0"), ("abc", "abc"), ("123", "123"), (True, "true")):
+        err(s.req("PUT", "/collections/ids/points" + W, {"points": [{"id": bad, "vector": [1]}]}), 400,
+            re.compile(r"Format error in JSON body: value %s is not a valid point ID, valid values are either an "
+                       r"unsigned integer or a UUID at line \d+ column \d+" % re.escape(shown)), "bad id %r" % (bad,))
+    err(s.req("POST", "/collections/ids/points/delete" + W, {"points": ["nope"]}), 400,
+        re.compile(r"Format error in JSON body: value nope is not a valid point ID.*"), "bad id in delete")
+    err(s.req("GET", "/collections/ids/points/x-y"), 400, re.compile(r"Wrong input: .*x-y.*"), "bad path id")
+    err(s.req("GET", "/collections/ids/points/424242"), 404, "Not found: No point with id 424242 found", "no point")
+
+
+def t_payload_ops(s):
+    ok(s.req("PUT", "/collections/p", {"vectors": {"size": 1, "distance": "Dot"}}), "create")
+    ok(s.req("PUT", "/collections/p/points" + W, {"points": [
+        {"id": 1, "vector": [1], "payload": {"a": 1, "b": {"c": 2, "d": 3}, "my key": 4, "tenant": "x"}},
+        {"id": 2, "vector": [1], "payload": {"tenant": "y", "n": 5}}]}), "upsert")
+    ok(s.req("POST", "/collections/p/points/payload" + W, {"payload": {"a": 10, "z": [1, 2]}, "points": [1]}), "set")
+    pl = ok(s.req("GET", "/collections/p/points/1"), "get")["payload"]
+    check(pl == {"a": 10, "b": {"c": 2, "d": 3}, "my key": 4, "tenant": "x", "z": [1, 2]}, "set merges %r" % pl)
+    ok(s.req("POST", "/collections/p/points/payload" + W, {"payload": {"e": 1}, "points": [1], "key": "b"}), "set key")
+    pl = ok(s.req("GET", "/collections/p/points/1"), "get")["payload"]
+    check(pl["b"] == {"c": 2, "d": 3, "e": 1}, "set with key merges nested %r" % pl)
+    ok(s.req("POST", "/collections/p/points/payload/delete" + W, {"keys": ["a", "b.c", "\"my key\""], "points": [1]}),
+       "delete_payload")
+    pl = ok(s.req("GET", "/collections/p/points/1"), "get")["payload"]
+    check(pl == {"b": {"d": 3, "e": 1}, "tenant": "x", "z": [1, 2]}, "delete_payload paths %r" % pl)
+    err(s.req("POST", "/collections/p/points/payload/delete" + W, {"keys": ["x y"], "points": [1]}), 400,
+        re.compile(r"Format error in JSON body: Invalid json path: 'x y'.*"), "invalid json path")
+    ok(s.req("PUT", "/collections/p/points/payload" + W, {"payload": {"only": True}, "points": [1]}), "overwrite")
+    pl = ok(s.req("GET", "/collections/p/points/1"), "get")["payload"]
+    check(pl == {"only": True}, "overwrite replaces %r" % pl)
+    ok(s.req("POST", "/collections/p/points/payload/clear" + W, {"points": [1]}), "clear")
+    check(ok(s.req("GET", "/collections/p/points/1"), "get")["payload"] == {}, "clear empties payload")
+    ok(s.req("POST", "/collections/p/points/payload" + W,
+             {"payload": {"hit": 1}, "filter": {"must": [{"key": "tenant", "match": {"value": "y"}}]}}), "set filter")
+    check(ok(s.req("GET", "/collections/p/points/2"), "get")["payload"].get("hit") == 1, "set by filter")
+    for path, body in (("/points/payload", {"payload": {"a": 1}, "points": [42]}),
+                       ("/points/payload", {"payload": {"a": 1}, "points": [42], "_method": "PUT"}),
+                       ("/points/payload/delete", {"keys": ["a"], "points": [42]}),
+                       ("/points/payload/clear", {"points": [42]})):
+        method = "PUT" if body.pop("_method", None) else "POST"
+        err(s.req(method, "/collections/p" + path + W, body), 404, "Not found: No point with id 42 found",
+            "%s %s missing point" % (method, path))
+        r = ok(s.req(method, "/collections/p" + path, body), "%s %s missing nowait" % (method, path))
+        check(r and r["status"] == "acknowledged", "missing point with wait=false acknowledged")
+    err(s.req("POST", "/collections/p/points/payload" + W, {"payload": {"a": 1}}), 400,
+        re.compile(r"Format error in JSON body: Either list of point ids or filter must be provided.*"),
+        "set_payload without target")
+    ok(s.req("POST", "/collections/p/points/delete" + W, {"points": [42, 43]}), "delete missing ids is fine")
+    ok(s.req("POST", "/collections/p/points/delete" + W,
+             {"filter": {"must": [{"key": "tenant", "match": {"value": "y"}}]}}), "delete by filter")
+    check([p["id"] for p in scroll(s, "p")["points"]] == [1], "delete by filter removed point 2")
+    ok(s.req("POST", "/collections/p/points/delete" + W, {"points": [1]}), "delete ids")
+    check(scroll(s, "p")["points"] == [], "delete by ids")
+
+
+def t_batch(s):
+    ok(s.req("PUT", "/collections/b", {"vectors": {"size": 4, "distance": "Dot"}}), "create")
+    body = {"operations": [
+        {"upsert": {"points": [{"id": 7, "vector": [1, 2, 3, 4], "payload": {}}]}},
+        {"upsert": {"batch": {"ids": [8, 9], "vectors": [[1, 1, 1, 1], [2, 2, 2, 2]], "payloads": [{}, {}]}}},
+        {"delete": {"points": [8]}},
+        {"set_payload": {"payload": {"status": "x", "src_table": "t"}, "points": [7]}},
+        {"overwrite_payload": {"payload": {"a": 1, "src_table": "t"}, "points": [7]}},
+        {"delete_payload": {"keys": ["a"], "points": [7]}},
+        {"update_vectors": {"points": [{"id": 7, "vector": [9, 2, 4, 2]}]}},
+        {"delete_vectors": {"points": [9], "vector": [""]}},
+        {"clear_payload": {"points": [9]}},
+    ]}
+    r = ok(s.req("POST", "/collections/b/points/batch" + W, body), "batch")
+    ids = [x["operation_id"] for x in r or []]
+    check(len(ids) == 9 and ids == sorted(ids) and len(set(ids)) == 9
+          and all(x["status"] == "completed" for x in r), "batch results %r" % r)
+    got = ok(s.req("POST", "/collections/b/points", {"ids": [7, 8, 9], "with_vector": True}), "retrieve")
+    check(got == [{"id": 7, "payload": {"src_table": "t"}, "vector": [9.0, 2.0, 4.0, 2.0]},
+                  {"id": 9, "payload": {}, "vector": {}}], "batch end state %r" % got)
+    check(ok(s.req("POST", "/collections/b/points/batch" + W, {"operations": []}), "empty batch") == [], "empty -> []")
+    # stops at the first failing op; earlier ones stay applied
+    body = {"operations": [
+        {"upsert": {"points": [{"id": 20, "vector": [1, 1, 1, 1]}]}},
+        {"set_payload": {"payload": {"a": 1}, "points": [404]}},
+        {"upsert": {"points": [{"id": 21, "vector": [1, 1, 1, 1]}]}}]}
+    err(s.req("POST", "/collections/b/points/batch" + W, body), 404, "Not found: No point with id 404 found",
+        "batch missing point")
+    got = [p["id"] for p in ok(s.req("POST", "/collections/b/points", {"ids": [20, 21]}), "rt")]
+    check(got == [20], "ops before the failure applied, after it not: %r" % got)
+    body["operations"][1] = {"upsert": {"points": [{"id": 22, "vector": [1, 1]}]}}
+    err(s.req("POST", "/collections/b/points/batch" + W, body), 400,
+        "Wrong input: Vector dimension error: expected dim: 4, got 2", "batch dimension")
+    err(s.req("POST", "/collections/b/points/batch" + W, {"operations": [{"upsert_points": {"points": []}}]}), 400,
+        re.compile(r"Format error in JSON body: data did not match any variant of untagged enum UpdateOperation.*"),
+        "unknown op key")
+    err(s.req("POST", "/collections/b/points/batch" + W, {"operations": [{"delete": {"points": [-5]}}]}), 400,
+        re.compile(r"Format error in JSON body: .*"), "bad id inside batch")
+    err(s.req("POST", "/collections/b/points/batch" + W, {"ops": []}), 400,
+        re.compile(r"Format error in JSON body: missing field `operations`.*"), "missing operations")
+    r = ok(s.req("POST", "/collections/b/points/batch?wait=false",
+                 {"operations": [{"set_payload": {"payload": {"a": 1}, "points": [404]}}]}), "batch nowait")
+    check(r and r[0]["status"] == "acknowledged", "batch wait=false missing point acknowledged")
+
+
+def t_scroll_filters(s):
+    ok(s.req("PUT", "/collections/s", {"vectors": {"size": 1, "distance": "Dot"}}), "create")
+    pts = [{"id": i, "vector": [i], "payload": {"n": i, "tenant": "even" if i % 2 == 0 else "odd", "k": "v"}}
+           for i in range(25, 0, -1)]
+    pts.append({"id": "00000000-0000-0000-0000-0000000000ff", "vector": [0], "payload": {"n": 100}})
+    ok(s.req("PUT", "/collections/s/points" + W, {"points": pts}), "upsert")
+    r = scroll(s, "s")
+    check([p["id"] for p in r["points"]] == list(range(1, 11)) and r["next_page_offset"] == 11,
+          "default limit 10 + next_page_offset %r" % r.get("next_page_offset"))
+    check(all("vector" not in p and "payload" in p for p in r["points"]), "default with_payload true, no vector")
+    seen, off = [], None
+    while True:
+        r = scroll(s, "s", limit=7, offset=off, with_payload=False)
+        seen += [p["id"] for p in r["points"]]
+        check(all(set(p) == {"id"} for p in r["points"]), "with_payload false omits payload")
+        off = r["next_page_offset"]
+        if off is None:
+            break
+    check(seen == list(range(1, 26)) + ["00000000-0000-0000-0000-0000000000ff"], "pagination %r" % seen)
+    r = scroll(s, "s", limit=2, offset=24, with_payload=["n"], with_vector=True)
+    check(r["points"] == [{"id": 24, "payload": {"n": 24}, "vector": [24.0]},
+                          {"id": 25, "payload": {"n": 25}, "vector": [25.0]}], "offset/with_payload list %r" % r)
+    r = scroll(s, "s", limit=1, with_payload={"exclude": ["k", "tenant"]})
+    check(r["points"][0]["payload"] == {"n": 1}, "with_payload exclude %r" % r)
+    err(s.req("POST", "/collections/s/points/scroll", {"limit": 0}), 400, "Bad request: Limit cannot be 0", "limit 0")
+    r = scroll(s, "s", limit=100, filter={"must": [{"key": "tenant", "match": {"value": "even"}},
+                                                   {"has_id": [2, 4, 5, 6]}]})
+    check([p["id"] for p in r["points"]] == [2, 4, 6], "must match+has_id %r" % r)
+    r = scroll(s, "s", limit=100, filter={"must": [{"key": "n", "range": {"gte": 20, "lt": 23}}],
+                                          "must_not": [{"has_id": [21]}]})
+    check([p["id"] for p in r["points"]] == [20, 22], "range + must_not %r" % r)
+    r = scroll(s, "s", limit=100, filter={"should": [{"key": "n", "match": {"any": [3, 100]}}]})
+    check([p["id"] for p in r["points"]] == [3, "00000000-0000-0000-0000-0000000000ff"], "should/any %r" % r)
+    check(len(scroll(s, "s", limit=100, filter={})["points"]) == 26, "empty filter matches all")
+    c = ok(s.req("POST", "/collections/s/points/count", {"filter": {"must": [{"key": "tenant",
+                                                                                "match": {"value": "odd"}}]}}), "count")
+    check(c == {"count": 13}, "count with filter %r" % c)
+    check(ok(s.req("POST", "/collections/s/points/count", {"exact": True}), "count") == {"count": 26}, "count all")
+    for f in ({"must": [{"key": "n", "geo_radius": {}}]}, {"min_should": {"conditions": [], "min_count": 1}},
+              {"must": [{"key": "n", "match": {"text": "x"}}]}):
+        err(s.req("POST", "/collections/s/points/scroll", {"filter": f}), 400,
+            "Bad request: unsupported filter in test server", "unsupported filter %r" % f)
+    # conditional upsert / update_mode
+    ok(s.req("PUT", "/collections/s/points" + W, {"points": [{"id": 1, "vector": [0], "payload": {"n": -1}},
+                                                            {"id": 500, "vector": [0], "payload": {"n": 500}}],
+                                                 "update_filter": {"must": [{"key": "n", "range": {"gt": 5}}]}}),
+       "update_filter")
+    got = ok(s.req("POST", "/collections/s/points", {"ids": [1, 500]}), "rt")
+    check([p["payload"]["n"] for p in got] == [1, 500], "update_filter guards existing, inserts new %r" % got)
+    ok(s.req("PUT", "/collections/s/points" + W, {"points": [{"id": 2, "vector": [0], "payload": {}},
+                                                            {"id": 501, "vector": [0]}],
+                                                 "update_mode": "insert_only"}), "insert_only")
+    got = ok(s.req("POST", "/collections/s/points", {"ids": [2, 501]}), "rt")
+    check([p["payload"] for p in got] == [{"n": 2, "tenant": "even", "k": "v"}, {}], "insert_only %r" % got)
+
+
+def t_request_errors(s):
+    ok(s.req("PUT", "/collections/e", {"vectors": {"size": 1, "distance": "Dot"}}), "create")
+    p = "/collections/e/points"
+    err(s.req("PUT", p + "?wait=maybe", {"points": []}), 400,
+        "Deserialize error in query parameters: provided string was not `true` or `false`", "wait=maybe")
+    err(s.req("PUT", p + "?ordering=fast", {"points": []}), 400,
+        re.compile(r"Deserialize error in query parameters: unknown variant `fast`.*"), "ordering")
+    err(s.req("PUT", p + "?timeout=0", {"points": []}), 422,
+        re.compile(r"Validation error in query parameters: \[timeout: .*\]"), "timeout 0")
+    ok(s.req("PUT", p + "?wait=true&ordering=strong&timeout=5", {"points": []}), "all params")
+    err(s.req("PUT", p, raw=b'{"points": [', headers={"Content-Type": "application/json"}), 400,
+        re.compile(r"Format error in JSON body: .* at line 1 column \d+"), "invalid JSON")
+    err(s.req("PUT", p, raw=b'{"points": []}', headers={"Content-Type": "text/plain"}), 400,
+        "Format error in JSON body: Content type error", "content type")
+    err(s.req("PUT", p, raw=b"", headers={"Content-Type": "application/json"}), 400,
+        re.compile(r"Format error in JSON body: EOF while parsing.*"), "empty body")
+    st, body, _ = s.req("PUT", p + W, raw=b'{"points": []}', headers={"Content-Type": "application/json"})
+    check(st == 200 and body.get("time") is not None, "raw body accepted")
+    st, body, _ = s.req("PUT", p + W, {"points": [{"id": 1, "vector": [1]}]})
+    check(st == 200, "upsert")
+    st, body, _ = s.req("PUT", p, {"points": [{"id": -1, "vector": [1]}]})
+    check(st == 400 and body.get("time") == 0.0, "format errors report time 0.0 (%r)" % body)
+
+
+def t_faults(s):
+    ok(s.req("PUT", "/collections/f", {"vectors": {"size": 1, "distance": "Dot"}}), "create")
+    up = lambda i: s.req("PUT", "/collections/f/points" + W, {"points": [{"id": i, "vector": [1]}]})  # noqa: E731
+    count = lambda: ok(s.req("POST", "/collections/f/points/count", {}), "count")["count"]  # noqa: E731
+    ok(s.req("POST", "/__test/fault", {"fail_next": 2, "status": 503, "error": "Service unavailable: try later",
+                                       "retry_after": 2}), "fault")
+    for i in (1, 2):
+        st, body, hdr = up(i)
+        err((st, body, hdr), 503, "Service unavailable: try later", "injected failure %d" % i)
+        check(hdr.get("retry-after") == "2", "Retry-After header %r" % hdr.get("retry-after"))
+    check(count() == 0, "failed writes not applied")
+    check(ok(s.req("GET", "/collections/f"), "reads are not failed") is not None, "reads pass through")
+    ok(up(3), "third write succeeds")
+    ok(s.req("POST", "/__test/fault", {"fail_next": 1, "status": 500}), "fault")
+    st, body, hdr = s.req("POST", "/collections/f/points/batch" + W, {"operations": []})
+    err((st, body, hdr), 500, "Service internal error: injected fault", "batch fails with default text")
+    check("retry-after" not in hdr, "no Retry-After without retry_after")
+    # drop
+    ok(s.req("POST", "/__test/fault", {"drop_next": 1}), "fault")
+    st, e, _ = up(4)
+    check(st is None, "dropped connection gives no answer (%s %r)" % (st, e))
+    check(count() == 1, "dropped write not applied")
+    ok(up(4), "after drop")
+    # delay
+    ok(s.req("POST", "/__test/fault", {"delay_next": 2, "delay_ms": 300}), "fault")
+    for what in ("read", "write"):
+        t = time.time()
+        ok(s.req("GET", "/collections/f") if what == "read" else up(5), "delayed " + what)
+        check(time.time() - t >= 0.28, "delay applied to %s (%.3fs)" % (what, time.time() - t))
+    t = time.time()
+    ok(s.req("GET", "/collections/f"), "not delayed")
+    check(time.time() - t < 0.25, "delay only for the next N")
+    # half-applied batch
+    ok(s.req("POST", "/__test/fault", {"fail_after_ops": 2, "fail_next": 1, "status": 500}), "fault")
+    body = {"operations": [{"upsert": {"points": [{"id": i, "vector": [1]}]}} for i in (10, 11, 12)]}
+    err(s.req("POST", "/collections/f/points/batch" + W, body), 500, "Service internal error: injected fault",
+        "fail_after_ops")
+    got = [p["id"] for p in ok(s.req("POST", "/collections/f/points", {"ids": [10, 11, 12]}), "rt")]
+    check(got == [10, 11], "first K ops applied %r" % got)
+    err(s.req("POST", "/__test/fault", {"fail_nxt": 1}), 400, "unknown fault key `fail_nxt`", "bad fault key")
+    # stats and reset
+    st, stats, _ = s.req("GET", "/__test/stats")
+    check(st == 200 and stats["requests"] > 0 and stats["writes"] == 8, "stats %r" % stats)
+    ok(s.req("POST", "/__test/fault", {"fail_next": 5}), "fault")
+    ok(s.req("POST", "/__test/reset"), "reset")
+    err(s.req("GET", "/collections/f"), 404, "Not found: Collection `f` doesn't exist!", "reset drops collections")
+    ok(s.req("PUT", "/collections/f", {"vectors": {"size": 1, "distance": "Dot"}}), "create")
+    ok(up(1), "reset clears faults")
+    st, stats, _ = s.req("GET", "/__test/stats")
+    check(stats == {"requests": 3, "writes": 1}, "stats after reset %r" % stats)
+
+
+def t_request_log(s):
+    s.req("POST", "/__test/reset")
+    with open(s.log) as f:
+        before = len(f.readlines())
+    s.req("PUT", "/collections/l", {"vectors": {"size": 1, "distance": "Dot"}})
+    s.req("PUT", "/collections/l/points?wait=true", {"points": [{"id": "a\u00e9", "vector": [1]}]})
+    s.req("POST", "/__test/fault", {"drop_next": 1})
+    s.req("POST", "/collections/l/points/delete?wait=true&ordering=weak", {"points": [1]})
+    s.req("GET", "/__test/stats")
+    with open(s.log) as f:
+        lines = [json.loads(x) for x in f.readlines()[before:]]
+    check(len(lines) == 3, "3 logged requests, /__test not logged: %r" % lines)
+    if len(lines) == 3:
+        check(lines[0] == {"method": "PUT", "path": "/collections/l", "query": "", "status": 200,
+                           "body": json.dumps({"vectors": {"size": 1, "distance": "Dot"}})}, "log line %r" % lines[0])
+        check(lines[1]["status"] == 400 and json.loads(lines[1]["body"])["points"][0]["id"] == "a\u00e9",
+              "log line with a 400 and UTF-8 body %r" % lines[1])
+        check(lines[2]["query"] == "wait=true&ordering=weak" and lines[2]["status"] == 0,
+              "dropped request logged with status 0 %r" % lines[2])
+
+
+def t_auth(binary, workdir, wrap):
+    s = Server(binary, workdir, wrap, api_key="sekret")
+    try:
+        for path in ("/", "/healthz", "/livez", "/readyz"):
+            st, _, _ = s.req("GET", path, headers={"api-key": ""})
+            check(st == 200, "whitelisted %s without key (%s)" % (path, st))
+        s.api_key = None
+        st, body, hdr = s.req("GET", "/collections")
+        check(st == 401 and body == "Must provide an API key or an Authorization bearer token", "missing key %r" % body)
+        st, body, _ = s.req("GET", "/collections", headers={"api-key": "wrong"})
+        check(st == 401 and body == "Invalid API key or JWT", "wrong key %r" % body)
+        st, body, _ = s.req("GET", "/collections", headers={"Authorization": "Bearer sekret"})
+        check(st == 200, "bearer token accepted")
+        st, body, _ = s.req("GET", "/collections", headers={"api-key": "sekret"})
+        check(st == 200, "api-key accepted")
+        st, body, _ = s.req("GET", "/__test/stats")
+        check(st == 200, "control API needs no key")
+    finally:
+        s.stop()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--server", default=os.environ.get("QDRANT_TEST_SERVER"))
+    ap.add_argument("--wrap", default=os.environ.get("QDRANT_TEST_SERVER_WRAP"))
+    args = ap.parse_args()
+    if not args.server or not os.path.exists(args.server):
+        print("usage: test_qdrant_server.py --server PATH (or $QDRANT_TEST_SERVER)", file=sys.stderr)
+        return 2
+    tests = [t_basic_routes, t_collections, t_upsert_and_vectors, t_ids, t_payload_ops, t_batch, t_scroll_filters,
+             t_request_errors, t_faults, t_request_log]
+    with tempfile.TemporaryDirectory() as wd:
+        s = Server(args.server, wd, args.wrap)
+        try:
+            for t in tests:
+                ok(s.req("POST", "/__test/reset"), "reset")
+                try:
+                    t(s)
+                except Exception as e:  # a crash in one test must not hide the others
+                    check(False, "%s raised %r" % (t.__name__, e))
+        finally:
+            s.stop()
+        t_auth(args.server, wd, args.wrap)
+    print("%d checks, %d failed" % (CHECKS[0], len(FAILS)))
+    return 1 if FAILS else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
