@@ -104,7 +104,7 @@ const table_cfg *config_find_table(const p2q_config *cfg, const char *schema, co
 
 /* Unit parsers (exported for tests and for CLI flags such as --warn 1GB).
  * Sizes: integer with optional B kB MB GB (1024-based, as PostgreSQL).
- * Durations: integer with optional ms s min h (bare number = the unit given).
+ * Durations: integer with optional ms s min h d (bare number = milliseconds).
  * Return 0 ok, -1 on a bad value or overflow. */
 int config_parse_size(const char *s, int64_t *bytes);
 int config_parse_duration(const char *s, int64_t *ms);

@@ -20,6 +20,8 @@ typedef enum qop_kind {
     QOP_SET_PAYLOAD,    /* {"set_payload":{"payload":{..},"points":[id]}}  (partial update) */
     QOP_UPDATE_VECTORS, /* {"update_vectors":{"points":[{"id":..,"vector":..}]}} (partial update) */
     QOP_DELETE_ALL,     /* {"delete":{"filter":{}}}  (truncate) */
+    QOP_REFETCH,        /* no JSON: the sink reads the row by key from Postgres and upserts it whole
+                         * (a key change whose new row has unchanged TOASTed columns) */
 } qop_kind;
 
 typedef struct qop {
@@ -30,6 +32,9 @@ typedef struct qop {
     char *point_id;         /* owned: the id as JSON (42 or "8c1f...-..."); NULL for QOP_DELETE_ALL */
     char *key_text;         /* owned: the key for messages, e.g. article_id=A-1; NULL for QOP_DELETE_ALL */
     lsn_t lsn;              /* LSN of the change */
+    char **key_vals;        /* owned: the key columns' text forms (nkeys), for partial updates and
+                             * QOP_REFETCH, so the sink can read the row back; else NULL */
+    int nkeys;
 } qop;
 
 typedef struct qop_list {
@@ -40,6 +45,8 @@ typedef struct qop_list {
 
 /* Appends a zeroed qop and returns it (valid until the next push). */
 qop *qop_list_push(qop_list *l);
+/* Frees the owned fields of one item and zeroes it. */
+void qop_free_fields(qop *q);
 /* Frees the owned fields of every item; keeps the array. */
 void qop_list_clear(qop_list *l);
 void qop_list_free(qop_list *l);

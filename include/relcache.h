@@ -50,6 +50,10 @@ rel_entry *relcache_put(relcache *rc, const pgo_msg *m, bool *replaced);
 /* NULL when unknown. */
 rel_entry *relcache_get(const relcache *rc, uint32_t relid);
 
+/* Iteration over the entries, in relid order (i < relcache_count). */
+size_t relcache_count(const relcache *rc);
+rel_entry *relcache_at(const relcache *rc, size_t i);
+
 /* Type messages: user-defined type OID -> bare type name.  Replaces. */
 void relcache_put_type(relcache *rc, const pgo_msg *m);
 /* The bare type name ("vector", "halfvec", "sparsevec", "mood", "_mood")

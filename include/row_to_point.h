@@ -50,6 +50,7 @@ typedef struct map_info {
  *   Insert                -> upsert (or delete when the vector is NULL)
  *   Update, all present   -> [delete old id if the key changed] upsert
  *   Update with 'u' cols  -> [update_vectors] [set_payload]  (nothing when neither changed)
+ *   same, key changed     -> delete old id, refetch new key (QOP_REFETCH)
  *   Delete                -> delete by the old key
  * Returns 0, or -1 with a message in err naming the table, key and column
  * (a vector that is not a one-dimensional array of finite numbers, an empty
@@ -57,6 +58,25 @@ typedef struct map_info {
  */
 int map_change(const table_map *map, const pgo_msg *m, lsn_t lsn, qop_list *out, map_info *info, char *err,
                size_t errlen);
+
+/*
+ * A whole row read back from Postgres (every datum 't' or 'n', in the
+ * relation's column order) -> upsert, or delete when its vector is NULL:
+ * how the sink resolves QOP_REFETCH and a partial update whose point is
+ * missing.  Returns 0, or -1 with err as map_change.
+ */
+int map_row(const table_map *map, const pgo_tuple *tup, lsn_t lsn, qop_list *out, map_info *info, char *err,
+            size_t errlen);
+
+/*
+ * The query that reads one row back by key, into out:
+ *   SELECT "c1", "c2", ... FROM "schema"."name" WHERE "k1" = $1 AND ...
+ * (the relation's columns in order; $i are the key columns' text forms,
+ * qop.key_vals).  Run it with text results on a connection with
+ * REPL_SESSION_OPTIONS so the text forms equal pgoutput's.
+ */
+void map_select_sql(const table_map *map, buf *out);
+int map_natts(const table_map *map);
 
 /* Truncate -> one QOP_DELETE_ALL. */
 void map_truncate(const table_map *map, lsn_t lsn, qop_list *out);

@@ -25,7 +25,9 @@ fi
 step() { printf '\n=== %s ===\n' "$*"; }
 
 step "build (RelWithDebInfo)"
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DP2Q_SHARED_DIR="$shared"
+# Debian's python3 carries python3-jsonschema; a pyenv or venv python on PATH may not.
+py=/usr/bin/python3
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DP2Q_SHARED_DIR="$shared" -DPython3_EXECUTABLE=$py
 cmake --build build -j"$jobs"
 
 step "tests"
@@ -39,14 +41,14 @@ for t in build/test/test_*; do
 done
 
 step "build (ASan + UBSan)"
-cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DP2Q_SANITIZE=ON -DP2Q_SHARED_DIR="$shared"
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DP2Q_SANITIZE=ON -DP2Q_SHARED_DIR="$shared" -DPython3_EXECUTABLE=$py
 cmake --build build-asan -j"$jobs"
 
 step "tests under ASan + UBSan"
 (cd build-asan && ctest --output-on-failure -j1)
 
 step "fuzz the pgoutput decoder (${FUZZ_SECONDS:-60} s)"
-CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DP2Q_FUZZ=ON -DP2Q_SANITIZE=ON
+CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DP2Q_FUZZ=ON -DP2Q_SANITIZE=ON -DPython3_EXECUTABLE=$py
 cmake --build build-fuzz -j"$jobs" --target fuzz_pgoutput
 test/fuzz/run_fuzz.sh build-fuzz "${FUZZ_SECONDS:-60}"
 

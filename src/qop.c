@@ -18,13 +18,21 @@ qop *qop_list_push(qop_list *l)
     return &l->items[l->n++];
 }
 
+void qop_free_fields(qop *q)
+{
+    free(q->json);
+    free(q->point_id);
+    free(q->key_text);
+    for (int k = 0; k < q->nkeys; k++)
+        free(q->key_vals[k]);
+    free(q->key_vals);
+    memset(q, 0, sizeof *q);
+}
+
 void qop_list_clear(qop_list *l)
 {
-    for (size_t i = 0; i < l->n; i++) {
-        free(l->items[i].json);
-        free(l->items[i].point_id);
-        free(l->items[i].key_text);
-    }
+    for (size_t i = 0; i < l->n; i++)
+        qop_free_fields(&l->items[i]);
     l->n = 0;
 }
 
@@ -44,6 +52,7 @@ const char *qop_kind_name(qop_kind k)
     case QOP_SET_PAYLOAD: return "set_payload";
     case QOP_UPDATE_VECTORS: return "update_vectors";
     case QOP_DELETE_ALL: return "delete_all";
+    case QOP_REFETCH: return "refetch";
     }
     return "unknown";
 }

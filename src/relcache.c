@@ -140,6 +140,16 @@ rel_entry *relcache_get(const relcache *rc, uint32_t relid)
     return at < rc->nrels && rc->rels[at]->relid == relid ? rc->rels[at] : NULL;
 }
 
+size_t relcache_count(const relcache *rc)
+{
+    return rc->nrels;
+}
+
+rel_entry *relcache_at(const relcache *rc, size_t i)
+{
+    return rc->rels[i];
+}
+
 void relcache_put_type(relcache *rc, const pgo_msg *m)
 {
     uint32_t typid = m->u.type.typid;

@@ -130,10 +130,11 @@ static PGresult *exec_ok(PGconn *conn, const char *sql, bool want_tuples, char *
 {
     PGresult *res = PQexec(conn, sql);
     ExecStatusType want = want_tuples ? PGRES_TUPLES_OK : PGRES_COMMAND_OK;
-    char msg[256];
-
     if (PQresultStatus(res) != want) {
-        snprintf(err, errlen, "%s", res ? res_err(res, msg, sizeof msg) : pq_err(conn, msg, sizeof msg));
+        if (res)
+            res_err(res, err, errlen);
+        else
+            pq_err(conn, err, errlen);
         PQclear(res);
         return NULL;
     }

@@ -53,8 +53,10 @@ struct table_map {
 
 /* The id and key text of one row. */
 typedef struct row_key {
-    buf id;   /* 42 or "uuid" */
-    buf text; /* region=eu,id=42 */
+    buf id;      /* 42 or "uuid" */
+    buf text;    /* region=eu,id=42 */
+    char **vals; /* the key columns' text forms (nvals), owned */
+    int nvals;
 } row_key;
 
 static void fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -333,11 +335,16 @@ static int row_key_of(const table_map *m, const pgo_tuple *tup, const pgo_tuple 
         buf_printf(&k->text, "%s%s=%s", i ? "," : "", m->cols[c].name, texts[i]);
     }
     map_point_id(m->nkeys, m->key_typids, (const char *const *)texts, m->cfg->id_mode_uuid5, &k->id);
+    k->vals = texts;
+    k->nvals = m->nkeys;
+    texts = NULL;
     rc = 0;
 cleanup:
-    for (int i = 0; i < m->nkeys; i++)
-        free(texts[i]);
-    free(texts);
+    if (texts) {
+        for (int i = 0; i < m->nkeys; i++)
+            free(texts[i]);
+        free(texts);
+    }
     return rc;
 }
 
@@ -345,12 +352,17 @@ static void row_key_init(row_key *k)
 {
     buf_init(&k->id);
     buf_init(&k->text);
+    k->vals = NULL;
+    k->nvals = 0;
 }
 
 static void row_key_free(row_key *k)
 {
     buf_free(&k->id);
     buf_free(&k->text);
+    for (int i = 0; i < k->nvals; i++)
+        free(k->vals[i]);
+    free(k->vals);
 }
 
 static void push_op(qop_list *out, const table_map *m, qop_kind kind, buf *json, const row_key *k, lsn_t lsn)
@@ -364,16 +376,19 @@ static void push_op(qop_list *out, const table_map *m, qop_kind kind, buf *json,
     q->point_id = xstrndup(k->id.data, k->id.len);
     q->key_text = xstrndup(k->text.data, k->text.len);
     q->lsn = lsn;
+    if (kind == QOP_SET_PAYLOAD || kind == QOP_UPDATE_VECTORS || kind == QOP_REFETCH) {
+        q->nkeys = k->nvals;
+        q->key_vals = xcalloc((size_t)k->nvals, sizeof(char *));
+        for (int i = 0; i < k->nvals; i++)
+            q->key_vals[i] = xstrdup(k->vals[i]);
+    }
 }
 
 /* Frees the qops appended since n (an error undoes a partial result). */
 static void qops_truncate(qop_list *l, size_t n)
 {
-    for (size_t i = n; i < l->n; i++) {
-        free(l->items[i].json);
-        free(l->items[i].point_id);
-        free(l->items[i].key_text);
-    }
+    for (size_t i = n; i < l->n; i++)
+        qop_free_fields(&l->items[i]);
     l->n = n;
 }
 
@@ -611,8 +626,20 @@ static int change_update(const table_map *m, const pgo_msg *msg, lsn_t lsn, qop_
     if (oldtup) {
         if (row_key_of(m, oldtup, NULL, &ok, err, errlen) < 0)
             goto cleanup;
-        if (strcmp(ok.id.data, nk.id.data) != 0)
+        if (strcmp(ok.id.data, nk.id.data) != 0) {
             push_delete(out, m, &ok, lsn);
+            if (has_unchanged(m, newtup)) {
+                /* The new id has no point yet and the row's TOASTed values were
+                 * not sent: only Postgres has the whole row. */
+                buf none;
+                buf_init(&none);
+                push_op(out, m, QOP_REFETCH, &none, &nk, lsn);
+                buf_free(&none);
+                info->partial = true;
+                rc = 0;
+                goto cleanup;
+            }
+        }
     }
     if (has_unchanged(m, newtup))
         rc = emit_partial(m, newtup, &nk, lsn, out, info, err, errlen);
@@ -662,6 +689,68 @@ int map_change(const table_map *map, const pgo_msg *m, lsn_t lsn, qop_list *out,
         info->partial = false;
     }
     return rc;
+}
+
+int map_row(const table_map *map, const pgo_tuple *tup, lsn_t lsn, qop_list *out, map_info *info, char *err,
+            size_t errlen)
+{
+    size_t start = out->n;
+    row_key k;
+    int rc = -1;
+
+    info->null_vector = false;
+    info->partial = false;
+    row_key_init(&k);
+    if (check_ncols(map, tup, err, errlen) == 0 && row_key_of(map, tup, NULL, &k, err, errlen) == 0) {
+        if (has_unchanged(map, tup))
+            fail(err, errlen, "table %s, key %s: a whole row cannot hold unchanged TOASTed values", map->table,
+                 k.text.data);
+        else
+            rc = emit_full(map, tup, &k, lsn, out, info, err, errlen);
+    }
+    row_key_free(&k);
+    if (rc < 0)
+        qops_truncate(out, start);
+    return rc;
+}
+
+/* Appends s as a double-quoted SQL identifier. */
+static void quote_ident(buf *b, const char *s)
+{
+    buf_putc(b, '"');
+    for (; *s; s++) {
+        if (*s == '"')
+            buf_putc(b, '"');
+        buf_putc(b, *s);
+    }
+    buf_putc(b, '"');
+}
+
+void map_select_sql(const table_map *map, buf *out)
+{
+    buf_reset(out);
+    buf_puts(out, "SELECT ");
+    for (int c = 0; c < map->natts; c++) {
+        if (c)
+            buf_puts(out, ", ");
+        quote_ident(out, map->cols[c].name);
+    }
+    buf_puts(out, " FROM ");
+    quote_ident(out, map->cfg->schema);
+    buf_putc(out, '.');
+    quote_ident(out, map->cfg->name);
+    buf_puts(out, " WHERE ");
+    for (int i = 0; i < map->nkeys; i++) {
+        if (i)
+            buf_puts(out, " AND ");
+        quote_ident(out, map->cols[map->key_cols[i]].name);
+        buf_printf(out, " = $%d", i + 1);
+    }
+}
+
+int map_natts(const table_map *map)
+{
+    return map->natts;
 }
 
 void map_truncate(const table_map *map, lsn_t lsn, qop_list *out)

@@ -53,6 +53,7 @@ typedef struct sync_state {
     const p2q_config *cfg;
     volatile sig_atomic_t *stop;
     PGconn *conn;
+    PGconn *sql;       /* a plain connection for reading rows back (opened when first needed) */
     relcache *rels;
     ack_tracker *acks;
     qd_client *qd;
@@ -160,6 +161,131 @@ static void log_rejected(const qop *op, const char *collection, const char *why)
     free(table);
 }
 
+static int send_batch(sync_state *st, const qop *ops, size_t n);
+
+/* Qdrant's answer to a partial update of a point it does not have. */
+static bool point_missing(const qop *op, const qd_result *r)
+{
+    return (op->kind == QOP_SET_PAYLOAD || op->kind == QOP_UPDATE_VECTORS) && op->key_vals && r->http_status == 404 &&
+           strstr(r->error, "No point with id") != NULL;
+}
+
+/* The current mapping of op's table (the newest Relation message's). */
+static const table_map *map_of(const sync_state *st, const qop *op)
+{
+    for (size_t i = 0, n = relcache_count(st->rels); i < n; i++) {
+        const rel_entry *rel = relcache_at(st->rels, i);
+        if (rel->map && map_table(rel->map) == op->table)
+            return rel->map;
+    }
+    return NULL;
+}
+
+/* Reads op's row by key: 0 with *res holding 0 or 1 rows, SESSION_STOPPED,
+ * or SESSION_FATAL.  Connection trouble is retried like Qdrant's. */
+static int read_row(sync_state *st, const qop *op, const table_map *map, PGresult **res)
+{
+    buf sql;
+    char err[512], ms[32];
+    int attempt = 0, rc = SESSION_FATAL;
+
+    buf_init(&sql);
+    map_select_sql(map, &sql);
+    for (;;) {
+        if (!st->sql && repl_connect(st->cfg->source.dsn, false, &st->sql, err, sizeof err) != 0) {
+            log_warn("cannot read a row back from PostgreSQL, retrying", "table", op->table->name, "key",
+                     op->key_text, "error", err, NULL);
+        } else {
+            *res = PQexecParams(st->sql, sql.data, op->nkeys, NULL, (const char *const *)op->key_vals, NULL, NULL, 0);
+            if (PQresultStatus(*res) == PGRES_TUPLES_OK) {
+                rc = 0;
+                break;
+            }
+            if (PQstatus(st->sql) == CONNECTION_OK) {
+                char *t = xasprintf("%s.%s", op->table->schema, op->table->name);
+                log_error("cannot read a row back from PostgreSQL", "table", t, "key", op->key_text, "query",
+                          sql.data, "error", PQresultErrorMessage(*res), NULL);
+                free(t);
+                PQclear(*res);
+                *res = NULL;
+                break;
+            }
+            log_warn("connection lost while reading a row back, retrying", "error", PQerrorMessage(st->sql), NULL);
+            PQclear(*res);
+            *res = NULL;
+            PQfinish(st->sql);
+            st->sql = NULL;
+        }
+        {
+            int64_t wait = backoff_ms(attempt++);
+            snprintf(ms, sizeof ms, "%lld", (long long)wait);
+            if (st->conn && send_status(st, false) != 0) {
+                rc = SESSION_RETRY;
+                break;
+            }
+            sleep_interruptible(st, wait);
+            if (*st->stop) {
+                rc = SESSION_STOPPED;
+                break;
+            }
+        }
+    }
+    buf_free(&sql);
+    return rc;
+}
+
+/*
+ * SPEC §3: a partial update whose point Qdrant does not have, or a key
+ * change with unchanged TOASTed columns (QOP_REFETCH): read the row by key
+ * and upsert it whole, or do nothing when the row is gone (a later change
+ * in the stream deleted it).  The row read may be newer than op; the
+ * stream's later changes to it follow, so the point converges.
+ */
+static int refetch(sync_state *st, const qop *op)
+{
+    const table_map *map = map_of(st, op);
+    PGresult *res = NULL;
+    pgo_tuple *tup = NULL;
+    qop_list ops = {0};
+    map_info info;
+    char err[512], l[LSN_BUFSZ];
+    int rc;
+
+    if (!map) {
+        log_error("internal error: no mapping for a table with pending changes", "table", op->table->name, NULL);
+        return SESSION_FATAL;
+    }
+    if ((rc = read_row(st, op, map, &res)) != 0)
+        return rc;
+    if (PQntuples(res) == 0) {
+        log_debug("row to read back is gone; a later change deletes its point", "table", op->table->name, "key",
+                  op->key_text, NULL);
+        rc = 0;
+        goto cleanup;
+    }
+    tup = xcalloc(1, sizeof *tup);
+    tup->ncols = (uint16_t)PQnfields(res);
+    for (int c = 0; c < tup->ncols; c++) {
+        pgo_datum *d = &tup->cols[c];
+        d->kind = PQgetisnull(res, 0, c) ? 'n' : 't';
+        d->data = PQgetvalue(res, 0, c);
+        d->len = (uint32_t)PQgetlength(res, 0, c);
+    }
+    if (map_row(map, tup, op->lsn, &ops, &info, err, sizeof err) != 0) {
+        log_error("cannot map a row read back from PostgreSQL", "error", err, "lsn", lsn_fmt(op->lsn, l), NULL);
+        rc = SESSION_FATAL;
+        goto cleanup;
+    }
+    log_debug("point missing for a partial update: upserting the row read back", "table", op->table->name, "key",
+              op->key_text, NULL);
+    rc = ops.n ? send_batch(st, ops.items, ops.n) : 0;
+cleanup:
+    qop_list_free(&ops);
+    free(tup);
+    PQclear(res);
+    return rc;
+}
+
 /*
  * Sends ops[0..n) (one collection) in one request, retrying transient
  * failures without end.  A deterministic rejection is narrowed down to the
@@ -203,6 +329,10 @@ static int send_batch(sync_state *st, const qop *ops, size_t n)
             return SESSION_STOPPED;
         }
     }
+    if (n == 1 && point_missing(&ops[0], &res)) {
+        qd_result_clear(&res);
+        return refetch(st, &ops[0]);
+    }
     qd_result_clear(&res);
     if (n > 1) {
         for (size_t i = 0; i < n; i++) {
@@ -227,7 +357,16 @@ static int flush_txn(sync_state *st)
 
     while (i < n) {
         size_t j = i + 1, bytes = ops[i].json_len;
-        while (j < n && ops[j].table->collection == ops[i].table->collection &&
+
+        if (ops[i].kind == QOP_REFETCH) {
+            int rc = refetch(st, &ops[i]);
+            if (rc != 0)
+                return rc;
+            ack_done_ops(st->acks, st->txn, 1);
+            i++;
+            continue;
+        }
+        while (j < n && ops[j].kind != QOP_REFETCH && ops[j].table->collection == ops[i].table->collection &&
                strcmp(ops[j].table->collection, ops[i].table->collection) == 0 &&
                (int64_t)(j - i) < st->cfg->sync.batch_points &&
                (int64_t)(bytes + ops[j].json_len) < st->cfg->sync.batch_bytes) {
@@ -703,6 +842,8 @@ int sync_run(const p2q_config *cfg, volatile sig_atomic_t *stop)
     }
 
 cleanup:
+    if (st.sql)
+        PQfinish(st.sql);
     qd_client_free(st.qd);
     relcache_free(st.rels);
     ack_free(st.acks);

@@ -417,8 +417,67 @@ static void test_update_partial_with_key_change(void **state)
     assert_int_equal(run(f, PGO_UPDATE, 'K', oldk, row), 0);
     assert_int_equal(f->ops.n, 2);
     assert_op(f, 0, QOP_DELETE, "7", "id=7", "{\"delete\":{\"points\":[7]}}");
-    assert_op(f, 1, QOP_SET_PAYLOAD, "8", "id=8",
-              "{\"set_payload\":{\"payload\":{\"id\":8,\"name\":\"Lamp\",\"price\":10,\"tags\":[]},\"points\":[8]}}");
+    assert_null(f->ops.items[0].key_vals);
+    /* The new id has no point and the vector was not sent: the sink must
+     * read the row back by its new key. */
+    assert_int_equal(f->ops.items[1].kind, QOP_REFETCH);
+    assert_string_equal(f->ops.items[1].point_id, "8");
+    assert_string_equal(f->ops.items[1].key_text, "id=8");
+    assert_int_equal(f->ops.items[1].nkeys, 1);
+    assert_string_equal(f->ops.items[1].key_vals[0], "8");
+    assert_true(f->info.partial);
+}
+
+static void test_partial_ops_carry_key_values(void **state)
+{
+    fixture *f = *state;
+    const char *const cols[] = {"*region:25", "*id:20", "note:25", "embedding:1021", NULL};
+    const char *row[] = {"eu", "42", "edited", U};
+
+    add_vector(f, "", "embedding");
+    set_relation(f, 'd', cols);
+    compile_ok(f);
+    assert_int_equal(run(f, PGO_UPDATE, 0, NULL, row), 0);
+    assert_int_equal(f->ops.n, 1);
+    assert_int_equal(f->ops.items[0].kind, QOP_SET_PAYLOAD);
+    assert_int_equal(f->ops.items[0].nkeys, 2);
+    assert_string_equal(f->ops.items[0].key_vals[0], "eu");
+    assert_string_equal(f->ops.items[0].key_vals[1], "42");
+}
+
+static void test_map_row_and_select_sql(void **state)
+{
+    fixture *f = *state;
+    const char *const cols[] = {"*id:23", "we\"ird:25", "embedding:1021", NULL};
+    const char *row[] = {"5", "x", "{0.5,1}"};
+    const char *nullvec[] = {"6", "y", NULL};
+    const char *unchanged[] = {"7", "z", U};
+    pgo_tuple *t = xcalloc(1, sizeof *t);
+    buf sql;
+
+    add_vector(f, "", "embedding");
+    set_relation(f, 'd', cols);
+    compile_ok(f);
+    buf_init(&sql);
+    map_select_sql(f->map, &sql);
+    assert_string_equal(sql.data, "SELECT \"id\", \"we\"\"ird\", \"embedding\" FROM \"public\".\"products\" "
+                                  "WHERE \"id\" = $1");
+    assert_int_equal(map_natts(f->map), 3);
+    buf_free(&sql);
+
+    set_tuple(t, 3, row);
+    assert_int_equal(map_row(f->map, t, 0x16B3748, &f->ops, &f->info, f->err, sizeof f->err), 0);
+    assert_op(f, 0, QOP_UPSERT, "5", "id=5",
+              "{\"upsert\":{\"points\":[{\"id\":5,\"vector\":[0.5,1],\"payload\":{\"id\":5,\"we\\\"ird\":\"x\"}}]}}");
+    set_tuple(t, 3, nullvec);
+    assert_int_equal(map_row(f->map, t, 0x16B3748, &f->ops, &f->info, f->err, sizeof f->err), 0);
+    assert_op(f, 1, QOP_DELETE, "6", "id=6", "{\"delete\":{\"points\":[6]}}");
+    assert_true(f->info.null_vector);
+    set_tuple(t, 3, unchanged);
+    assert_int_equal(map_row(f->map, t, 0x16B3748, &f->ops, &f->info, f->err, sizeof f->err), -1);
+    assert_string_equal(f->err, "table public.products, key id=7: a whole row cannot hold unchanged TOASTed values");
+    assert_int_equal(f->ops.n, 2);
+    free(t);
 }
 
 static void test_update_partial_nothing_sent(void **state)
@@ -807,6 +866,8 @@ int main(void)
         T(test_update_partial_unchanged_payload_column),
         T(test_update_partial_null_vector_deletes),
         T(test_update_partial_with_key_change),
+        T(test_partial_ops_carry_key_values),
+        T(test_map_row_and_select_sql),
         T(test_update_partial_nothing_sent),
         T(test_update_unchanged_unmapped_column_is_full),
         T(test_update_unchanged_key_taken_from_old),

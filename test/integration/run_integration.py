@@ -1,0 +1,765 @@
+#!/usr/bin/env python3
+"""End-to-end test: a throwaway PostgreSQL 15 + the Qdrant test server + `pg2qdrant run`.
+
+After every step of a workload (inserts, updates, deletes, key changes, NULL vectors,
+transactions, rollbacks, truncates, Qdrant faults, restart) every collection must equal
+its table under SPEC §3, as computed by the independent oracle in expected.py, and the
+slot's confirmed_flush_lsn must have passed the step's last commit.  Finally every request
+the test server saw is validated against Qdrant's OpenAPI document.
+
+    run_integration.py --pg2qdrant BIN --qdrant-server BIN --openapi PATH --workdir DIR
+                       [--keep] [--log-level debug] [--stop-after STEP]
+
+Python 3 standard library only (openapi_check.py needs python3-jsonschema).
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "harness"))
+sys.path.insert(0, HERE)
+
+import expected as oracle  # noqa: E402
+from harness import HarnessError, Postgres, QdrantServer, free_port, install_signal_cleanup  # noqa: E402
+
+DB = "p2q"
+SLOT = "p2q_it"
+PUBLICATION = "p2q_it_pub"
+API_KEY = "it-secret-4711-api-key"
+CONVERGE_TIMEOUT = 30.0
+POLL_INTERVAL = 0.1
+SHUTDOWN_TIMEOUT = 10  # seconds, written into the config
+UNCONFIGURED = "t_unconfigured"
+
+
+class TestFailure(Exception):
+    pass
+
+
+def check(cond, message):
+    """The assertion helper: fail the test with a readable message."""
+    if not cond:
+        raise TestFailure(message)
+
+
+def log(message):
+    print(message, flush=True)
+
+
+# --- the tables under test -----------------------------------------------------------
+
+class Table:
+    def __init__(self, spec, ddl, collection_body, config_lines):
+        self.spec = spec
+        self.ddl = ddl
+        self.collection_body = collection_body
+        self.config_lines = config_lines
+        self.columns = None  # [oracle.Column], read from the catalog
+
+
+def dense(size):
+    return {"size": size, "distance": "Dot"}
+
+
+TABLES = [
+    Table(oracle.TableSpec("public.t_bigint", "c_bigint", ["id"], {"": "embedding"}),
+          """CREATE TABLE t_bigint (
+               id bigint PRIMARY KEY, embedding real[],
+               b bool, i2 int2, i4 int4, i8 int8, f4 float4, f8 float8, n numeric,
+               t text, vc varchar(40), m mood, u uuid, ip inet, iv interval,
+               j json, jb jsonb, d date, ts timestamp, tstz timestamptz, by bytea,
+               ta text[], ia int[], ia2 int[][])""",
+          {"vectors": dense(4)},
+          ["collection = c_bigint", "id = id", "vector = embedding", "payload = *"]),
+    Table(oracle.TableSpec("public.t_text", "c_text", ["sku"], {"": "embedding"}),
+          """CREATE TABLE t_text (sku text PRIMARY KEY, embedding double precision[], name text,
+               price numeric, tags text[], updated timestamptz, attrs jsonb)""",
+          {"vectors": dense(3)},
+          ["collection = c_text", "vector = embedding"]),  # key: the replica identity
+    Table(oracle.TableSpec("public.t_uuid", "c_uuid", ["id"], {"": "embedding"}),
+          """CREATE TABLE t_uuid (id uuid PRIMARY KEY, embedding vector, label varchar(20),
+               score float8, seen date)""",
+          {"vectors": dense(3)},
+          ["collection = c_uuid", "id = id", "vector = embedding"]),
+    Table(oracle.TableSpec("public.t_composite", "c_composite", ["region", "n"], {"": "embedding"}),
+          """CREATE TABLE t_composite (region text, n int, embedding numeric[], qty int2, note text,
+               PRIMARY KEY (region, n))""",
+          {"vectors": dense(2)},
+          ["collection = c_composite", "id = region, n", "vector = embedding", "payload = *"]),
+    Table(oracle.TableSpec("public.t_uuid5", "c_uuid5", ["id"], {"": "embedding"}, id_mode="uuid5"),
+          "CREATE TABLE t_uuid5 (id int PRIMARY KEY, embedding integer[], flag bool)",
+          {"vectors": dense(3)},
+          ["collection = c_uuid5", "id = id", "id_mode = uuid5", "vector = embedding"]),
+    Table(oracle.TableSpec("public.t_named", "c_named", ["id"], {"img": "img", "txt": "txt", "sparse": "sparse"},
+                           payload=["title"]),
+          """CREATE TABLE t_named (id bigint PRIMARY KEY, title text, img real[], txt real[],
+               sparse sparsevec, secret text)""",
+          {"vectors": {"img": dense(2), "txt": dense(3)}, "sparse_vectors": {"sparse": {}}},
+          ["collection = c_named", "vector.img = img", "vector.txt = txt", "vector.sparse = sparse",
+           "payload = title"]),
+    Table(oracle.TableSpec("public.t_toast", "t_toast", ["id"], {"": "embedding"}),
+          """CREATE TABLE t_toast (id int PRIMARY KEY, embedding real[], note text);
+             ALTER TABLE t_toast ALTER COLUMN embedding SET STORAGE EXTERNAL""",
+          {"vectors": dense(600)},
+          ["vector = embedding"]),  # collection defaults to the table name
+]
+
+TOAST_VEC = "ARRAY(SELECT (random() * 2 - 1)::real FROM generate_series(1, 600))"
+
+
+# --- pg2qdrant as a child process -----------------------------------------------------------
+
+class Pg2Qdrant:
+    def __init__(self, binary, config_path, workdir, log_level):
+        self.binary = binary
+        self.config_path = config_path
+        self.workdir = workdir
+        self.log_level = log_level
+        self.proc = None
+        self.runs = 0
+        self.log_path = None
+
+    def start(self):
+        self.runs += 1
+        self.log_path = os.path.join(self.workdir, "pg2qdrant-%d.log" % self.runs)
+        argv = [self.binary, "run", "-c", self.config_path, "--log-level", self.log_level]
+        with open(self.log_path, "w") as out:
+            self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_text(self):
+        with open(self.log_path, errors="replace") as f:
+            return f.read()
+
+    def log_tail(self, lines=30):
+        return "".join(self.log_text().splitlines(True)[-lines:])
+
+    def terminate(self, timeout):
+        """SIGTERM; returns (exit code or None on timeout, seconds taken)."""
+        t0 = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            rc = None
+        return rc, time.monotonic() - t0
+
+    def kill(self):
+        if self.alive():
+            self.proc.kill()
+            self.proc.wait()
+
+
+# --- the test context ---------------------------------------------------------------------
+
+class Context:
+    def __init__(self, args, pg, q):
+        self.args = args
+        self.pg = pg
+        self.q = q
+        self.sync = None
+        self.http_port = free_port()
+        self.last_commit_lsn = None
+        self.steps_passed = 0
+        self.points_compared = 0
+
+    # SQL ------------------------------------------------------------------------------
+    def sql(self, text):
+        return self.pg.psql(text, db=DB)
+
+    def commit(self, body):
+        """Runs body as one transaction; returns the WAL insert position just before its COMMIT
+        (pg_current_wal_insert_lsn(): the commit record starts at or after it)."""
+        out = self.sql("BEGIN;\n%s;\nSELECT pg_current_wal_insert_lsn();\nCOMMIT;\n" % body.strip().rstrip(";"))
+        lsn = [line for line in out.splitlines() if line.strip()][-1].strip()
+        self.last_commit_lsn = lsn
+        return lsn
+
+    def rollback(self, body):
+        self.sql("BEGIN;\n%s;\nROLLBACK;\n" % body.strip().rstrip(";"))
+
+    def slot(self):
+        rows = self.pg.query_json("SELECT json_agg(s) FROM (SELECT active, confirmed_flush_lsn::text AS confirmed "
+                                  "FROM pg_replication_slots WHERE slot_name = '%s') s" % SLOT)
+        return rows[0] if rows else None
+
+    def lsn_passed(self, lsn):
+        """True when the slot's confirmed_flush_lsn is beyond lsn; also returns the slot's LSN."""
+        out = self.sql("SELECT pg_wal_lsn_diff(confirmed_flush_lsn, '%s') > 0, confirmed_flush_lsn "
+                       "FROM pg_replication_slots WHERE slot_name = '%s'" % (lsn, SLOT)).strip()
+        if not out:
+            return False, None
+        passed, confirmed = out.split("|")
+        return passed == "t", confirmed
+
+    # expected and actual points -----------------------------------------------------------
+    def load_columns(self, table):
+        name = table.spec.name
+        rows = self.pg.query_json(
+            "SELECT json_agg(c ORDER BY c.attnum) FROM ("
+            " SELECT a.attnum, a.attname, t.typname, t.typtype, et.typname AS elem, et.typtype AS elem_typtype"
+            " FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid"
+            " LEFT JOIN pg_type et ON et.oid = t.typelem AND t.typcategory = 'A'"
+            " WHERE a.attrelid = '%s'::regclass AND a.attnum > 0 AND NOT a.attisdropped) c" % name, db=DB)
+        table.columns = [oracle.Column(r["attname"], r["typname"], r["typtype"], r["elem"], r["elem_typtype"])
+                         for r in rows]
+
+    def expected_points(self, table):
+        # format('%s', v) gives the type's output function form, as pgoutput sends it; a cast
+        # to text is not always that (bool::text is 'true', inet::text always has a netmask).
+        quoted = ['"%s"' % c.name.replace('"', '""') for c in table.columns]
+        cols = ", ".join("CASE WHEN %s IS NULL THEN NULL ELSE format('%%s', %s) END" % (q, q) for q in quoted)
+        rows = self.pg.query_json(
+            "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, MDY'; SET IntervalStyle = 'postgres';"
+            " SET bytea_output = 'hex'; SET extra_float_digits = 1;"
+            " SELECT coalesce(json_agg(json_build_array(%s)), '[]') FROM %s" % (cols, table.spec.name), db=DB)
+        return oracle.expected_points(table.spec, table.columns, rows)
+
+    def scroll(self, collection):
+        """Every point of a collection, or None when the server did not answer 200."""
+        points, offset = {}, None
+        while True:
+            body = {"limit": 100, "with_payload": True, "with_vector": True}
+            if offset is not None:
+                body["offset"] = offset
+            status, resp = self.q.request("POST", "/collections/%s/points/scroll" % collection, body)
+            if status != 200:
+                return None
+            for p in resp["result"]["points"]:
+                points[oracle.normalize_id(p["id"])] = {"vector": p.get("vector"), "payload": p.get("payload")}
+            offset = resp["result"].get("next_page_offset")
+            if offset is None:
+                return points
+
+    def require_alive(self):
+        check(self.sync.alive(), "pg2qdrant exited with code %s; last log lines:\n%s"
+              % (self.sync.proc.returncode, self.sync.log_tail()))
+
+    def differences(self, expected):
+        out = {}
+        for collection, points in expected.items():
+            actual = self.scroll(collection)
+            if actual is None:
+                out[collection] = "scroll failed"
+                continue
+            missing, extra, differing = oracle.diff_points(points, actual)
+            if missing or extra or differing:
+                out[collection] = (missing, extra, differing)
+        return out
+
+    def converge(self, step, lsn):
+        """Polls until every collection equals its table and the slot passed lsn."""
+        expected = {t.spec.collection: self.expected_points(t) for t in TABLES}
+        deadline = time.monotonic() + CONVERGE_TIMEOUT
+        while True:
+            self.require_alive()
+            diffs = self.differences(expected)
+            if not diffs:
+                break
+            check(time.monotonic() < deadline, "step '%s': collections did not converge within %ss\n%s\n"
+                  "pg2qdrant log tail:\n%s" % (step, CONVERGE_TIMEOUT, format_diffs(diffs), self.sync.log_tail()))
+            time.sleep(POLL_INTERVAL)
+        while True:
+            passed, confirmed = self.lsn_passed(lsn)
+            if passed:
+                break
+            check(time.monotonic() < deadline, "step '%s': slot confirmed_flush_lsn %s did not pass %s "
+                  "(taken before the last COMMIT) within %ss" % (step, confirmed, lsn, CONVERGE_TIMEOUT))
+            time.sleep(POLL_INTERVAL)
+        diffs = self.differences(expected)  # nothing may change once the commit is confirmed
+        check(not diffs, "step '%s': collections changed after the commit was confirmed\n%s"
+              % (step, format_diffs(diffs)))
+        n = sum(len(p) for p in expected.values())
+        self.points_compared += n
+        return n
+
+
+def _short(value, limit=240):
+    text = json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def format_diffs(diffs, few=5):
+    lines = []
+    for collection, d in sorted(diffs.items()):
+        if isinstance(d, str):
+            lines.append("  %s: %s" % (collection, d))
+            continue
+        missing, extra, differing = d
+        lines.append("  collection %s: %d missing, %d extra, %d differing"
+                     % (collection, len(missing), len(extra), len(differing)))
+        for pid in missing[:few]:
+            lines.append("    missing  %s" % _short(pid))
+        for pid in extra[:few]:
+            lines.append("    extra    %s" % _short(pid))
+        for pid, what, exp, act in differing[:few]:
+            lines.append("    differ   %s %s\n      expected %s\n      actual   %s"
+                         % (_short(pid), what, _short(exp), _short(act)))
+    return "\n".join(lines)
+
+
+# --- setup ------------------------------------------------------------------------------------
+
+def setup_database(ctx):
+    ctx.pg.psql("CREATE DATABASE %s" % DB)
+    ctx.pg.create_pgvector_types(DB)
+    ddl = ["CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy')"]
+    ddl += [t.ddl for t in TABLES]
+    ddl.append("CREATE TABLE %s (id int PRIMARY KEY, v real[], note text)" % UNCONFIGURED)
+    names = ", ".join([t.spec.name for t in TABLES] + ["public." + UNCONFIGURED])
+    ddl.append("CREATE PUBLICATION %s FOR TABLE %s" % (PUBLICATION, names))
+    ctx.sql(";\n".join(ddl) + ";\n")
+    for t in TABLES:
+        ctx.load_columns(t)
+
+
+def create_collections(ctx):
+    for t in TABLES:
+        status, resp = ctx.q.request("PUT", "/collections/%s" % t.spec.collection, t.collection_body)
+        check(status == 200, "creating collection %s: %s %s" % (t.spec.collection, status, resp))
+
+
+def write_config(ctx):
+    lines = [
+        "; written by test/integration/run_integration.py",
+        "[source]",
+        "dsn = " + ctx.pg.dsn(DB),
+        "slot = " + SLOT,
+        "publication = " + PUBLICATION,
+        "create_slot = true",
+        "create_publication = false",
+        "status_interval = 1s",
+        "",
+        "[qdrant]",
+        "url = " + ctx.q.url,
+        "api_key = " + API_KEY,
+        "timeout = 10s",
+        "create_collections = false",
+        "",
+        "[sync]",
+        "snapshot = never",
+        "batch_points = 64",
+        "flush_interval = 50ms",
+        "on_error = stop",
+        "dead_letter_file = " + os.path.join(ctx.args.workdir, "dead-letter.jsonl"),
+        "shutdown_timeout = %ds" % SHUTDOWN_TIMEOUT,
+        "",
+        "[http]",
+        "listen = 127.0.0.1:%d" % ctx.http_port,
+    ]
+    for t in TABLES:
+        lines += ["", "[table %s]" % t.spec.name] + t.config_lines
+    path = os.path.join(ctx.args.workdir, "pg2qdrant.ini")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return path
+
+
+def start_sync(ctx):
+    """Starts pg2qdrant and waits until it streams from the slot."""
+    ctx.sync.start()
+    deadline = time.monotonic() + CONVERGE_TIMEOUT
+    while True:
+        ctx.require_alive()
+        slot = ctx.slot()
+        if slot and slot["active"]:
+            return
+        check(time.monotonic() < deadline, "pg2qdrant did not start streaming from slot %s within %ss:\n%s"
+              % (SLOT, CONVERGE_TIMEOUT, ctx.sync.log_tail()))
+        time.sleep(POLL_INTERVAL)
+
+
+# --- the workload, one function per scenario --------------------------------------------------
+
+def scenario_inserts(ctx):
+    ctx.sql(r"""
+INSERT INTO t_bigint VALUES
+ (1, '{0.1,0.2,0.3,0.4}', true, 32767, -2147483648, 9223372036854775807, 1.1, 3.141592653589793,
+  12345678901234567890.123456789, E'hello "world"\n\tünïcödé \\ back', 'varchar ✓', 'happy',
+  'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11', '192.168.0.1/24', '1 day 02:03:04.5',
+  '{"a": [1, 2.5, null], "b": "x", "c": {"d": false}}', '{"nested": {"k": true}, "n": 1e3, "s": "ü"}',
+  '2024-02-29', '2024-02-29 13:14:15.123456', '2024-02-29 13:14:15.5+02', '\xdeadbeef',
+  '{a,"b c",NULL,"q\"uote","NULL"}', '{1,2,NULL}', '{{1,2},{3,4}}'),
+ (2, '{1,-2,3.5,0}', false, -1, 0, -9223372036854775808, '-Infinity', 'Infinity', 'NaN', '', '', 'sad',
+  '00000000-0000-0000-0000-000000000000', '::1', '-3 mons +04:05:06', '"just a string"', 'null',
+  'infinity', '-infinity', '1999-12-31 23:59:59.999999-08', '\x', '{}', '{}', '{{NULL,1}}'),
+ (3, '{0,0,0,1}', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+  NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+ (-7, '{7,7,7,7}', true, 7, 7, -7, 'NaN', '-0', 'Infinity', 'negative key', NULL, 'ok', NULL, '10.0.0.0/8',
+  '00:00:00.000001', '[]', '{}', '-infinity', 'infinity', '2000-01-01 00:00:00+00', '\x00ff', '{""}', '{-1}',
+  '{{1},{2}}'),
+ (9007199254740993, '{1e-7,1e7,-0.5,0.25}', true, 0, 1, 9007199254740993, 1e-30, 1.7976931348623157e308,
+  '-0.000000000000000001', 'beyond 2^53', 'x', 'happy', 'ffffffff-ffff-ffff-ffff-ffffffffffff',
+  '2001:db8::1/64', '1 year 2 mons 3 days', '123', '[1, "two", {"3": [4]}]', '0001-01-01',
+  '2038-01-19 03:14:08', '1970-01-01 00:00:00.000001+00', '\x0102030405', '{NULL}', '{2147483647}',
+  '{{5,6,7}}');
+INSERT INTO t_text VALUES
+ ('apple', '{0.5,0.25,0.125}', 'Apple', 9.99, '{red,green}', '2024-01-01 12:00:00.25+00', '{"kg": 0.2}'),
+ ('süßigkeit', '{1,2,3}', 'Süßigkeit', 'NaN', '{}', '2024-06-30 23:59:59.999-05:30', '[1,2]'),
+ ('with space "quoted"', '{3.3,2.2,1.1}', NULL, 100, NULL, NULL, NULL);
+INSERT INTO t_uuid VALUES
+ ('6f1c2ac0-43c5-4e0e-b3a9-8f0c7e6d5a41', '[1,2,3]', 'first', 0.5, '2020-02-02'),
+ ('b2f4a1d6-0c79-4b0b-9d53-1e2f3a4b5c6d', '[-1.5,0,2.25]', 'second', -0.0, 'infinity');
+INSERT INTO t_composite VALUES
+ ('eu', 1, '{1.5,2.5}', 10, 'first'), ('süd', 42, '{0.125,3}', 20, 'zwei'), ('us', -3, '{9,8}', NULL, NULL);
+INSERT INTO t_uuid5 VALUES (0, '{0,1,2}', true), (1, '{1,2,3}', false), (2, '{-4,5,-6}', NULL);
+INSERT INTO t_named VALUES
+ (1, 'one', '{1,2}', '{1,2,3}', '{1:0.5,7:0.2}/10', 'hidden'),
+ (2, 'two', '{0.5,0.5}', '{3,2,1}', '{3:1.5}/5', 'hidden too');
+INSERT INTO t_unconfigured VALUES (1, '{1,2}', 'not synced');
+""")
+    toast = "INSERT INTO t_toast VALUES (1, %s, 'first'), (2, %s, 'second')" % (TOAST_VEC, TOAST_VEC)
+    return ctx.commit(toast)
+
+
+def scenario_updates(ctx):
+    ctx.sql(r"""
+UPDATE t_bigint SET t = 'changed', b = false, jb = '{"v": 2}', tstz = '2025-05-05 05:05:05.05+05' WHERE id = 1;
+UPDATE t_bigint SET embedding = '{4,3,2,1}' WHERE id = 2;
+UPDATE t_text SET price = 10.49, tags = '{red}' WHERE sku = 'apple';
+UPDATE t_uuid SET label = 'renamed', embedding = '[3,2,1]' WHERE label = 'first';
+UPDATE t_composite SET note = 'updated', qty = qty + 1 WHERE region = 'süd';
+UPDATE t_uuid5 SET flag = true WHERE id = 2;
+UPDATE t_named SET title = 'uno', sparse = '{2:1,10:-1}/10' WHERE id = 1;
+UPDATE t_named SET secret = 'only an unmapped column changes' WHERE id = 2;
+UPDATE t_unconfigured SET note = 'still not synced';
+UPDATE t_toast SET note = 'first, edited' WHERE id = 1;
+""")
+    # Only the note changes: the TOASTed embedding arrives as 'unchanged' ('u').
+    return ctx.commit("UPDATE t_toast SET note = 'second, edited' WHERE id = 2;\n"
+                      "UPDATE t_toast SET embedding = %s WHERE id = 1" % TOAST_VEC)
+
+
+def scenario_deletes(ctx):
+    ctx.sql("""
+DELETE FROM t_bigint WHERE id = 3;
+DELETE FROM t_text WHERE sku = 'apple';
+DELETE FROM t_uuid WHERE label = 'second';
+DELETE FROM t_composite WHERE region = 'us' AND n = -3;
+DELETE FROM t_named WHERE id = 2;
+DELETE FROM t_unconfigured WHERE id = 1;
+""")
+    return ctx.commit("DELETE FROM t_toast WHERE id = 2")
+
+
+def scenario_key_changes(ctx):
+    ctx.sql("""
+UPDATE t_bigint SET id = 10 WHERE id = 1;
+UPDATE t_bigint SET id = -8 WHERE id = -7;
+UPDATE t_bigint SET id = 11 WHERE id = 9007199254740993;
+UPDATE t_text SET sku = 'süßigkeit-neu' WHERE sku = 'süßigkeit';
+UPDATE t_uuid SET id = '11111111-2222-3333-4444-555555555555' WHERE label = 'renamed';
+UPDATE t_composite SET n = 2 WHERE region = 'eu' AND n = 1;
+UPDATE t_composite SET region = 'nord', note = 'moved' WHERE region = 'süd';
+UPDATE t_uuid5 SET id = 5 WHERE id = 1;
+UPDATE t_named SET id = 3 WHERE id = 1;
+""")
+    # A key change while the TOASTed vector is unchanged: the new point needs the row's vector.
+    return ctx.commit("UPDATE t_toast SET id = 3 WHERE id = 1")
+
+
+def scenario_null_vectors(ctx):
+    ctx.sql("""
+INSERT INTO t_bigint (id, embedding, t) VALUES (20, NULL, 'born without a vector');
+UPDATE t_bigint SET embedding = NULL WHERE id = 2;
+INSERT INTO t_text (sku, embedding, name) VALUES ('nullvec', NULL, 'no vector');
+UPDATE t_uuid SET embedding = NULL WHERE label = 'renamed';
+UPDATE t_uuid5 SET embedding = NULL WHERE id = 0;
+INSERT INTO t_named VALUES (9, 'every named vector NULL', NULL, NULL, NULL, NULL);
+""")
+    # One of three named vectors NULL: the point stays, without that vector.
+    return ctx.commit("UPDATE t_named SET sparse = NULL WHERE id = 3")
+
+
+def scenario_vectors_back_from_null(ctx):
+    ctx.sql("""
+UPDATE t_bigint SET embedding = '{2,2,2,2}' WHERE id IN (2, 20);
+UPDATE t_text SET embedding = '{0,0,1}' WHERE sku = 'nullvec';
+UPDATE t_uuid SET embedding = '[0.5,0.5,0.5]' WHERE label = 'renamed';
+UPDATE t_uuid5 SET embedding = '{9,9,9}' WHERE id = 0;
+UPDATE t_named SET img = '{9,9}' WHERE id = 9;
+""")
+    return ctx.commit("UPDATE t_named SET sparse = '{5:0.75}/10' WHERE id = 3")
+
+
+def scenario_many_small_transactions(ctx):
+    ctx.sql("".join("UPDATE t_bigint SET i4 = %d WHERE id = 10;\n"
+                    "INSERT INTO t_composite VALUES ('small', %d, '{%d,1}', %d, 'autocommit');\n"
+                    % (i, i, i, i % 100) for i in range(100)))
+    return ctx.commit("UPDATE t_composite SET note = 'last of many' WHERE region = 'small' AND n = 99")
+
+
+def scenario_multi_row_transaction(ctx):
+    return ctx.commit("""
+INSERT INTO t_bigint (id, embedding, t, i4)
+  SELECT g, ARRAY[g, g + 0.5, -g, 1]::real[], 'bulk ' || g, g FROM generate_series(100, 399) g;
+UPDATE t_bigint SET t = t || ' updated', f8 = id / 3.0 WHERE id BETWEEN 100 AND 149;
+DELETE FROM t_bigint WHERE id BETWEEN 150 AND 199;
+INSERT INTO t_text VALUES ('multi-1', '{1,1,1}', 'once', 1, '{a}', now(), '{}');
+UPDATE t_text SET name = 'twice' WHERE sku = 'multi-1';
+UPDATE t_text SET name = 'three times', price = 3 WHERE sku = 'multi-1';
+INSERT INTO t_composite SELECT 'tx', g, ARRAY[g, -g]::numeric[], g, 'in a transaction' FROM generate_series(1, 20) g;
+INSERT INTO t_uuid5 VALUES (100, '{1,0,0}', true);
+DELETE FROM t_uuid5 WHERE id = 100;
+SAVEPOINT s1;
+INSERT INTO t_bigint (id, embedding, t) VALUES (500, '{5,5,5,5}', 'rolled back to savepoint');
+UPDATE t_text SET name = 'rolled back to savepoint' WHERE sku = 'multi-1';
+ROLLBACK TO SAVEPOINT s1;
+INSERT INTO t_unconfigured VALUES (2, '{1,1}', 'in the transaction');
+INSERT INTO t_named VALUES (4, 'four', '{4,4}', '{4,4,4}', '{1:1,2:2,3:3}/3', 's')
+""")
+
+
+def scenario_rolled_back_transaction(ctx):
+    ctx.rollback("""
+INSERT INTO t_bigint (id, embedding, t) VALUES (600, '{6,6,6,6}', 'never committed');
+UPDATE t_text SET name = 'never committed';
+DELETE FROM t_composite;
+UPDATE t_uuid5 SET id = id + 1000;
+TRUNCATE t_named
+""")
+    # A committed change after it, so that the stream demonstrably passed the rollback.
+    return ctx.commit("UPDATE t_uuid5 SET flag = NOT coalesce(flag, false) WHERE id = 2")
+
+
+def scenario_truncate(ctx):
+    ctx.sql("TRUNCATE t_bigint;\nTRUNCATE t_text, t_named, t_unconfigured;\n")
+    return ctx.commit("TRUNCATE t_toast")
+
+
+def scenario_inserts_after_truncate(ctx):
+    ctx.sql("""
+INSERT INTO t_bigint (id, embedding, t, m, ts) VALUES
+  (1, '{1,1,1,1}', 'after truncate', 'ok', '2024-01-01 00:00:00'), (2, '{2,2,2,2}', 'again', NULL, NULL);
+INSERT INTO t_text (sku, embedding, name) VALUES ('apple', '{1,2,3}', 'back again');
+INSERT INTO t_named VALUES (1, 'after truncate', '{1,0}', '{0,1,0}', '{4:4}/4', NULL);
+INSERT INTO t_unconfigured VALUES (3, '{3,3}', 'after truncate');
+""")
+    return ctx.commit("INSERT INTO t_toast VALUES (7, %s, 'after truncate')" % TOAST_VEC)
+
+
+def http_get(ctx, path):
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:%d%s" % (ctx.http_port, path), timeout=5) as r:
+            return r.status, r.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode("utf-8", "replace")
+    except OSError as e:
+        return None, str(e)
+
+
+def request_log_mark(ctx):
+    """The current end of the test server's request log."""
+    return os.path.getsize(ctx.q.request_log)
+
+
+def wait_for_fault_served(ctx, mark, status, what):
+    """Waits until the server has logged a request answered with status (0: dropped)
+    after mark, i.e. pg2qdrant really met the injected fault."""
+    deadline = time.monotonic() + CONVERGE_TIMEOUT
+    while True:
+        ctx.require_alive()
+        with open(ctx.q.request_log) as f:
+            f.seek(mark)
+            served = [json.loads(line) for line in f if line.endswith("\n")]
+        if any(r.get("status") == status for r in served):
+            return
+        check(time.monotonic() < deadline, "%s: the test server never answered a write with %s" % (what, status))
+        time.sleep(POLL_INTERVAL)
+
+
+def scenario_qdrant_5xx(ctx):
+    mark = request_log_mark(ctx)
+    ctx.q.fault(fail_next=2, status=503, error="Service internal error: injected by the test")
+    lsn = ctx.commit("UPDATE t_bigint SET t = 'written through 503s' WHERE id = 1")
+    wait_for_fault_served(ctx, mark, 503, "503 fault")
+    return lsn
+
+
+def scenario_qdrant_429_retry_after(ctx):
+    mark = request_log_mark(ctx)
+    ctx.q.fault(fail_next=1, status=429, error="Rate limiting exceeded: injected", retry_after=1)
+    t0 = time.monotonic()
+    lsn = ctx.commit("UPDATE t_bigint SET t = 'written after a 429' WHERE id = 2")
+    wait_for_fault_served(ctx, mark, 429, "429 fault")
+    ctx.converge("429 + Retry-After", lsn)
+    check(time.monotonic() - t0 >= 0.9, "a 429 with Retry-After: 1 was retried sooner than 1 s")
+    return lsn
+
+
+def scenario_qdrant_dropped_connection(ctx):
+    mark = request_log_mark(ctx)
+    ctx.q.fault(drop_next=1)
+    lsn = ctx.commit("UPDATE t_bigint SET t = 'written after a dropped connection' WHERE id = 1")
+    wait_for_fault_served(ctx, mark, 0, "dropped connection")
+    return lsn
+
+
+def scenario_unconfigured_table_skipped(ctx):
+    ctx.require_alive()
+    status, _ = ctx.q.request("GET", "/collections/%s" % UNCONFIGURED)
+    check(status == 404, "a collection for the unconfigured table exists (GET answered %s)" % status)
+    mentions = [line for line in ctx.sync.log_text().splitlines() if UNCONFIGURED in line]
+    check(mentions, "the skipped table %s is never named in pg2qdrant's log" % UNCONFIGURED)
+    check(len(mentions) <= 2, "the skipped table is logged per change, not once (%d lines):\n%s"
+          % (len(mentions), "\n".join(mentions[:5])))
+    return None
+
+
+def scenario_http_endpoints(ctx):
+    for path in ("/livez", "/readyz"):
+        status, body = http_get(ctx, path)
+        check(status == 200, "GET %s answered %s %s" % (path, status, body[:200]))
+    status, body = http_get(ctx, "/status")
+    check(status == 200, "GET /status answered %s" % status)
+    doc = json.loads(body)
+    check(doc.get("slot") == SLOT, "/status slot is %r, want %r" % (doc.get("slot"), SLOT))
+    check("confirmed_lsn" in doc, "/status has no confirmed_lsn: %s" % body[:300])
+    check(API_KEY not in body, "/status shows the Qdrant API key")
+    return None
+
+
+def scenario_clean_shutdown(ctx):
+    rc, took = ctx.sync.terminate(SHUTDOWN_TIMEOUT + 5)
+    if rc is None:
+        ctx.sync.kill()
+    check(rc == 0, "pg2qdrant exit code after SIGTERM is %s (want 0); log tail:\n%s" % (rc, ctx.sync.log_tail()))
+    check(took <= SHUTDOWN_TIMEOUT + 1, "SIGTERM took %.1fs, beyond shutdown_timeout %ss" % (took, SHUTDOWN_TIMEOUT))
+    deadline = time.monotonic() + 10
+    while ctx.slot()["active"]:
+        check(time.monotonic() < deadline, "slot %s still active 10 s after pg2qdrant exited" % SLOT)
+        time.sleep(POLL_INTERVAL)
+    passed, confirmed = ctx.lsn_passed(ctx.last_commit_lsn)
+    check(passed, "after exit the slot's confirmed_flush_lsn %s has not passed the last commit (%s)"
+          % (confirmed, ctx.last_commit_lsn))
+    check(API_KEY not in ctx.sync.log_text(), "the Qdrant API key appears in pg2qdrant's log")
+    log("    exit 0 after %.2fs, confirmed_flush_lsn %s" % (took, confirmed))
+    return None
+
+
+def scenario_resume_after_restart(ctx):
+    # A change made while pg2qdrant is down must arrive after the restart.
+    ctx.sql("UPDATE t_text SET name = 'changed while stopped' WHERE sku = 'apple'")
+    start_sync(ctx)
+    return ctx.commit("INSERT INTO t_bigint (id, embedding, t) VALUES (42, '{4,2,4,2}', 'after restart')")
+
+
+# (name, function, converge afterwards?)
+STEPS = [
+    ("inserts", scenario_inserts, True),
+    ("updates", scenario_updates, True),
+    ("deletes", scenario_deletes, True),
+    ("key changes", scenario_key_changes, True),
+    ("NULL vectors", scenario_null_vectors, True),
+    ("vectors back from NULL", scenario_vectors_back_from_null, True),
+    ("many small transactions", scenario_many_small_transactions, True),
+    ("multi-row transaction", scenario_multi_row_transaction, True),
+    ("rolled-back transaction", scenario_rolled_back_transaction, True),
+    ("truncate", scenario_truncate, True),
+    ("inserts after truncate", scenario_inserts_after_truncate, True),
+    ("Qdrant 503s", scenario_qdrant_5xx, True),
+    ("Qdrant 429 + Retry-After", scenario_qdrant_429_retry_after, False),
+    ("dropped connection", scenario_qdrant_dropped_connection, True),
+    ("unconfigured table skipped", scenario_unconfigured_table_skipped, False),
+    ("clean shutdown (SIGTERM)", scenario_clean_shutdown, False),
+    ("resume after restart", scenario_resume_after_restart, True),
+    # ("http endpoints", scenario_http_endpoints, False) joins when the endpoint server lands (issue 6).
+]
+
+
+def validate_requests(ctx):
+    """Runs openapi_check.py over the test server's request log; returns the number validated."""
+    script = os.path.join(HERE, "openapi_check.py")
+    check(os.path.exists(script), "missing %s" % script)
+    python = sys.executable
+    if subprocess.run([python, "-c", "import jsonschema"], capture_output=True).returncode != 0:
+        python = "/usr/bin/python3"  # Debian's python3 has python3-jsonschema
+    r = subprocess.run([python, script, "--openapi", ctx.args.openapi, ctx.q.request_log],
+                       capture_output=True, text=True)
+    output = (r.stdout + r.stderr).strip()
+    if r.returncode == 0 and "SKIP" in r.stdout:
+        log("  OpenAPI validation SKIPPED: %s" % output)
+        return 0
+    check(r.returncode == 0, "requests violate Qdrant's OpenAPI document:\n%s" % output[-4000:])
+    log("  " + output.replace("\n", "\n  "))
+    found = re.search(r"validated (\d+)", output)
+    return int(found.group(1)) if found else 0
+
+
+def run(args):
+    if os.path.isdir(args.workdir):
+        shutil.rmtree(args.workdir)
+    os.makedirs(args.workdir)
+    check(oracle.selftest(), "oracle self-test")
+    t_start = time.monotonic()
+    log("integration: starting PostgreSQL 15 and the Qdrant test server in %s" % args.workdir)
+    with Postgres(args.workdir) as pg, QdrantServer(args.qdrant_server, args.workdir, api_key=API_KEY) as q:
+        ctx = Context(args, pg, q)
+        setup_database(ctx)
+        create_collections(ctx)
+        ctx.sync = Pg2Qdrant(args.pg2qdrant, write_config(ctx), args.workdir, args.log_level)
+        try:
+            start_sync(ctx)
+            log("  pg2qdrant streams from slot %s (postgres port %d, qdrant %s)" % (SLOT, pg.port, q.url))
+            for i, (name, fn, converge) in enumerate(STEPS, 1):
+                t0 = time.monotonic()
+                lsn = fn(ctx)
+                detail = ""
+                if converge:
+                    detail = "%d points equal their rows, " % ctx.converge(name, lsn)
+                ctx.steps_passed += 1
+                log("  [%2d/%d] ok   %-28s %s%.2fs" % (i, len(STEPS), name, detail, time.monotonic() - t0))
+                if args.stop_after and name == args.stop_after:
+                    log("  stopping after step '%s' as asked" % name)
+                    break
+            if ctx.sync.alive():
+                rc, took = ctx.sync.terminate(SHUTDOWN_TIMEOUT + 5)
+                check(rc == 0, "the restarted pg2qdrant exited with %s on SIGTERM; log tail:\n%s"
+                      % (rc, ctx.sync.log_tail()))
+        finally:
+            if ctx.sync.alive():
+                ctx.sync.terminate(SHUTDOWN_TIMEOUT + 5)
+                ctx.sync.kill()
+        q.stop()  # flushes the request log
+        validated = validate_requests(ctx)
+    log("integration: PASSED %d/%d steps, %d points compared, %d requests validated, %.1fs"
+        % (ctx.steps_passed, len(STEPS), ctx.points_compared, validated, time.monotonic() - t_start))
+    if not args.keep:
+        shutil.rmtree(args.workdir, ignore_errors=True)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--pg2qdrant", required=True)
+    p.add_argument("--qdrant-server", required=True)
+    p.add_argument("--openapi", required=True)
+    p.add_argument("--workdir", required=True)
+    p.add_argument("--log-level", default="info", help="pg2qdrant's --log-level")
+    p.add_argument("--keep", action="store_true", help="keep the work directory (logs, config, request log)")
+    p.add_argument("--stop-after", metavar="STEP", help="stop after the named step (see STEPS)")
+    args = p.parse_args()
+    args.workdir = os.path.abspath(args.workdir)
+    install_signal_cleanup()
+    try:
+        run(args)
+    except (TestFailure, HarnessError) as e:
+        log("integration: FAILED: %s" % e)
+        log("(work directory kept: %s)" % args.workdir)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
