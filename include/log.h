@@ -12,6 +12,7 @@
 #define P2Q_LOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 typedef enum { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERROR } log_level;
 
@@ -21,6 +22,8 @@ int log_parse_level(const char *s, log_level *out);
 bool log_enabled(log_level lvl);
 
 void log_event(log_level lvl, const char *msg, ...) __attribute__((sentinel));
+/* The current time as the logs print it (2026-11-22T10:00:00.123Z) into out. */
+const char *log_timestamp(char *out, size_t outlen);
 #define log_debug(...) log_event(LOG_DEBUG, __VA_ARGS__)
 #define log_info(...) log_event(LOG_INFO, __VA_ARGS__)
 #define log_warn(...) log_event(LOG_WARN, __VA_ARGS__)

@@ -15,6 +15,7 @@
 #define P2Q_QDRANT_CLIENT_H
 
 #include <jansson.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -56,6 +57,25 @@ int qd_request(qd_client *c, const char *method, const char *path_query, const c
  * {"operations":[...]} already built by the caller.  The collection name is
  * URL-encoded here. */
 int qd_post_batch(qd_client *c, const char *collection, const char *body, size_t body_len, qd_result *res);
+
+/*
+ * The same request, asynchronous, driven by the caller's loop (one at a
+ * time; the synchronous calls above fail while it is in flight):
+ *   qd_batch_start   0 when started, -1 with res filled;  body must stay
+ *                    valid until the request completes or is aborted.
+ *   qd_wait          one poll over curl's sockets, its timer and the
+ *                    caller's fds (revents filled), at most timeout_ms.
+ *                    -1 when the wait failed.
+ *   qd_batch_check   drives the transfer: 0 still running (or none),
+ *                    1 completed with success, -1 completed with a failure;
+ *                    res filled in both completed cases (qd_result_clear).
+ *   qd_batch_abort   drops the request in flight (connection closed).
+ */
+int qd_batch_start(qd_client *c, const char *collection, const char *body, size_t body_len, qd_result *res);
+bool qd_batch_in_flight(const qd_client *c);
+int qd_wait(qd_client *c, struct pollfd *fds, int nfds, int timeout_ms);
+int qd_batch_check(qd_client *c, qd_result *res);
+void qd_batch_abort(qd_client *c);
 
 /* Vector parameters of a collection (GET /collections/{c}). */
 typedef struct qd_vector_param {

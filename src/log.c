@@ -56,10 +56,20 @@ static void put_logfmt_value(buf *b, const char *v)
         buf_puts(b, v);
 }
 
-void log_event(log_level lvl, const char *msg, ...)
+const char *log_timestamp(char *out, size_t outlen)
 {
     struct timeval tv;
     struct tm tm;
+
+    gettimeofday(&tv, NULL);
+    gmtime_r(&tv.tv_sec, &tm);
+    snprintf(out, outlen, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+             tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000));
+    return out;
+}
+
+void log_event(log_level lvl, const char *msg, ...)
+{
     char ts[64];
     buf b;
     va_list ap;
@@ -67,10 +77,7 @@ void log_event(log_level lvl, const char *msg, ...)
 
     if (lvl < min_level)
         return;
-    gettimeofday(&tv, NULL);
-    gmtime_r(&tv.tv_sec, &tm);
-    snprintf(ts, sizeof ts, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-             tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000));
+    log_timestamp(ts, sizeof ts);
 
     buf_init(&b);
     if (as_json) {

@@ -38,6 +38,10 @@
 
 struct qd_client {
     CURL *curl;
+    CURLM *multi;                /* drives the asynchronous batch request (qd_batch_start) */
+    bool in_multi;               /* curl is attached to multi: a batch is in flight */
+    char *batch_path;            /* path of the batch in flight */
+    int64_t batch_start_ms;
     char *base_url;              /* without trailing '/' */
     struct curl_slist *headers;  /* Content-Type, Expect, api-key */
     buf url;                     /* scratch: base_url + path_query */
@@ -218,7 +222,8 @@ qd_client *qd_client_new(const char *url, const char *api_key, int64_t timeout_m
     buf_init(&c->body);
     c->retry_after = -1;
     c->curl = curl_easy_init();
-    if (!c->curl)
+    c->multi = curl_multi_init();
+    if (!c->curl || !c->multi)
         goto fail;
     /* An empty "Expect:" stops curl from waiting for 100-continue on large bodies. */
     c->headers = curl_slist_append(NULL, "Content-Type: application/json");
@@ -244,8 +249,13 @@ void qd_client_free(qd_client *c)
 {
     if (!c)
         return;
+    if (c->in_multi)
+        curl_multi_remove_handle(c->multi, c->curl);
     if (c->curl)
         curl_easy_cleanup(c->curl);
+    if (c->multi)
+        curl_multi_cleanup(c->multi);
+    free(c->batch_path);
     curl_slist_free_all(c->headers);
     free(c->base_url);
     buf_free(&c->url);
@@ -279,16 +289,10 @@ static int request_method(qd_client *c, const char *method, const char *body, si
     return 0;
 }
 
-/* Performs one exchange and parses it; see qd_request. */
-static int client_perform(qd_client *c, const char *method, const char *path_query, const char *body,
-                          size_t body_len, qd_result *res, bool *enveloped)
+/* Sets up one exchange on c->curl; 0, or -1 with res filled. */
+static int request_prepare(qd_client *c, const char *method, const char *path_query, const char *body,
+                           size_t body_len, qd_result *res)
 {
-    CURLcode code;
-    long connects = 0;
-    int64_t start = now_ms();
-
-    result_init(res);
-    *enveloped = false;
     buf_reset(&c->url);
     buf_puts(&c->url, c->base_url);
     buf_puts(&c->url, path_query);
@@ -301,7 +305,14 @@ static int client_perform(qd_client *c, const char *method, const char *path_que
         res->curl_code = CURLE_FAILED_INIT;
         return -1;
     }
-    code = curl_easy_perform(c->curl);
+    return 0;
+}
+
+/* Interprets the finished exchange (code) into res; see qd_request. */
+static int request_finish(qd_client *c, CURLcode code, int64_t start, qd_result *res, bool *enveloped)
+{
+    long connects = 0;
+
     res->elapsed = (double)(now_ms() - start) / 1000.0;
     if (curl_easy_getinfo(c->curl, CURLINFO_NUM_CONNECTS, &connects) == CURLE_OK)
         c->connects += connects;
@@ -313,6 +324,24 @@ static int client_perform(qd_client *c, const char *method, const char *path_que
     curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &res->http_status);
     res->retry_after = c->retry_after;
     return envelope_parse(c, res, enveloped);
+}
+
+/* Performs one exchange and parses it; see qd_request. */
+static int client_perform(qd_client *c, const char *method, const char *path_query, const char *body,
+                          size_t body_len, qd_result *res, bool *enveloped)
+{
+    int64_t start = now_ms();
+
+    result_init(res);
+    *enveloped = false;
+    if (c->in_multi) {
+        snprintf(res->error, sizeof res->error, "a batch request is in flight");
+        res->curl_code = CURLE_FAILED_INIT;
+        return -1;
+    }
+    if (request_prepare(c, method, path_query, body, body_len, res) != 0)
+        return -1;
+    return request_finish(c, curl_easy_perform(c->curl), start, res, enveloped);
 }
 
 int qd_request(qd_client *c, const char *method, const char *path_query, const char *body, size_t body_len,
@@ -446,4 +475,93 @@ const char *qd_result_describe(const qd_result *r, char *out, size_t outlen)
     else
         snprintf(out, outlen, "HTTP %ld: %s", r->http_status, r->error);
     return out;
+}
+
+/* ---- the asynchronous batch request ----------------------------------------- */
+
+int qd_batch_start(qd_client *c, const char *collection, const char *body, size_t body_len, qd_result *res)
+{
+    result_init(res);
+    if (c->in_multi) {
+        snprintf(res->error, sizeof res->error, "a batch request is already in flight");
+        res->curl_code = CURLE_FAILED_INIT;
+        return -1;
+    }
+    free(c->batch_path);
+    c->batch_path = collection_path(c, collection, "/points/batch?wait=true");
+    if (!c->batch_path) {
+        res->curl_code = CURLE_OUT_OF_MEMORY;
+        snprintf(res->error, sizeof res->error, "cannot URL-encode the collection name");
+        return -1;
+    }
+    if (request_prepare(c, "POST", c->batch_path, body, body_len, res) != 0)
+        return -1;
+    if (curl_multi_add_handle(c->multi, c->curl) != CURLM_OK) {
+        res->curl_code = CURLE_FAILED_INIT;
+        snprintf(res->error, sizeof res->error, "cannot start the request");
+        return -1;
+    }
+    c->in_multi = true;
+    c->batch_start_ms = now_ms();
+    return 0;
+}
+
+bool qd_batch_in_flight(const qd_client *c)
+{
+    return c->in_multi;
+}
+
+int qd_wait(qd_client *c, struct pollfd *fds, int nfds, int timeout_ms)
+{
+    struct curl_waitfd extra[4];
+    int numfds = 0;
+
+    if (nfds > (int)(sizeof extra / sizeof extra[0]))
+        return -1;
+    for (int i = 0; i < nfds; i++) {
+        extra[i].fd = fds[i].fd;
+        extra[i].events = fds[i].events;
+        extra[i].revents = 0;
+    }
+    if (c->in_multi) {
+        long curl_ms = -1;
+        if (curl_multi_timeout(c->multi, &curl_ms) == CURLM_OK && curl_ms >= 0 && curl_ms < timeout_ms)
+            timeout_ms = (int)curl_ms;
+    }
+    if (curl_multi_wait(c->multi, extra, (unsigned)nfds, timeout_ms, &numfds) != CURLM_OK)
+        return -1;
+    for (int i = 0; i < nfds; i++)
+        fds[i].revents = extra[i].revents;
+    return 0;
+}
+
+int qd_batch_check(qd_client *c, qd_result *res)
+{
+    int running = 0, left = 0;
+    CURLMsg *msg;
+    bool enveloped;
+
+    if (!c->in_multi)
+        return 0;
+    curl_multi_perform(c->multi, &running);
+    while ((msg = curl_multi_info_read(c->multi, &left)) != NULL) {
+        if (msg->msg != CURLMSG_DONE || msg->easy_handle != c->curl)
+            continue;
+        {
+            CURLcode code = msg->data.result;
+            curl_multi_remove_handle(c->multi, c->curl);
+            c->in_multi = false;
+            result_init(res);
+            return request_finish(c, code, c->batch_start_ms, res, &enveloped) == 0 ? 1 : -1;
+        }
+    }
+    return 0;
+}
+
+void qd_batch_abort(qd_client *c)
+{
+    if (!c->in_multi)
+        return;
+    curl_multi_remove_handle(c->multi, c->curl);
+    c->in_multi = false;
 }

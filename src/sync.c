@@ -23,6 +23,7 @@
 #include "relcache.h"
 #include "replication.h"
 #include "row_to_point.h"
+#include "sink.h"
 #include "util.h"
 
 #define PROTO_VERSION 1
@@ -45,8 +46,6 @@ typedef struct sync_stats {
     uint64_t skipped;
     uint64_t null_vectors;
     uint64_t txns;
-    uint64_t batches;
-    uint64_t retries;
 } sync_stats;
 
 typedef struct sync_state {
@@ -57,6 +56,7 @@ typedef struct sync_state {
     relcache *rels;
     ack_tracker *acks;
     qd_client *qd;
+    sink *sink;
     pgo_msg *msg;      /* decode target, reused (large) */
     pgo_options opts;
     qop_list txn_ops;  /* operations of the open transaction */
@@ -65,7 +65,6 @@ typedef struct sync_state {
     lsn_t recv_lsn;    /* newest position received: 'write' */
     lsn_t sent_flush;  /* flush position of the last status update */
     int64_t last_status_ms;
-    buf body;
     sync_stats stats;
     bool checked_tables;
     bool streamed; /* the last session reached the CopyBoth loop */
@@ -120,13 +119,6 @@ static int maybe_send_status(sync_state *st)
     return 0;
 }
 
-static bool retryable(const qd_result *r)
-{
-    long s = r->http_status;
-
-    return s == 0 || s == 408 || s == 429 || s >= 500;
-}
-
 static int64_t backoff_ms(int attempt)
 {
     int64_t ms = BACKOFF_MIN_MS;
@@ -136,38 +128,6 @@ static int64_t backoff_ms(int attempt)
     if (ms > BACKOFF_MAX_MS)
         ms = BACKOFF_MAX_MS;
     return ms / 2 + random() % (ms / 2 + 1); /* "equal jitter" */
-}
-
-static void build_body(buf *b, const qop *ops, size_t n)
-{
-    buf_reset(b);
-    buf_puts(b, "{\"operations\":[");
-    for (size_t i = 0; i < n; i++) {
-        if (i)
-            buf_putc(b, ',');
-        buf_append(b, ops[i].json, ops[i].json_len);
-    }
-    buf_puts(b, "]}");
-}
-
-static void log_rejected(const qop *op, const char *collection, const char *why)
-{
-    char lsn[LSN_BUFSZ];
-    char *table = xasprintf("%s.%s", op->table->schema, op->table->name);
-
-    log_error("Qdrant rejected an operation; stopping with the slot before its transaction", "table", table,
-              "collection", collection, "key", op->key_text ? op->key_text : "", "op", qop_kind_name(op->kind),
-              "lsn", lsn_fmt(op->lsn, lsn), "error", why, NULL);
-    free(table);
-}
-
-static int send_batch(sync_state *st, const qop *ops, size_t n);
-
-/* Qdrant's answer to a partial update of a point it does not have. */
-static bool point_missing(const qop *op, const qd_result *r)
-{
-    return (op->kind == QOP_SET_PAYLOAD || op->kind == QOP_UPDATE_VECTORS) && op->key_vals && r->http_status == 404 &&
-           strstr(r->error, "No point with id") != NULL;
 }
 
 /* The current mapping of op's table (the newest Relation message's). */
@@ -235,32 +195,33 @@ static int read_row(sync_state *st, const qop *op, const table_map *map, PGresul
 }
 
 /*
- * SPEC §3: a partial update whose point Qdrant does not have, or a key
- * change with unchanged TOASTed columns (QOP_REFETCH): read the row by key
- * and upsert it whole, or do nothing when the row is gone (a later change
- * in the stream deleted it).  The row read may be newer than op; the
- * stream's later changes to it follow, so the point converges.
+ * The sink's refetch callback (SPEC §3): a partial update whose point Qdrant
+ * does not have, or a key change with unchanged TOASTed columns
+ * (QOP_REFETCH): read the row by key and append its whole-row operation to
+ * out, or nothing when the row is gone (a later change in the stream
+ * deleted it).  The row read may be newer than op; the stream's later
+ * changes to it follow, so the point converges.
  */
-static int refetch(sync_state *st, const qop *op)
+static int refetch(void *arg, const qop *op, qop_list *out)
 {
+    sync_state *st = arg;
     const table_map *map = map_of(st, op);
     PGresult *res = NULL;
     pgo_tuple *tup = NULL;
-    qop_list ops = {0};
     map_info info;
     char err[512], l[LSN_BUFSZ];
     int rc;
 
     if (!map) {
         log_error("internal error: no mapping for a table with pending changes", "table", op->table->name, NULL);
-        return SESSION_FATAL;
+        return SINK_FATAL;
     }
     if ((rc = read_row(st, op, map, &res)) != 0)
-        return rc;
+        return rc == SESSION_STOPPED ? SINK_STOPPED : rc == SESSION_RETRY ? SINK_ABORTED : SINK_FATAL;
     if (PQntuples(res) == 0) {
         log_debug("row to read back is gone; a later change deletes its point", "table", op->table->name, "key",
                   op->key_text, NULL);
-        rc = 0;
+        rc = SINK_OK;
         goto cleanup;
     }
     tup = xcalloc(1, sizeof *tup);
@@ -271,117 +232,38 @@ static int refetch(sync_state *st, const qop *op)
         d->data = PQgetvalue(res, 0, c);
         d->len = (uint32_t)PQgetlength(res, 0, c);
     }
-    if (map_row(map, tup, op->lsn, &ops, &info, err, sizeof err) != 0) {
+    if (map_row(map, tup, op->lsn, out, &info, err, sizeof err) != 0) {
         log_error("cannot map a row read back from PostgreSQL", "error", err, "lsn", lsn_fmt(op->lsn, l), NULL);
-        rc = SESSION_FATAL;
+        rc = SINK_FATAL;
         goto cleanup;
     }
-    log_debug("point missing for a partial update: upserting the row read back", "table", op->table->name, "key",
-              op->key_text, NULL);
-    rc = ops.n ? send_batch(st, ops.items, ops.n) : 0;
+    log_debug("row read back for a missing point or a key change", "table", op->table->name, "key", op->key_text,
+              NULL);
+    rc = SINK_OK;
 cleanup:
-    qop_list_free(&ops);
     free(tup);
     PQclear(res);
     return rc;
 }
 
-/*
- * Sends ops[0..n) (one collection) in one request, retrying transient
- * failures without end.  A deterministic rejection is narrowed down to the
- * operation Qdrant refuses by replaying the batch one operation at a time
- * (every operation is an idempotent write by point id), then reported.
- * Returns 0 when acknowledged, or SESSION_STOPPED / SESSION_FATAL.
- */
-static int send_batch(sync_state *st, const qop *ops, size_t n)
+/* Hands the operations of the latest change to the sink (they count for
+ * the open transaction until Qdrant acknowledges them). */
+static void push_ops(sync_state *st)
 {
-    const char *collection = ops[0].table->collection;
-    qd_result res = {0};
-    char why[600], ms[32];
-    int64_t wait;
-    int attempt = 0;
-
-    build_body(&st->body, ops, n);
-    for (;;) {
-        qd_result_clear(&res);
-        if (qd_post_batch(st->qd, collection, st->body.data, st->body.len, &res) == 0) {
-            st->stats.batches++;
-            qd_result_clear(&res);
-            return 0;
-        }
-        qd_result_describe(&res, why, sizeof why);
-        if (!retryable(&res))
-            break;
-        wait = backoff_ms(attempt++);
-        if (res.retry_after >= 0 && res.retry_after * 1000 > wait)
-            wait = (int64_t)(res.retry_after * 1000);
-        snprintf(ms, sizeof ms, "%lld", (long long)wait);
-        log_warn("Qdrant request failed, retrying", "collection", collection, "error", why, "retry_in_ms", ms, NULL);
-        st->stats.retries++;
-        /* Keep the walsender from timing out while Qdrant is away. */
-        if (send_status(st, false) != 0) {
-            qd_result_clear(&res);
-            return SESSION_RETRY;
-        }
-        sleep_interruptible(st, wait);
-        if (*st->stop) {
-            qd_result_clear(&res);
-            return SESSION_STOPPED;
-        }
-    }
-    if (n == 1 && point_missing(&ops[0], &res)) {
-        qd_result_clear(&res);
-        return refetch(st, &ops[0]);
-    }
-    qd_result_clear(&res);
-    if (n > 1) {
-        for (size_t i = 0; i < n; i++) {
-            int rc = send_batch(st, &ops[i], 1);
-            if (rc != 0)
-                return rc;
-        }
-        /* Every operation passed alone: report the batch as a whole. */
-        log_rejected(&ops[0], collection, why);
-        return SESSION_FATAL;
-    }
-    log_rejected(&ops[0], collection, why);
-    return SESSION_FATAL;
+    if (st->txn_ops.n == 0)
+        return;
+    ack_add_ops(st->acks, st->txn, st->txn_ops.n);
+    sink_push(st->sink, &st->txn_ops, st->txn);
 }
 
-/* Sends the open transaction's operations: consecutive operations on one
- * collection go together, at most batch_points / about batch_bytes each. */
-static int flush_txn(sync_state *st)
+static int sink_session_end(int rc)
 {
-    qop *ops = st->txn_ops.items;
-    size_t n = st->txn_ops.n, i = 0;
-
-    while (i < n) {
-        size_t j = i + 1, bytes = ops[i].json_len;
-
-        if (ops[i].kind == QOP_REFETCH) {
-            int rc = refetch(st, &ops[i]);
-            if (rc != 0)
-                return rc;
-            ack_done_ops(st->acks, st->txn, 1);
-            i++;
-            continue;
-        }
-        while (j < n && ops[j].kind != QOP_REFETCH && ops[j].table->collection == ops[i].table->collection &&
-               strcmp(ops[j].table->collection, ops[i].table->collection) == 0 &&
-               (int64_t)(j - i) < st->cfg->sync.batch_points &&
-               (int64_t)(bytes + ops[j].json_len) < st->cfg->sync.batch_bytes) {
-            bytes += ops[j].json_len;
-            j++;
-        }
-        {
-            int rc = send_batch(st, &ops[i], j - i);
-            if (rc != 0)
-                return rc;
-        }
-        ack_done_ops(st->acks, st->txn, j - i);
-        i = j;
+    switch (rc) {
+    case SINK_OK: return 0;
+    case SINK_STOPPED: return SESSION_STOPPED;
+    case SINK_ABORTED: return SESSION_RETRY;
+    default: return SESSION_FATAL;
     }
-    return 0;
 }
 
 static char *rel_name(const rel_entry *rel)
@@ -457,6 +339,7 @@ static int on_change(sync_state *st, const pgo_msg *m, lsn_t lsn)
         log_error("cannot map a row change", "error", err, "lsn", lsn_fmt(lsn, l), NULL);
         return SESSION_FATAL;
     }
+    push_ops(st);
     st->stats.changes++;
     if (info.null_vector)
         st->stats.null_vectors++;
@@ -472,6 +355,7 @@ static int on_truncate(sync_state *st, const pgo_msg *m, lsn_t lsn)
             continue;
         }
         map_truncate(rel->map, lsn, &st->txn_ops);
+        push_ops(st);
         st->stats.changes++;
     }
     return 0;
@@ -479,17 +363,10 @@ static int on_truncate(sync_state *st, const pgo_msg *m, lsn_t lsn)
 
 static int on_commit(sync_state *st, const pgo_msg *m)
 {
-    int rc;
-
     if (!st->in_txn) {
         log_error("protocol error: Commit without Begin", NULL);
         return SESSION_FATAL;
     }
-    ack_add_ops(st->acks, st->txn, st->txn_ops.n);
-    rc = flush_txn(st);
-    qop_list_clear(&st->txn_ops);
-    if (rc != 0)
-        return rc;
     ack_commit(st->acks, st->txn, m->u.commit.end_lsn);
     st->in_txn = false;
     st->stats.txns++;
@@ -562,51 +439,69 @@ static int on_copydata(sync_state *st, const char *data, size_t len)
     return on_message(st, cd.payload, cd.payload_len, cd.data_start);
 }
 
-/* The CopyBoth loop of one connection. */
+/* sink_drain's idle callback: keeps the walsender fed while draining. */
+static int drain_idle(void *arg)
+{
+    return send_status(arg, false);
+}
+
+/* SIGTERM/SIGINT: stop reading, drain in-flight batches within
+ * shutdown_timeout, final status update, CopyDone. */
+static int stop_stream(sync_state *st)
+{
+    char err[256];
+    int64_t deadline = now_ms() + st->cfg->sync.shutdown_timeout_ms;
+    int rc = sink_drain(st->sink, deadline, NULL, drain_idle, st);
+
+    if (rc == SINK_STOPPED) {
+        char n[24];
+        snprintf(n, sizeof n, "%zu", sink_queued_ops(st->sink));
+        log_warn("shutdown_timeout passed with operations unsent; they will be received again on restart",
+                 "operations", n, NULL);
+    } else if (rc != SINK_OK) {
+        return rc == SINK_ABORTED ? SESSION_RETRY : SESSION_FATAL;
+    }
+    if (st->in_txn)
+        log_info("stopping inside a transaction; it will be received again on restart", NULL);
+    if (send_status(st, false) != 0)
+        return SESSION_STOPPED;
+    if (repl_end_copy(st->conn, deadline > now_ms() + 1000 ? deadline : now_ms() + 1000, err, sizeof err) != 0)
+        log_warn(err, NULL);
+    return SESSION_STOPPED;
+}
+
+/* Messages handled before the loop looks at the sink again. */
+#define READ_BURST 512
+
+/*
+ * The CopyBoth loop of one connection: read what the server has sent
+ * (unless max_inflight is reached), hand it to the sink, then one poll over
+ * the PostgreSQL socket and curl's sockets with a deadline for the next
+ * status update, retry or flush.
+ */
 static int stream(sync_state *st)
 {
     char *copybuf = NULL;
-    char err[256];
 
     for (;;) {
-        int r, rc;
+        int r = 0, rc, n = 0;
+        bool paused = (int64_t)sink_queued_bytes(st->sink) >= st->cfg->sync.max_inflight;
 
-        if (*st->stop) {
-            if (st->in_txn)
-                log_info("stopping inside a transaction; it will be received again on restart", NULL);
-            if (send_status(st, false) != 0)
-                return SESSION_STOPPED;
-            if (repl_end_copy(st->conn, now_ms() + st->cfg->sync.shutdown_timeout_ms, err, sizeof err) != 0)
-                log_warn(err, NULL);
-            return SESSION_STOPPED;
-        }
+        if (*st->stop)
+            return stop_stream(st);
         if (maybe_send_status(st) != 0)
             return SESSION_RETRY;
 
-        r = PQgetCopyData(st->conn, &copybuf, 1);
-        if (r == 0) {
-            int64_t wait = st->last_status_ms + st->cfg->source.status_interval_ms - now_ms();
-            struct pollfd pfd = {.fd = PQsocket(st->conn), .events = POLLIN};
-
-            if (pfd.fd < 0) {
-                log_error("invalid socket for the replication connection", NULL);
-                return SESSION_RETRY;
-            }
-            if (ack_confirmed(st->acks) != st->sent_flush && wait > ACK_SEND_MIN_GAP_MS)
-                wait = ACK_SEND_MIN_GAP_MS;
-            if (wait > 1000)
-                wait = 1000; /* bound the delay before a signal is noticed */
-            if (wait < 0)
-                wait = 0;
-            if (poll(&pfd, 1, (int)wait) < 0 && errno != EINTR) {
-                log_error("poll failed", "error", strerror(errno), NULL);
-                return SESSION_RETRY;
-            }
-            if ((pfd.revents & (POLLIN | POLLHUP | POLLERR)) && PQconsumeInput(st->conn) == 0) {
-                log_error("replication connection lost", "error", PQerrorMessage(st->conn), NULL);
-                return SESSION_RETRY;
-            }
-            continue;
+        while (!paused && n < READ_BURST && (r = PQgetCopyData(st->conn, &copybuf, 1)) > 0) {
+            rc = on_copydata(st, copybuf, (size_t)r);
+            PQfreemem(copybuf);
+            copybuf = NULL;
+            if (rc != 0)
+                return rc;
+            if ((rc = sink_session_end(sink_kick(st->sink, true))) != 0)
+                return rc;
+            paused = (int64_t)sink_queued_bytes(st->sink) >= st->cfg->sync.max_inflight;
+            n++;
         }
         if (r == -1) {
             PGresult *res = PQgetResult(st->conn);
@@ -619,11 +514,35 @@ static int stream(sync_state *st)
             log_error("replication connection lost", "error", PQerrorMessage(st->conn), NULL);
             return SESSION_RETRY;
         }
-        rc = on_copydata(st, copybuf, (size_t)r);
-        PQfreemem(copybuf);
-        copybuf = NULL;
-        if (rc != 0)
+        /* r == 0 (nothing buffered), a full burst, or paused. */
+        if ((rc = sink_session_end(sink_kick(st->sink, r != 0 || paused))) != 0)
             return rc;
+        {
+            int64_t wait = st->last_status_ms + st->cfg->source.status_interval_ms - now_ms();
+            int64_t sink_wait_ms = sink_timeout_ms(st->sink);
+            struct pollfd pfd = {.fd = PQsocket(st->conn), .events = paused ? 0 : POLLIN};
+
+            if (pfd.fd < 0) {
+                log_error("invalid socket for the replication connection", NULL);
+                return SESSION_RETRY;
+            }
+            if (ack_confirmed(st->acks) != st->sent_flush && wait > ACK_SEND_MIN_GAP_MS)
+                wait = ACK_SEND_MIN_GAP_MS;
+            if (sink_wait_ms >= 0 && sink_wait_ms < wait)
+                wait = sink_wait_ms;
+            if (wait > 1000)
+                wait = 1000; /* bound the delay before a signal is noticed */
+            if (wait < 0 || n == READ_BURST)
+                wait = 0;
+            if (sink_wait(st->sink, &pfd, 1, (int)wait) != 0)
+                return SESSION_RETRY;
+            if ((rc = sink_session_end(sink_progress(st->sink))) != 0)
+                return rc;
+            if ((pfd.revents & (POLLIN | POLLHUP | POLLERR)) && PQconsumeInput(st->conn) == 0) {
+                log_error("replication connection lost", "error", PQerrorMessage(st->conn), NULL);
+                return SESSION_RETRY;
+            }
+        }
     }
 }
 
@@ -772,6 +691,7 @@ static void end_session(sync_state *st)
     st->conn = NULL;
     st->in_txn = false;
     qop_list_clear(&st->txn_ops);
+    sink_reset(st->sink);
     /* The server resends everything after the confirmed position. */
     ack_reset_inflight(st->acks);
     st->opts.in_stream = false;
@@ -789,16 +709,14 @@ int sync_run(const p2q_config *cfg, volatile sig_atomic_t *stop)
     st.acks = ack_new();
     st.msg = xmalloc(sizeof(pgo_msg));
     st.opts.proto_version = PROTO_VERSION;
-    buf_init(&st.body);
     st.qd = qd_client_new(cfg->qdrant.url, cfg->qdrant.api_key, cfg->qdrant.timeout_ms);
     if (!st.qd) {
         log_error("cannot initialise the HTTP client", NULL);
         goto cleanup;
     }
-    if (cfg->sync.on_error == ON_ERROR_DEAD_LETTER) {
-        log_error("[sync] on_error = dead_letter is not implemented in this version; use on_error = stop", NULL);
-        code = EXIT_CONFIG;
-        goto cleanup;
+    {
+        sink_env env = {.cfg = cfg, .qd = st.qd, .acks = st.acks, .refetch = refetch, .refetch_arg = &st};
+        st.sink = sink_new(&env);
     }
     srandom((unsigned)now_ms());
 
@@ -835,7 +753,7 @@ int sync_run(const p2q_config *cfg, volatile sig_atomic_t *stop)
         char c[4][24];
         snprintf(c[0], sizeof c[0], "%llu", (unsigned long long)st.stats.changes);
         snprintf(c[1], sizeof c[1], "%llu", (unsigned long long)st.stats.txns);
-        snprintf(c[2], sizeof c[2], "%llu", (unsigned long long)st.stats.batches);
+        snprintf(c[2], sizeof c[2], "%llu", (unsigned long long)sink_get_stats(st.sink)->requests);
         snprintf(c[3], sizeof c[3], "%llu", (unsigned long long)st.stats.skipped);
         log_info("stopped", "confirmed_lsn", lsn_fmt(ack_confirmed(st.acks), l), "changes", c[0], "transactions",
                  c[1], "batches", c[2], "skipped_changes", c[3], NULL);
@@ -844,11 +762,11 @@ int sync_run(const p2q_config *cfg, volatile sig_atomic_t *stop)
 cleanup:
     if (st.sql)
         PQfinish(st.sql);
+    sink_free(st.sink);
     qd_client_free(st.qd);
     relcache_free(st.rels);
     ack_free(st.acks);
     free(st.msg);
     qop_list_free(&st.txn_ops);
-    buf_free(&st.body);
     return code;
 }

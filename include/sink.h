@@ -1,0 +1,153 @@
+/*
+ * sink.h — the Qdrant side of a sync: batching, retries, isolation of
+ * poison operations, partial-update fallbacks (SPEC §2 [sync], §3, §5).
+ *
+ * Operations are queued in the order they must be applied (commit order)
+ * and sent as POST /collections/{c}/points/batch?wait=true requests of
+ * consecutive operations on one collection, at most batch_points and
+ * batch_bytes each.  One request is in flight at a time, so per-point order
+ * holds trivially; while it is in flight the caller keeps decoding and
+ * pushing, so the next batch fills (adaptive flushing: an idle sink sends
+ * what it has at once, a busy one batches).
+ *
+ *   transient failure (transport, 408, 429, 5xx)  the same request again
+ *       after capped exponential backoff with jitter (Retry-After honoured),
+ *       without end; nothing is acknowledged meanwhile.
+ *   deterministic rejection (other 4xx)  the batch is bisected until the
+ *       failing operation is alone (Qdrant's batch is not atomic: replaying
+ *       the applied prefix is idempotent).  A partial update of a missing
+ *       point is resolved by reading the row back (env.refetch); any other
+ *       poison operation stops the sync (on_error = stop) or goes to the
+ *       dead-letter file, fsynced before it counts as done.
+ *
+ * Acknowledgements go to env.acks (ack_done_ops per transaction ticket) as
+ * requests succeed.  The sink logs what it finds (retries, rejections) once.
+ * It is driven by the caller's loop: sink_kick() starts a request when one
+ * is due, sink_wait() is the loop's one poll (curl's sockets plus the
+ * caller's descriptors), sink_progress() handles completions.
+ */
+#ifndef P2Q_SINK_H
+#define P2Q_SINK_H
+
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ack_tracker.h"
+#include "config.h"
+#include "qdrant_client.h"
+#include "qop.h"
+
+/* Ticket for operations that belong to no transaction (snapshot, reconcile). */
+#define SINK_NO_TXN UINT64_MAX
+
+/* Results of the sink's functions. */
+enum {
+    SINK_OK = 0,
+    SINK_FATAL = -1,   /* logged: a poison operation with on_error = stop, a dead-letter write failed, ... */
+    SINK_STOPPED = -2, /* *stop was set or the deadline passed before everything was sent */
+    SINK_ABORTED = -3, /* the idle callback asked to give up (e.g. the replication connection died) */
+};
+
+typedef struct sink sink;
+
+struct p2q_metrics;
+
+typedef struct sink_env {
+    const p2q_config *cfg;        /* batch limits, on_error, dead_letter_file; borrowed */
+    qd_client *qd;                /* borrowed; the sink owns its requests */
+    ack_tracker *acks;            /* borrowed; NULL: nothing to acknowledge */
+    /*
+     * Reads op's row back by key (op->key_vals) and appends the resulting
+     * whole-row operation (upsert, or delete when its vector is NULL) to
+     * out, or nothing when the row is gone.  Returns SINK_OK, or another
+     * SINK_* code (logged by the callee).  NULL: a missing point is a
+     * poison operation like any other.
+     */
+    int (*refetch)(void *arg, const qop *op, qop_list *out);
+    void *refetch_arg;
+    /*
+     * Called after every finished request (NULL: not called): result is
+     * "ok", "retry" (transient failure) or "rejected"; seconds its duration;
+     * ops its operation count.  For metrics.
+     */
+    void (*on_request)(void *arg, const char *result, double seconds, size_t ops);
+    void *on_request_arg;
+} sink_env;
+
+/* env is copied.  Never NULL. */
+sink *sink_new(const sink_env *env);
+/* Aborts a request in flight; frees everything queued. */
+void sink_free(sink *s);
+
+/*
+ * Moves every operation of ops into the queue (their owned fields now
+ * belong to the sink; ops is left empty), tagged with txn (an ack ticket
+ * or SINK_NO_TXN).  Ownership of ops itself stays with the caller.
+ */
+void sink_push(sink *s, qop_list *ops, ack_txn txn);
+
+/* Operations queued (in flight included) and the bytes of their JSON. */
+size_t sink_queued_ops(const sink *s);
+size_t sink_queued_bytes(const sink *s);
+/* A request is in flight or waiting for its retry. */
+bool sink_busy(const sink *s);
+
+/*
+ * Starts the next request when one is due: nothing in flight, no retry
+ * pending, and either a full batch is queued, or more_input is false (the
+ * caller has nothing more to push right now), or the oldest queued
+ * operation has waited flush_interval.  QOP_REFETCH operations at the head
+ * are resolved here (env.refetch).  Returns SINK_OK or a SINK_* error.
+ */
+int sink_kick(sink *s, bool more_input);
+
+/* Milliseconds until the sink needs sink_kick/sink_progress again (retry
+ * timer, flush deadline, curl's timer); -1 when it waits for nothing. */
+int64_t sink_timeout_ms(const sink *s);
+
+/*
+ * The loop's one poll: waits up to timeout_ms for curl's sockets, the
+ * caller's descriptors fds[0..nfds) (revents filled) and curl's timers.
+ * Returns 0, or -1 when the wait itself failed (logged).
+ */
+int sink_wait(sink *s, struct pollfd *fds, int nfds, int timeout_ms);
+
+/*
+ * Handles a finished request: acknowledges its operations, schedules a
+ * retry, or bisects a rejected batch.  Call after sink_wait.  Returns
+ * SINK_OK or SINK_FATAL (logged).
+ */
+int sink_progress(sink *s);
+
+/*
+ * Blocking: sends everything queued, waiting out retries, until the queue
+ * is empty (SINK_OK), *stop is set or deadline_ms (a now_ms() value, 0 for
+ * none) passes (SINK_STOPPED), idle() returns non-zero (SINK_ABORTED; it is
+ * called at least every second, e.g. to keep the walsender fed with status
+ * updates) or an error (SINK_FATAL).  stop and idle may be NULL.
+ */
+int sink_drain(sink *s, int64_t deadline_ms, volatile sig_atomic_t *stop, int (*idle)(void *), void *idle_arg);
+
+/* Forgets the queue and any request in flight (after the replication
+ * connection dropped, the server resends from the confirmed position). */
+void sink_reset(sink *s);
+
+/* Counters for logs, /status and /metrics. */
+typedef struct sink_stats {
+    uint64_t requests;     /* requests Qdrant acknowledged */
+    uint64_t ops;          /* operations acknowledged */
+    uint64_t bytes;        /* request body bytes acknowledged */
+    uint64_t retries;      /* transient failures retried */
+    uint64_t rejected;     /* requests rejected deterministically (bisection steps included) */
+    uint64_t refetched;    /* rows read back for partial updates / key changes */
+    uint64_t dead_letters; /* operations written to the dead-letter file */
+    bool last_ok;          /* Qdrant's last answer was a success (readiness) */
+    char last_error[600];  /* the last failure, described; "" when none */
+} sink_stats;
+
+const sink_stats *sink_get_stats(const sink *s);
+
+#endif

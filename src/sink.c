@@ -1,0 +1,573 @@
+/*
+ * sink.c — queued point operations to Qdrant batch requests (sink.h).
+ *
+ * The queue is a FIFO of items[head..tail): each item is one serialised
+ * UpdateOperation with its ack ticket and the time it was queued.  The
+ * request in flight always covers the first inflight_n items, so an
+ * acknowledgement pops from the head and per-point order is commit order.
+ *
+ * Isolation: segs is a stack of segment lengths measured from the head.
+ * While it is not empty the next request is exactly its top segment.  A
+ * rejected segment of n > 1 items is replaced by its two halves; a
+ * rejected single item is the poison operation.  Every replay resends a
+ * prefix Qdrant may have applied already: all operations are writes by
+ * point id (or a filter), so applying a prefix twice, in order, ends in the
+ * same state.
+ */
+#include "sink.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "util.h"
+
+#define BACKOFF_MIN_MS 500
+#define BACKOFF_MAX_MS 30000
+/* {"operations":[ ... ]} around the joined operations. */
+#define BODY_OVERHEAD 20
+
+typedef struct sink_item {
+    qop op;
+    ack_txn txn;
+    int64_t queued_ms;
+} sink_item;
+
+struct sink {
+    sink_env env;
+    sink_item *items;
+    size_t head, tail, cap;
+    size_t bytes; /* sum of json_len of the queue */
+
+    bool inflight;      /* a request covering items[head..head+inflight_n) is in flight */
+    size_t inflight_n;
+    bool retry_pending; /* that request failed transiently: resend at retry_at */
+    int64_t retry_at;
+    int attempt;
+    buf body;
+
+    size_t *segs; /* isolation stack (top = last) */
+    size_t nsegs, capsegs;
+
+    int dead_fd;
+    sink_stats stats;
+};
+
+sink *sink_new(const sink_env *env)
+{
+    sink *s = xcalloc(1, sizeof *s);
+
+    s->env = *env;
+    s->dead_fd = -1;
+    buf_init(&s->body);
+    return s;
+}
+
+static void free_items(sink *s)
+{
+    for (size_t i = s->head; i < s->tail; i++)
+        qop_free_fields(&s->items[i].op);
+    s->head = s->tail = 0;
+    s->bytes = 0;
+}
+
+void sink_reset(sink *s)
+{
+    qd_batch_abort(s->env.qd);
+    free_items(s);
+    s->inflight = false;
+    s->inflight_n = 0;
+    s->retry_pending = false;
+    s->attempt = 0;
+    s->nsegs = 0;
+}
+
+void sink_free(sink *s)
+{
+    if (!s)
+        return;
+    sink_reset(s);
+    free(s->items);
+    free(s->segs);
+    buf_free(&s->body);
+    if (s->dead_fd >= 0)
+        close(s->dead_fd);
+    free(s);
+}
+
+static size_t queued(const sink *s)
+{
+    return s->tail - s->head;
+}
+
+/* Room for n more items at the tail (compacting before growing). */
+static void reserve_tail(sink *s, size_t n)
+{
+    if (s->tail + n <= s->cap)
+        return;
+    if (s->head > 0) {
+        memmove(s->items, s->items + s->head, queued(s) * sizeof *s->items);
+        s->tail -= s->head;
+        s->head = 0;
+    }
+    if (s->tail + n > s->cap) {
+        size_t cap = s->cap ? s->cap : 256;
+        while (cap < s->tail + n)
+            cap *= 2;
+        s->items = xrealloc(s->items, cap * sizeof *s->items);
+        s->cap = cap;
+    }
+}
+
+void sink_push(sink *s, qop_list *ops, ack_txn txn)
+{
+    int64_t now = now_ms();
+
+    reserve_tail(s, ops->n);
+    for (size_t i = 0; i < ops->n; i++) {
+        sink_item *it = &s->items[s->tail++];
+        it->op = ops->items[i];
+        it->txn = txn;
+        it->queued_ms = now;
+        s->bytes += it->op.json_len;
+        memset(&ops->items[i], 0, sizeof ops->items[i]);
+    }
+    ops->n = 0;
+}
+
+size_t sink_queued_ops(const sink *s)
+{
+    return queued(s);
+}
+
+size_t sink_queued_bytes(const sink *s)
+{
+    return s->bytes;
+}
+
+bool sink_busy(const sink *s)
+{
+    return s->inflight || s->retry_pending;
+}
+
+const sink_stats *sink_get_stats(const sink *s)
+{
+    return &s->stats;
+}
+
+/* ---- acknowledgement and removal ---------------------------------------------- */
+
+/* Acknowledges and removes the first n items. */
+static void pop_done(sink *s, size_t n)
+{
+    size_t i = 0;
+
+    while (i < n) {
+        ack_txn txn = s->items[s->head + i].txn;
+        size_t j = i;
+        while (j < n && s->items[s->head + j].txn == txn)
+            j++;
+        if (s->env.acks && txn != SINK_NO_TXN)
+            ack_done_ops(s->env.acks, txn, j - i);
+        i = j;
+    }
+    for (i = 0; i < n; i++) {
+        sink_item *it = &s->items[s->head + i];
+        s->bytes -= it->op.json_len;
+        s->stats.ops++;
+        qop_free_fields(&it->op);
+    }
+    s->head += n;
+    if (s->head == s->tail)
+        s->head = s->tail = 0;
+}
+
+static void push_seg(sink *s, size_t n)
+{
+    if (s->nsegs == s->capsegs) {
+        s->capsegs = s->capsegs ? s->capsegs * 2 : 16;
+        s->segs = xrealloc(s->segs, s->capsegs * sizeof *s->segs);
+    }
+    s->segs[s->nsegs++] = n;
+}
+
+/* ---- messages ------------------------------------------------------------------ */
+
+static char *table_name(const qop *op)
+{
+    return xasprintf("%s.%s", op->table->schema, op->table->name);
+}
+
+static void log_rejected(const qop *op, const char *why)
+{
+    char lsn[LSN_BUFSZ];
+    char *table = table_name(op);
+
+    log_error("Qdrant rejected an operation; stopping with the slot before its transaction", "table", table,
+              "collection", op->table->collection, "key", op->key_text ? op->key_text : "", "op",
+              qop_kind_name(op->kind), "lsn", lsn_fmt(op->lsn, lsn), "error", why, NULL);
+    free(table);
+}
+
+/* ---- dead letters ---------------------------------------------------------------- */
+
+static void json_field(buf *b, const char *key, const char *value)
+{
+    buf_json_str(b, key, strlen(key));
+    buf_putc(b, ':');
+    buf_json_str(b, value ? value : "", value ? strlen(value) : 0);
+}
+
+/* Appends one JSON line for op to dead_letter_file and fsyncs it. */
+static int dead_letter(sink *s, const qop *op, const char *why)
+{
+    const char *path = s->env.cfg->sync.dead_letter_file;
+    char lsn[LSN_BUFSZ], ts[40];
+    char *table = table_name(op);
+    buf line;
+    int rc = SINK_FATAL;
+    size_t off = 0;
+
+    buf_init(&line);
+    if (s->dead_fd < 0) {
+        s->dead_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+        if (s->dead_fd < 0) {
+            log_error("cannot open the dead-letter file", "file", path, "error", strerror(errno), NULL);
+            goto cleanup;
+        }
+    }
+    log_timestamp(ts, sizeof ts);
+    buf_putc(&line, '{');
+    json_field(&line, "ts", ts);
+    buf_putc(&line, ',');
+    json_field(&line, "table", table);
+    buf_putc(&line, ',');
+    json_field(&line, "collection", op->table->collection);
+    buf_putc(&line, ',');
+    json_field(&line, "key", op->key_text);
+    buf_puts(&line, ",\"point_id\":");
+    buf_puts(&line, op->point_id ? op->point_id : "null");
+    buf_putc(&line, ',');
+    json_field(&line, "op", qop_kind_name(op->kind));
+    buf_putc(&line, ',');
+    json_field(&line, "lsn", lsn_fmt(op->lsn, lsn));
+    buf_putc(&line, ',');
+    json_field(&line, "error", why);
+    buf_puts(&line, ",\"operation\":");
+    if (op->json)
+        buf_append(&line, op->json, op->json_len);
+    else
+        buf_puts(&line, "null");
+    buf_puts(&line, "}\n");
+    while (off < line.len) {
+        ssize_t w = write(s->dead_fd, line.data + off, line.len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0) {
+            log_error("cannot write the dead-letter file", "file", path, "error", strerror(errno), NULL);
+            goto cleanup;
+        }
+        off += (size_t)w;
+    }
+    if (fsync(s->dead_fd) != 0) {
+        log_error("cannot fsync the dead-letter file", "file", path, "error", strerror(errno), NULL);
+        goto cleanup;
+    }
+    s->stats.dead_letters++;
+    log_warn("Qdrant rejected an operation; written to the dead-letter file", "table", table, "key",
+             op->key_text ? op->key_text : "", "op", qop_kind_name(op->kind), "lsn", lsn, "error", why, "file", path,
+             NULL);
+    rc = SINK_OK;
+cleanup:
+    free(table);
+    buf_free(&line);
+    return rc;
+}
+
+/* ---- refetch --------------------------------------------------------------------------- */
+
+/* Replaces the head item by the whole-row operation read back for it (or
+ * acknowledges and removes it when the row is gone: *removed). */
+static int refetch_head(sink *s, bool *removed)
+{
+    sink_item *it = &s->items[s->head];
+    qop_list out = {0};
+    int rc;
+
+    if ((rc = s->env.refetch(s->env.refetch_arg, &it->op, &out)) != SINK_OK)
+        goto cleanup;
+    s->stats.refetched++;
+    *removed = out.n == 0;
+    if (out.n == 0) {
+        pop_done(s, 1);
+    } else {
+        s->bytes -= it->op.json_len;
+        qop_free_fields(&it->op);
+        it->op = out.items[0];
+        memset(&out.items[0], 0, sizeof out.items[0]);
+        s->bytes += it->op.json_len;
+        for (size_t i = 1; i < out.n; i++) /* map_row makes one operation; more would be a bug */
+            qop_free_fields(&out.items[i]);
+    }
+cleanup:
+    qop_list_free(&out);
+    return rc;
+}
+
+/* Qdrant's answer to a partial update of a point it does not have. */
+static bool point_missing(const qop *op, const qd_result *r)
+{
+    return (op->kind == QOP_SET_PAYLOAD || op->kind == QOP_UPDATE_VECTORS) && op->key_vals && r->http_status == 404 &&
+           strstr(r->error, "No point with id") != NULL;
+}
+
+/* ---- sending ----------------------------------------------------------------------------- */
+
+static bool retryable(const qd_result *r)
+{
+    long st = r->http_status;
+
+    return st == 0 || st == 408 || st == 429 || st == 500 || st == 502 || st == 503 || st == 504 || st == 507;
+}
+
+static int64_t backoff_ms(int attempt)
+{
+    int64_t ms = BACKOFF_MIN_MS;
+
+    while (attempt-- > 0 && ms < BACKOFF_MAX_MS)
+        ms *= 2;
+    if (ms > BACKOFF_MAX_MS)
+        ms = BACKOFF_MAX_MS;
+    return ms / 2 + random() % (ms / 2 + 1); /* "equal jitter" */
+}
+
+/* How many head items the next request takes (0: none ready). *full tells
+ * whether the batch cannot grow (limits, or a different collection next). */
+static size_t next_batch(const sink *s, bool *full)
+{
+    const sink_item *first = &s->items[s->head];
+    size_t n = 1, bytes = BODY_OVERHEAD + first->op.json_len;
+    size_t limit_points = s->env.cfg->sync.batch_points > 0 ? (size_t)s->env.cfg->sync.batch_points : 1;
+    size_t limit_bytes = (size_t)s->env.cfg->sync.batch_bytes;
+
+    *full = true;
+    if (s->nsegs > 0)
+        return s->segs[s->nsegs - 1];
+    while (s->head + n < s->tail) {
+        const sink_item *it = &s->items[s->head + n];
+        if (n >= limit_points || it->op.kind == QOP_REFETCH || it->op.table != first->op.table ||
+            bytes + 1 + it->op.json_len > limit_bytes)
+            return n;
+        bytes += 1 + it->op.json_len;
+        n++;
+    }
+    *full = n >= limit_points;
+    return n;
+}
+
+static void build_body(sink *s, size_t n)
+{
+    buf_reset(&s->body);
+    buf_puts(&s->body, "{\"operations\":[");
+    for (size_t i = 0; i < n; i++) {
+        const qop *op = &s->items[s->head + i].op;
+        if (i)
+            buf_putc(&s->body, ',');
+        buf_append(&s->body, op->json, op->json_len);
+    }
+    buf_puts(&s->body, "]}");
+}
+
+/* Starts the request for the first inflight_n items (body built). */
+static int start_request(sink *s)
+{
+    qd_result res;
+    char why[600];
+
+    if (qd_batch_start(s->env.qd, s->items[s->head].op.table->collection, s->body.data, s->body.len, &res) != 0) {
+        log_error("cannot start a Qdrant request", "error", qd_result_describe(&res, why, sizeof why), NULL);
+        qd_result_clear(&res);
+        return SINK_FATAL;
+    }
+    s->inflight = true;
+    return SINK_OK;
+}
+
+int sink_kick(sink *s, bool more_input)
+{
+    bool full;
+    size_t n;
+    int rc;
+
+    if (s->inflight)
+        return SINK_OK;
+    if (s->retry_pending) {
+        if (now_ms() < s->retry_at)
+            return SINK_OK;
+        s->retry_pending = false;
+        return start_request(s);
+    }
+    while (queued(s) > 0 && s->items[s->head].op.kind == QOP_REFETCH) {
+        if (!s->env.refetch) {
+            log_error("internal error: a row must be read back but the sink has no reader", NULL);
+            return SINK_FATAL;
+        }
+        bool removed;
+        if ((rc = refetch_head(s, &removed)) != SINK_OK)
+            return rc;
+    }
+    if (queued(s) == 0)
+        return SINK_OK;
+    n = next_batch(s, &full);
+    if (!full && more_input && now_ms() - s->items[s->head].queued_ms < s->env.cfg->sync.flush_interval_ms)
+        return SINK_OK;
+    s->inflight_n = n;
+    build_body(s, n);
+    return start_request(s);
+}
+
+int64_t sink_timeout_ms(const sink *s)
+{
+    int64_t now = now_ms(), t;
+
+    if (s->inflight)
+        return -1; /* curl's own timer, in sink_wait */
+    if (s->retry_pending)
+        return s->retry_at > now ? s->retry_at - now : 0;
+    if (queued(s) == 0)
+        return -1;
+    t = s->items[s->head].queued_ms + s->env.cfg->sync.flush_interval_ms - now;
+    return t > 0 ? t : 0;
+}
+
+int sink_wait(sink *s, struct pollfd *fds, int nfds, int timeout_ms)
+{
+    if (qd_wait(s->env.qd, fds, nfds, timeout_ms) != 0) {
+        log_error("waiting for sockets failed", "error", strerror(errno), NULL);
+        return -1;
+    }
+    return 0;
+}
+
+static void report(sink *s, const char *result, const qd_result *res)
+{
+    if (s->env.on_request)
+        s->env.on_request(s->env.on_request_arg, result, res->elapsed, s->inflight_n);
+}
+
+/* A deterministic rejection of the request in flight. */
+static int rejected(sink *s, const qd_result *res, const char *why)
+{
+    size_t n = s->inflight_n;
+    qop *op = &s->items[s->head].op;
+
+    s->stats.rejected++;
+    if (n > 1) {
+        if (s->nsegs > 0)
+            s->nsegs--;
+        push_seg(s, n - n / 2);
+        push_seg(s, n / 2);
+        return SINK_OK;
+    }
+    if (s->env.refetch && point_missing(op, res)) {
+        bool removed = false;
+        int rc = refetch_head(s, &removed);
+        if (rc == SINK_OK && removed && s->nsegs > 0)
+            s->nsegs--;
+        return rc;
+    }
+    if (s->env.cfg->sync.on_error != ON_ERROR_DEAD_LETTER) {
+        log_rejected(op, why);
+        return SINK_FATAL;
+    }
+    if (dead_letter(s, op, why) != SINK_OK)
+        return SINK_FATAL;
+    pop_done(s, 1);
+    if (s->nsegs > 0)
+        s->nsegs--;
+    return SINK_OK;
+}
+
+int sink_progress(sink *s)
+{
+    qd_result res;
+    char why[600], ms[32];
+    int r;
+
+    if (!s->inflight)
+        return SINK_OK;
+    r = qd_batch_check(s->env.qd, &res);
+    if (r == 0)
+        return SINK_OK;
+    s->inflight = false;
+    if (r == 1) {
+        report(s, "ok", &res);
+        s->stats.requests++;
+        s->stats.bytes += s->body.len;
+        s->stats.last_ok = true;
+        s->attempt = 0;
+        pop_done(s, s->inflight_n);
+        if (s->nsegs > 0)
+            s->nsegs--;
+        s->inflight_n = 0;
+        qd_result_clear(&res);
+        return SINK_OK;
+    }
+    qd_result_describe(&res, why, sizeof why);
+    s->stats.last_ok = false;
+    snprintf(s->stats.last_error, sizeof s->stats.last_error, "%s", why);
+    if (retryable(&res)) {
+        int64_t wait = backoff_ms(s->attempt++);
+        if (res.retry_after >= 0 && res.retry_after * 1000 > (double)wait)
+            wait = (int64_t)(res.retry_after * 1000);
+        report(s, "retry", &res);
+        s->stats.retries++;
+        s->retry_pending = true;
+        s->retry_at = now_ms() + wait;
+        snprintf(ms, sizeof ms, "%lld", (long long)wait);
+        log_warn("Qdrant request failed, retrying", "collection", s->items[s->head].op.table->collection, "error",
+                 why, "retry_in_ms", ms, NULL);
+        qd_result_clear(&res);
+        return SINK_OK;
+    }
+    report(s, "rejected", &res);
+    r = rejected(s, &res, why);
+    s->inflight_n = 0;
+    qd_result_clear(&res);
+    return r;
+}
+
+int sink_drain(sink *s, int64_t deadline_ms, volatile sig_atomic_t *stop, int (*idle)(void *), void *idle_arg)
+{
+    int64_t last_idle = now_ms();
+    int rc;
+
+    for (;;) {
+        int64_t now = now_ms(), t;
+
+        if (queued(s) == 0 && !s->inflight)
+            return SINK_OK;
+        if ((stop && *stop) || (deadline_ms > 0 && now >= deadline_ms))
+            return SINK_STOPPED;
+        if (idle && now - last_idle >= 1000) {
+            if (idle(idle_arg) != 0)
+                return SINK_ABORTED;
+            last_idle = now;
+        }
+        if ((rc = sink_kick(s, false)) != SINK_OK)
+            return rc;
+        t = sink_timeout_ms(s);
+        if (t < 0 || t > 1000)
+            t = 1000;
+        if (deadline_ms > 0 && deadline_ms - now < t)
+            t = deadline_ms - now;
+        if (sink_wait(s, NULL, 0, (int)t) != 0)
+            return SINK_FATAL;
+        if ((rc = sink_progress(s)) != SINK_OK)
+            return rc;
+    }
+}
