@@ -32,6 +32,7 @@ typedef struct table_cfg {
     char *schema;       /* from [table schema.name]; "public" when no dot */
     char *name;
     char *collection;   /* default: name */
+    char *distance;     /* Cosine | Dot | Euclid | Manhattan, for create_collections (default Cosine) */
     char **id_columns;  /* n_id_columns == 0: use the replica identity */
     int n_id_columns;
     bool id_mode_uuid5; /* id_mode = uuid5 (default: auto) */
@@ -59,6 +60,7 @@ typedef struct p2q_config {
         char *api_key; /* secret */
         int64_t timeout_ms;
         bool create_collections;
+        char *ca_file; /* CA bundle for https ("" = the system's) */
     } qdrant;
     struct {
         snapshot_mode snapshot;

@@ -39,6 +39,10 @@ void qd_result_clear(qd_result *r);
 qd_client *qd_client_new(const char *url, const char *api_key, int64_t timeout_ms);
 void qd_client_free(qd_client *c);
 
+/* Verifies https peers against the CA bundle in path instead of the
+ * system's (NULL or "" keeps the default).  0, or -1 when curl refuses. */
+int qd_client_set_ca_file(qd_client *c, const char *path);
+
 /* Number of connections the client has opened so far (1 while the
  * kept-alive connection is reused); for metrics and tests. */
 long qd_client_connections(const qd_client *c);
@@ -95,8 +99,21 @@ typedef struct qd_collection_info {
 int qd_get_collection(qd_client *c, const char *collection, qd_collection_info *info, qd_result *res);
 void qd_collection_info_free(qd_collection_info *info);
 
+/* PUT /collections/{collection} with a CreateCollection body built by the
+ * caller.  0 when created; -1 with res filled (409 when it exists). */
+int qd_create_collection(qd_client *c, const char *collection, const char *body, size_t body_len, qd_result *res);
+
 /* A short description of a failed result for logs and errors:
  * "HTTP 400: Wrong input: ..." or "connection refused (curl 7)". */
 const char *qd_result_describe(const qd_result *r, char *out, size_t outlen);
+
+/*
+ * One request on a collection: method on "/collections/{collection}" +
+ * suffix (e.g. "" for GET, "/points/scroll" and "/points" (retrieve) for
+ * POST reads); the collection name is URL-encoded here.  Returns as
+ * qd_request (res->result owned by the caller: qd_result_clear).
+ */
+int qd_collection_request(qd_client *c, const char *method, const char *collection, const char *suffix,
+                          const char *body, size_t body_len, qd_result *res);
 
 #endif

@@ -64,6 +64,16 @@ int repl_get_slot(PGconn *conn, const char *slot, repl_slot *out, char *err, siz
 int repl_create_slot(PGconn *conn, const char *slot, lsn_t *consistent_point, bool *already_existed, char *err,
                      size_t errlen);
 
+/* The same, and with export_snapshot the slot's snapshot is exported
+ * (PostgreSQL 15: (SNAPSHOT 'export')): its name is written to
+ * snapshot_name (snapshot_len bytes; REPL_SNAPSHOT_NAME_LEN is enough).  The
+ * snapshot stays importable (SET TRANSACTION SNAPSHOT) until the next
+ * command on conn.  On 42710 (*already_existed) there is no snapshot. */
+#define REPL_SNAPSHOT_NAME_LEN 64
+int repl_create_slot_snapshot(PGconn *conn, const char *slot, bool export_snapshot, lsn_t *consistent_point,
+                              bool *already_existed, char *snapshot_name, size_t snapshot_len, char *err,
+                              size_t errlen);
+
 /* Checks the publication exists; when it does not and create is true,
  * creates it FOR TABLE every configured table.  *created tells which. */
 int repl_ensure_publication(PGconn *conn, const p2q_config *cfg, bool create, bool *created, char *err,

@@ -75,6 +75,16 @@ typedef struct sink_env {
      */
     void (*on_request)(void *arg, const char *result, double seconds, size_t ops);
     void *on_request_arg;
+    /*
+     * create_collections: Qdrant answered that op's collection does not
+     * exist.  Creates it from op (an upsert) and returns SINK_OK to send op
+     * again, or another SINK_* code (logged by the callee).  NULL: a
+     * missing collection is a poison operation.  Deletes on a missing
+     * collection are then applied trivially (there is nothing to delete)
+     * and partial updates are read back (env.refetch) into upserts.
+     */
+    int (*create_collection)(void *arg, const qop *op);
+    void *create_collection_arg;
 } sink_env;
 
 /* env is copied.  Never NULL. */
@@ -130,6 +140,16 @@ int sink_progress(sink *s);
  * updates) or an error (SINK_FATAL).  stop and idle may be NULL.
  */
 int sink_drain(sink *s, int64_t deadline_ms, volatile sig_atomic_t *stop, int (*idle)(void *), void *idle_arg);
+
+/*
+ * Appends one JSON line {"ts","table","collection","key","point_id","op",
+ * "lsn","error","operation"} to dead_letter_file and fsyncs it (the file
+ * is opened on first use, appending).  key, point_id (JSON text) and
+ * op_json may be NULL (a row change that could not be mapped has no
+ * operation).  Counts it in the stats.  SINK_OK, or SINK_FATAL (logged).
+ */
+int sink_dead_letter(sink *s, const table_cfg *t, const char *key, const char *point_id, const char *kind,
+                     lsn_t at, const char *why, const char *op_json, size_t op_len);
 
 /* Forgets the queue and any request in flight (after the replication
  * connection dropped, the server resends from the confirmed position). */

@@ -15,6 +15,7 @@
 #include <signal.h>
 
 #include "config.h"
+#include "metrics.h"
 
 /* Exit codes of SPEC §1. */
 enum { EXIT_OK = 0, EXIT_FATAL = 1, EXIT_CONFIG = 2 };
@@ -23,7 +24,9 @@ enum { EXIT_OK = 0, EXIT_FATAL = 1, EXIT_CONFIG = 2 };
  * Streams until *stop becomes non-zero (set by the SIGTERM/SIGINT handler)
  * or a fatal error.  Reconnects with capped backoff when the connection
  * drops.  Returns the process exit code; the error is logged here.
+ * metrics (borrowed; NULL: none) receives state, positions and counters
+ * for the endpoint server.
  */
-int sync_run(const p2q_config *cfg, volatile sig_atomic_t *stop);
+int sync_run(const p2q_config *cfg, volatile sig_atomic_t *stop, p2q_metrics *metrics);
 
 #endif

@@ -1,10 +1,24 @@
 #!/bin/sh
 # Installs the Debian packages pg2qdrant needs to build and test.
 # Does nothing (and needs no root) when they are all installed already.
+#   scripts/install-deps.sh               build + test packages (CI, scripts/test.sh)
+#   scripts/install-deps.sh --build-only  only what a Release build with -DP2Q_TESTS=OFF
+#                                         needs (deploy/Dockerfile)
 set -eu
 
 PACKAGES="cmake gcc clang pkg-config libpq-dev libcurl4-openssl-dev libjansson-dev libinih-dev
-libmicrohttpd-dev libcmocka-dev postgresql-15 python3 python3-jsonschema valgrind"
+libmicrohttpd-dev libcmocka-dev postgresql-15 python3 python3-jsonschema python3-yaml valgrind"
+
+# make and libc6-dev are only Recommends of cmake and gcc: name them for a bare image.
+BUILD_PACKAGES="cmake make gcc libc6-dev pkg-config libpq-dev libcurl4-openssl-dev libjansson-dev
+libinih-dev libmicrohttpd-dev"
+
+case "${1:-}" in
+    "") ;;
+    --build-only) PACKAGES=$BUILD_PACKAGES ;;
+    -h|--help) sed -n '2,6s/^# \{0,1\}//p' "$0"; exit 0 ;;
+    *) echo "install-deps: unknown option '$1' (use --build-only or nothing)" >&2; exit 2 ;;
+esac
 
 missing=""
 for pkg in $PACKAGES; do

@@ -16,6 +16,7 @@
  */
 #include "check_config.h"
 
+#include "collection.h"
 #include "qdrant_client.h"
 #include "util.h"
 
@@ -56,6 +57,9 @@ typedef struct checker {
     PGconn *conn; /* NULL when PostgreSQL is unreachable */
     bool pub_exists;
     vec_state **vecs; /* per table, per configured vector */
+    bool run_mode;    /* check_config_prepare_run: only what `run` needs, create collections */
+    bool transient;   /* run_mode: a side was unreachable; try again later */
+    qd_client *qd;    /* run_mode: the sync's client (borrowed) */
 } checker;
 
 static void problem(checker *ck, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -152,6 +156,7 @@ static int pg_connect(checker *ck)
     msg = strip_secret(msg, getenv("PGPASSWORD"));
     redacted = config_redact_dsn(dsn);
     problem(ck, "PostgreSQL: cannot connect (%s): %s", redacted, msg);
+    ck->transient = true;
     PQfinish(ck->conn);
     ck->conn = NULL;
     free(redacted);
@@ -569,9 +574,11 @@ static void check_postgres(checker *ck)
 {
     if (pg_connect(ck) != 0)
         return;
-    check_server(ck);
-    check_publication(ck);
-    check_slot(ck);
+    if (!ck->run_mode) { /* run creates the slot and publication itself, or says why not */
+        check_server(ck);
+        check_publication(ck);
+        check_slot(ck);
+    }
     for (int i = 0; i < ck->cfg->n_tables; i++)
         check_table(ck, i);
 }
@@ -668,10 +675,34 @@ static void check_creatable(checker *ck, int index)
     }
 }
 
+/* run_mode: creates a missing collection whose vector sizes are known;
+ * one whose sizes are not (an empty table of real[] rows) is created when
+ * its first upsert is sent. */
+static void create_collection(checker *ck, int index)
+{
+    const table_cfg *t = &ck->cfg->tables[index];
+    int64_t *dims = xcalloc((size_t)t->n_vectors + 1, sizeof *dims);
+    char err[900];
+    bool transient;
+
+    for (int i = 0; i < t->n_vectors; i++) {
+        const vec_state *st = &ck->vecs[index][i];
+        dims[i] = st->kind == VEC_SPARSE ? 0 : st->dims;
+        if (dims[i] < 0)
+            goto cleanup;
+    }
+    if (collection_create(ck->qd, t, dims, &transient, err, sizeof err) != 0) {
+        problem(ck, "%s", err);
+        ck->transient = ck->transient || transient;
+    }
+cleanup:
+    free(dims);
+}
+
 static void check_qdrant(checker *ck)
 {
     const p2q_config *cfg = ck->cfg;
-    qd_client *qd = qd_client_new(cfg->qdrant.url, cfg->qdrant.api_key, cfg->qdrant.timeout_ms);
+    qd_client *qd = ck->qd ? ck->qd : qd_client_new(cfg->qdrant.url, cfg->qdrant.api_key, cfg->qdrant.timeout_ms);
     qd_collection_info info;
     qd_result res;
     char desc[700];
@@ -680,6 +711,8 @@ static void check_qdrant(checker *ck)
         problem(ck, "Qdrant: cannot initialise the HTTP client");
         return;
     }
+    if (!ck->qd && qd_client_set_ca_file(qd, cfg->qdrant.ca_file) != 0)
+        problem(ck, "Qdrant: cannot use ca_file %s", cfg->qdrant.ca_file);
     for (int i = 0; i < cfg->n_tables; i++) {
         const table_cfg *t = &cfg->tables[i];
 
@@ -687,12 +720,16 @@ static void check_qdrant(checker *ck)
             problem(ck, "Qdrant at %s: cannot read collection \"%s\": %s", cfg->qdrant.url, t->collection,
                     qd_result_describe(&res, desc, sizeof desc));
             qd_result_clear(&res);
+            if (res.http_status == 0 || res.http_status == 408 || res.http_status == 429 || res.http_status >= 500)
+                ck->transient = true;
             /* No answer or no access: every other collection fails the same way. */
             if (res.http_status == 0 || res.http_status == 401 || res.http_status == 403)
                 break;
             continue;
         }
-        if (!info.exists && !cfg->qdrant.create_collections)
+        if (!info.exists && ck->run_mode && cfg->qdrant.create_collections)
+            create_collection(ck, i);
+        else if (!info.exists && !cfg->qdrant.create_collections)
             problem(ck,
                     "collection \"%s\" (table %s.%s) does not exist in Qdrant (create it, or set "
                     "create_collections = true)",
@@ -704,12 +741,33 @@ static void check_qdrant(checker *ck)
         qd_collection_info_free(&info);
         qd_result_clear(&res);
     }
-    qd_client_free(qd);
+    if (!ck->qd)
+        qd_client_free(qd);
 }
+
+static int check_all(checker *ck);
 
 int check_config_run(const p2q_config *cfg, strlist *problems)
 {
     checker ck = {.cfg = cfg, .problems = problems};
+
+    return check_all(&ck);
+}
+
+int check_config_prepare_run(const p2q_config *cfg, qd_client *qd, strlist *problems, bool *transient)
+{
+    checker ck = {.cfg = cfg, .problems = problems, .run_mode = true, .qd = qd};
+    int n = check_all(&ck);
+
+    *transient = ck.transient;
+    return n;
+}
+
+static int check_all(checker *ck_)
+{
+    checker ck = *ck_;
+    const p2q_config *cfg = ck.cfg;
+    strlist *problems = ck.problems;
     int before = problems->n;
 
     ck.vecs = xcalloc((size_t)cfg->n_tables + 1, sizeof *ck.vecs);
@@ -724,5 +782,6 @@ int check_config_run(const p2q_config *cfg, strlist *problems)
     for (int i = 0; i < cfg->n_tables; i++)
         free(ck.vecs[i]);
     free(ck.vecs);
+    ck_->transient = ck.transient;
     return problems->n - before;
 }

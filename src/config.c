@@ -281,6 +281,7 @@ typedef enum {
     V_URL,
     V_LISTEN,
     V_PATH,
+    V_OPT_PATH, /* a file name, or empty for none */
 } value_kind;
 
 typedef struct key_spec {
@@ -307,6 +308,7 @@ static const key_spec KEYS[] = {
     {"qdrant", "api_key_file", V_SECRET_FILE, 0, 0, 0, NULL},
     {"qdrant", "timeout", V_DURATION, FIELD(qdrant.timeout_ms), 100, HOUR_MS, "100ms and 1h"},
     {"qdrant", "create_collections", V_BOOL, FIELD(qdrant.create_collections), 0, 0, NULL},
+    {"qdrant", "ca_file", V_OPT_PATH, FIELD(qdrant.ca_file), 0, 0, NULL},
     {"sync", "snapshot", V_SNAPSHOT, FIELD(sync.snapshot), 0, 0, NULL},
     {"sync", "batch_points", V_COUNT, FIELD(sync.batch_points), 1, 100000, "1 and 100000"},
     {"sync", "batch_bytes", V_SIZE, FIELD(sync.batch_bytes), KIB, GIB, "1kB and 1GB"},
@@ -432,6 +434,9 @@ static void key_set(p2q_config *cfg, strlist *errs, const key_spec *k, const cha
         why = *value ? NULL : "expected a file name";
         is_text = true;
         break;
+    case V_OPT_PATH:
+        is_text = true;
+        break;
     case V_SECRET_FILE: /* only checked here: resolve_secrets() reads it */
         why = *value ? NULL : "expected a file name";
         break;
@@ -450,7 +455,7 @@ static void key_set(p2q_config *cfg, strlist *errs, const key_spec *k, const cha
 
 typedef enum { SEC_KEYS, SEC_TABLE, SEC_SKIP } section_kind;
 
-enum { TK_COLLECTION = 1, TK_ID = 2, TK_ID_MODE = 4, TK_PAYLOAD = 8 };
+enum { TK_COLLECTION = 1, TK_ID = 2, TK_ID_MODE = 4, TK_PAYLOAD = 8, TK_DISTANCE = 16 };
 
 typedef struct section {
     section_kind kind;
@@ -732,6 +737,18 @@ static void table_key(load_state *st, section *sec, const char *key, const char 
             t->id_mode_uuid5 = value[0] == 'u';
         else
             why = "expected auto or uuid5";
+    } else if (strcmp(key, "distance") == 0) {
+        static const char *const names[] = {"Cosine", "Dot", "Euclid", "Manhattan"};
+        if (table_seen(st, sec, TK_DISTANCE, key))
+            return;
+        why = "expected Cosine, Dot, Euclid or Manhattan";
+        for (int i = 0; i < 4; i++) {
+            if (strcasecmp(value, names[i]) == 0) {
+                free(t->distance);
+                t->distance = xstrdup(names[i]);
+                why = NULL;
+            }
+        }
     } else if (strcmp(key, "payload") == 0) {
         if (table_seen(st, sec, TK_PAYLOAD, key))
             return;
@@ -998,6 +1015,8 @@ static void finish_tables(load_state *st)
         }
         if (!t->collection)
             t->collection = xstrdup(t->name);
+        if (!t->distance)
+            t->distance = xstrdup("Cosine");
         for (int j = 0; j < i; j++) {
             const table_cfg *o = &cfg->tables[j];
             if (strcmp(o->collection, t->collection) == 0) {
@@ -1025,6 +1044,7 @@ void config_defaults(p2q_config *cfg)
     cfg->qdrant.api_key = xstrdup("");
     cfg->qdrant.timeout_ms = 30 * 1000;
     cfg->qdrant.create_collections = false;
+    cfg->qdrant.ca_file = xstrdup("");
     cfg->sync.snapshot = SNAPSHOT_INITIAL;
     cfg->sync.batch_points = 256;
     cfg->sync.batch_bytes = 8 * MIB;
@@ -1082,6 +1102,7 @@ void config_free(p2q_config *cfg)
     free(cfg->source.publication);
     free(cfg->qdrant.url);
     free(cfg->qdrant.api_key);
+    free(cfg->qdrant.ca_file);
     free(cfg->sync.dead_letter_file);
     free(cfg->http.listen);
     for (int i = 0; i < cfg->n_tables; i++) {
@@ -1089,6 +1110,7 @@ void config_free(p2q_config *cfg)
         free(t->schema);
         free(t->name);
         free(t->collection);
+        free(t->distance);
         free_list(t->id_columns, t->n_id_columns);
         for (int j = 0; j < t->n_vectors; j++) {
             free(t->vectors[j].name);

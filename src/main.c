@@ -11,8 +11,14 @@
 #include <string.h>
 
 #include "check_config.h"
+#include "check_lag.h"
 #include "config.h"
+#include "http_server.h"
 #include "log.h"
+#include "reconcile.h"
+#include "metrics.h"
+#include "slot_cmd.h"
+#include "snapshot.h"
 #include "sync.h"
 
 static volatile sig_atomic_t stop_requested = 0;
@@ -31,10 +37,10 @@ static const char usage_text[] =
     "Commands:\n"
     "  run            stream changes until SIGTERM/SIGINT\n"
     "  check-config   validate the config and check both sides; list every problem\n"
-    "  snapshot       full backfill of the configured tables (not implemented yet)\n"
-    "  reconcile      compare tables and collections (not implemented yet)\n"
-    "  check-lag      slot health for monitoring (not implemented yet)\n"
-    "  slot           create|drop|status the replication slot (not implemented yet)\n"
+    "  snapshot       full backfill of the configured tables from a consistent snapshot\n"
+    "  reconcile      compare tables and collections: missing, orphaned, stale points; --fix repairs\n"
+    "  check-lag      slot health for monitoring (Nagios, JSON, Prometheus); exit 0/1/2/3\n"
+    "  slot           create|drop|status the replication slot\n"
     "\n"
     "Options (every command):\n"
     "  -c, --config FILE        config file (default: $PG2QDRANT_CONFIG, else " CONFIG_DEFAULT_PATH ")\n"
@@ -54,13 +60,43 @@ static const struct {
                      "Validates the config, connects to PostgreSQL and Qdrant, and lists every problem found\n"
                      "(publication, keys, replica identity, collections, vector sizes).\n"
                      "Exit: 0 all good, 2 problems found.\n"},
-    {"snapshot", "Usage: pg2qdrant snapshot [-c FILE] [--table T]...\nNot implemented in this version.\n"},
-    {"reconcile", "Usage: pg2qdrant reconcile [-c FILE] [--fix] [--table T] [--output text|json]\n"
-                  "Not implemented in this version.\n"},
-    {"check-lag", "Usage: pg2qdrant check-lag [-c FILE] [--slot S] [--warn SIZE] [--critical SIZE]\n"
-                  "Not implemented in this version.\n"},
-    {"slot", "Usage: pg2qdrant slot create|drop|status [-c FILE]\nNot implemented in this version.\n"},
+    {"snapshot", "Usage: pg2qdrant snapshot [-c FILE] [--table T]...\n"
+                 "Reads every row of the configured tables (or of each --table schema.name) from one REPEATABLE\n"
+                 "READ snapshot and upserts it into its collection; needs no slot.  See docs/snapshot.md.\n"
+                 "Exit: 0 done, 1 runtime error, 2 usage/config error (e.g. a --table not in the config).\n"},
+    {"reconcile", "Usage: pg2qdrant reconcile [-c FILE] [--fix] [--table T]... [--output text|json]\n"
+                  "Compares each table with its collection: missing points (row without point), orphaned points\n"
+                  "(point without row), stale points (payload or vector differs from the mapping of the row).\n"
+                  "  --fix          upsert missing and stale rows, delete orphaned points\n"
+                  "  --table T      only this table (schema.name); repeatable\n"
+                  "  --output F     text (default) or json, on stdout\n"
+                  "See docs/reconcile.md.  Exit: 0 in sync (or all fixed), 1 drift found and not fixed, 2 error.\n"},
+    {"check-lag", "Usage: pg2qdrant check-lag [-c FILE | --dsn CONNINFO] [--slot S] [--warn SIZE] [--critical SIZE]\n"
+                  "                           [--inactive-warn DURATION] [--inactive-critical DURATION]\n"
+                  "                           [--output nagios|json|prometheus]\n"
+                  "Reports the replication slot's health: the backlog (WAL after confirmed_flush_lsn) and the WAL\n"
+                  "it retains (after restart_lsn), wal_status, plugin, and whether a process holds it.\n"
+                  "  --dsn CONNINFO           libpq conninfo or URI; without -c and --dsn, [source] dsn of the\n"
+                  "                           config if there is one, else libpq's PG* variables\n"
+                  "  --slot NAME              default: [source] slot, else pg2qdrant\n"
+                  "  --warn SIZE              backlog above which the status is WARNING (default 1GB)\n"
+                  "  --critical SIZE          backlog above which the status is CRITICAL (default 4GB)\n"
+                  "  --inactive-warn D        no process has held the slot for longer than D: WARNING (off)\n"
+                  "  --inactive-critical D    ... CRITICAL (off); D with its unit: 30s, 15min, 2h\n"
+                  "  --output FORMAT          nagios (default, one line + perfdata) | json | prometheus\n"
+                  "CRITICAL also for a missing slot, wal_status unreserved or lost, an invalidated slot, or a\n"
+                  "plugin other than pgoutput.  Sizes: B kB MB GB TB.  See docs/check-lag.md.\n"
+                  "Exit: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (cannot connect or query, bad command line).\n"},
+    {"slot", "Usage: pg2qdrant slot create|drop|status [-c FILE] [--slot NAME] [--dsn CONNINFO]\n"
+             "  create   create [source] slot (logical, pgoutput) in the DSN's database; one that exists\n"
+             "           already is fine, a physical or other-plugin slot of that name is an error\n"
+             "  drop     drop it; refused while a process holds it (the PID is named) or when it is not a\n"
+             "           pgoutput slot; a missing slot is an error (as pg_recvlogical --drop-slot)\n"
+             "  status   plugin, active/pid, LSNs, wal_status, safe_wal_size, backlog and retained WAL\n"
+             "Exit: 0 ok, 1 runtime error (missing slot, refused, PostgreSQL error), 2 usage/config error.\n"},
 };
+
+#define CLI_MAX_TABLES 256
 
 typedef struct cli {
     const char *command;
@@ -68,14 +104,24 @@ typedef struct cli {
     bool help;
     log_level level;
     bool json_logs;
+    const char *action;         /* slot create|drop|status */
+    const char *lag_opt;        /* the first check-lag-only option seen, for a usage error elsewhere */
+    const char *source_opt;     /* the first --dsn/--slot seen */
+    lag_args lag;               /* check-lag's options (config_path filled in later) */
+    char *tables[CLI_MAX_TABLES]; /* --table, for snapshot and reconcile (argv strings) */
+    int ntables;
+    bool fix;                   /* reconcile --fix */
 } cli;
+
+/* A bad command line exits 2, or 3 (UNKNOWN) for check-lag, as Nagios plugins do. */
+static int usage_exit = EXIT_CONFIG;
 
 static int usage_error(const char *fmt, const char *arg)
 {
     fprintf(stderr, "pg2qdrant: ");
     fprintf(stderr, fmt, arg);
     fprintf(stderr, "\nTry 'pg2qdrant --help'.\n");
-    return EXIT_CONFIG;
+    return usage_exit;
 }
 
 /* Value of an option given as "--opt VALUE" or "--opt=VALUE". */
@@ -97,8 +143,50 @@ static bool is_opt(const char *arg, const char *name)
     return strncmp(arg, name, n) == 0 && (arg[n] == '\0' || arg[n] == '=');
 }
 
+/* check-lag's and slot's options taking a value: where it goes, and its
+ * name (*lag_only: only check-lag takes it, else check-lag and slot). */
+static const char **lag_opt_target(cli *c, const char *a, const char **name, bool *lag_only)
+{
+    static const char *const lag_names[] = {"--warn", "--critical", "--inactive-warn", "--inactive-critical",
+                                            "--output"};
+    const char **lag_dst[] = {&c->lag.warn, &c->lag.critical, &c->lag.inactive_warn, &c->lag.inactive_critical,
+                              &c->lag.output};
+
+    for (size_t k = 0; k < sizeof lag_names / sizeof lag_names[0]; k++) {
+        if (is_opt(a, lag_names[k])) {
+            *name = lag_names[k];
+            *lag_only = true;
+            return lag_dst[k];
+        }
+    }
+    *lag_only = false;
+    *name = is_opt(a, "--dsn") ? "--dsn" : is_opt(a, "--slot") ? "--slot" : NULL;
+    return !*name ? NULL : strcmp(*name, "--dsn") == 0 ? &c->lag.dsn : &c->lag.slot;
+}
+
+/* true when the command word is check-lag (found before parsing, so that
+ * every usage error of check-lag exits 3). */
+static bool command_is_check_lag(int argc, char **argv)
+{
+    static const char *const with_value[] = {"-c", "--config", "--log-level", "--log-format", "--dsn", "--slot",
+                                             "--warn", "--critical", "--inactive-warn", "--inactive-critical",
+                                             "--output", "--table"};
+
+    for (int i = 1; i < argc; i++) {
+        if (argv[i][0] != '-')
+            return strcmp(argv[i], "check-lag") == 0;
+        for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
+            if (strcmp(argv[i], with_value[k]) == 0)
+                i++;
+    }
+    return false;
+}
+
 static int parse_cli(int argc, char **argv, cli *c)
 {
+    const char **dst, *name;
+    bool lag_only;
+
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
 
@@ -116,10 +204,28 @@ static int parse_cli(int argc, char **argv, cli *c)
                 (strcmp(v, "logfmt") != 0 && strcmp(v, "json") != 0))
                 return usage_error("--log-format takes logfmt or json (got '%s')", v ? v : "");
             c->json_logs = strcmp(v, "json") == 0;
+        } else if (is_opt(a, "--table")) {
+            if (!(v = opt_value(argc, argv, &i, "--table")) || !*v)
+                return usage_error("option %s needs a value", "--table");
+            if (c->ntables == CLI_MAX_TABLES)
+                return usage_error("too many --table options (at most %s)", "256");
+            c->tables[c->ntables++] = (char *)v;
+        } else if (strcmp(a, "--fix") == 0) {
+            c->fix = true;
+        } else if ((dst = lag_opt_target(c, a, &name, &lag_only)) != NULL) {
+            if (!(v = opt_value(argc, argv, &i, name)) || !*v)
+                return usage_error("option %s needs a value", name);
+            *dst = v;
+            if (lag_only && !c->lag_opt && strcmp(name, "--output") != 0) /* --output: reconcile's too */
+                c->lag_opt = name;
+            if (!lag_only && !c->source_opt)
+                c->source_opt = name;
         } else if (a[0] == '-' && a[1] != '\0') {
             return usage_error("unknown option '%s'", a);
         } else if (!c->command) {
             c->command = a;
+        } else if (!c->action && strcmp(c->command, "slot") == 0) {
+            c->action = a;
         } else {
             return usage_error("unexpected argument '%s'", a);
         }
@@ -156,9 +262,16 @@ static int cmd_check_config(const p2q_config *cfg)
     return n == 0 ? EXIT_OK : EXIT_CONFIG;
 }
 
+/* Livez fails when the sync loop has not turned for this long. */
+#define LIVEZ_MIN_BOUND_MS 30000
+
 static int cmd_run(const p2q_config *cfg)
 {
     struct sigaction sa;
+    p2q_metrics *metrics = NULL;
+    http_server *http = NULL;
+    char err[512];
+    int rc = EXIT_CONFIG;
 
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal; /* no SA_RESTART: poll() returns EINTR */
@@ -166,7 +279,44 @@ static int cmd_run(const p2q_config *cfg)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
-    return sync_run(cfg, &stop_requested);
+    metrics = metrics_new(cfg->source.slot);
+    if (cfg->http.listen && cfg->http.listen[0]) {
+        int64_t bound = 3 * cfg->source.status_interval_ms;
+        if (bound < LIVEZ_MIN_BOUND_MS)
+            bound = LIVEZ_MIN_BOUND_MS;
+        if (http_start(cfg->http.listen, metrics, bound, &http, err, sizeof err) != 0) {
+            log_error("cannot start the endpoint server ([http] listen)", "error", err, NULL);
+            goto cleanup;
+        }
+        log_info("endpoint server listening", "listen", cfg->http.listen, NULL);
+    }
+    rc = sync_run(cfg, &stop_requested, metrics);
+cleanup:
+    http_stop(http);
+    metrics_free(metrics);
+    return rc;
+}
+
+/* snapshot and reconcile: SIGTERM/SIGINT stop them between pages. */
+static int cmd_snapshot_reconcile(const cli *c, const p2q_config *cfg)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    if (strcmp(c->command, "snapshot") == 0)
+        return snap_command(cfg, c->tables, c->ntables, &stop_requested);
+    {
+        recon_options opt = {.tables = c->tables,
+                             .ntables = c->ntables,
+                             .fix = c->fix,
+                             .output = c->lag.output && strcmp(c->lag.output, "json") == 0 ? RECON_JSON : RECON_TEXT};
+        return recon_command(cfg, &opt, &stop_requested);
+    }
 }
 
 int main(int argc, char **argv)
@@ -181,6 +331,8 @@ int main(int argc, char **argv)
             return EXIT_OK;
         }
     }
+    if (command_is_check_lag(argc, argv))
+        usage_exit = LAG_UNKNOWN;
     if ((rc = parse_cli(argc, argv, &c)) != 0)
         return rc;
     log_setup(c.level, c.json_logs);
@@ -197,7 +349,29 @@ int main(int argc, char **argv)
         fputs(commands[known].help, stdout);
         return EXIT_OK;
     }
-    if (strcmp(c.command, "run") != 0 && strcmp(c.command, "check-config") != 0) {
+    if (c.lag_opt && strcmp(c.command, "check-lag") != 0)
+        return usage_error("option %s is only for check-lag", c.lag_opt);
+    if (c.lag.output && strcmp(c.command, "check-lag") != 0 && strcmp(c.command, "reconcile") != 0)
+        return usage_error("option %s is only for check-lag and reconcile", "--output");
+    if (c.ntables > 0 && strcmp(c.command, "snapshot") != 0 && strcmp(c.command, "reconcile") != 0)
+        return usage_error("option %s is only for snapshot and reconcile", "--table");
+    if (c.fix && strcmp(c.command, "reconcile") != 0)
+        return usage_error("option %s is only for reconcile", "--fix");
+    if (strcmp(c.command, "reconcile") == 0 && c.lag.output && strcmp(c.lag.output, "text") != 0 &&
+        strcmp(c.lag.output, "json") != 0)
+        return usage_error("--output takes text or json (got '%s')", c.lag.output);
+    if (c.source_opt && strcmp(c.command, "check-lag") != 0 && strcmp(c.command, "slot") != 0)
+        return usage_error("option %s is only for check-lag and slot", c.source_opt);
+    if (strcmp(c.command, "check-lag") == 0) {
+        c.lag.config_path = c.config_path;
+        return check_lag_main(&c.lag);
+    }
+    if (strcmp(c.command, "slot") == 0) {
+        slotcmd_args sa = {.action = c.action, .config_path = c.config_path, .dsn = c.lag.dsn, .slot = c.lag.slot};
+        return slotcmd_main(&sa);
+    }
+    if (strcmp(c.command, "run") != 0 && strcmp(c.command, "check-config") != 0 &&
+        strcmp(c.command, "snapshot") != 0 && strcmp(c.command, "reconcile") != 0) {
         fprintf(stderr, "pg2qdrant: '%s' is not implemented in this version\n", c.command);
         return strcmp(c.command, "check-lag") == 0 ? 3 : EXIT_CONFIG;
     }
@@ -206,7 +380,10 @@ int main(int argc, char **argv)
         config_free(&cfg);
         return EXIT_CONFIG;
     }
-    rc = strcmp(c.command, "run") == 0 ? cmd_run(&cfg) : cmd_check_config(&cfg);
+    if (strcmp(c.command, "snapshot") == 0 || strcmp(c.command, "reconcile") == 0)
+        rc = cmd_snapshot_reconcile(&c, &cfg);
+    else
+        rc = strcmp(c.command, "run") == 0 ? cmd_run(&cfg) : cmd_check_config(&cfg);
     config_free(&cfg);
     return rc;
 }

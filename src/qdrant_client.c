@@ -264,6 +264,13 @@ void qd_client_free(qd_client *c)
     curl_global_cleanup();
 }
 
+int qd_client_set_ca_file(qd_client *c, const char *path)
+{
+    if (!path || !*path)
+        return 0;
+    return curl_easy_setopt(c->curl, CURLOPT_CAINFO, path) == CURLE_OK ? 0 : -1;
+}
+
 long qd_client_connections(const qd_client *c)
 {
     return c->connects;
@@ -564,4 +571,39 @@ void qd_batch_abort(qd_client *c)
         return;
     curl_multi_remove_handle(c->multi, c->curl);
     c->in_multi = false;
+}
+
+int qd_collection_request(qd_client *c, const char *method, const char *collection, const char *suffix,
+                          const char *body, size_t body_len, qd_result *res)
+{
+    char *path = collection_path(c, collection, suffix);
+    bool enveloped;
+    int rc;
+
+    if (!path) {
+        result_init(res);
+        res->curl_code = CURLE_OUT_OF_MEMORY;
+        snprintf(res->error, sizeof res->error, "cannot URL-encode the collection name");
+        return -1;
+    }
+    rc = client_perform(c, method, path, body, body_len, res, &enveloped);
+    free(path);
+    return rc;
+}
+
+int qd_create_collection(qd_client *c, const char *collection, const char *body, size_t body_len, qd_result *res)
+{
+    char *path = collection_path(c, collection, "");
+    bool enveloped;
+    int rc;
+
+    if (!path) {
+        result_init(res);
+        res->curl_code = CURLE_OUT_OF_MEMORY;
+        snprintf(res->error, sizeof res->error, "cannot URL-encode the collection name");
+        return -1;
+    }
+    rc = client_perform(c, "PUT", path, body, body_len, res, &enveloped);
+    free(path);
+    return rc;
 }

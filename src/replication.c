@@ -257,15 +257,30 @@ cleanup:
 int repl_create_slot(PGconn *conn, const char *slot, lsn_t *consistent_point, bool *already_existed, char *err,
                      size_t errlen)
 {
+    return repl_create_slot_snapshot(conn, slot, false, consistent_point, already_existed, NULL, 0, err, errlen);
+}
+
+int repl_create_slot_snapshot(PGconn *conn, const char *slot, bool export_snapshot, lsn_t *consistent_point,
+                              bool *already_existed, char *snapshot_name, size_t snapshot_len, char *err,
+                              size_t errlen)
+{
     PGresult *res = NULL;
     char *ident = repl_quote_ident(slot);
-    char *sql = xasprintf("CREATE_REPLICATION_SLOT %s LOGICAL pgoutput NOEXPORT_SNAPSHOT", ident);
+    /* (SNAPSHOT 'export') is the PostgreSQL 15 syntax; older servers take EXPORT_SNAPSHOT. */
+    char *sql = export_snapshot
+                    ? xasprintf(PQserverVersion(conn) >= 150000
+                                    ? "CREATE_REPLICATION_SLOT %s LOGICAL pgoutput (SNAPSHOT 'export')"
+                                    : "CREATE_REPLICATION_SLOT %s LOGICAL pgoutput EXPORT_SNAPSHOT",
+                                ident)
+                    : xasprintf("CREATE_REPLICATION_SLOT %s LOGICAL pgoutput NOEXPORT_SNAPSHOT", ident);
     const char *state;
     char msg[200];
     int rc = -1;
 
     *already_existed = false;
     *consistent_point = LSN_INVALID;
+    if (snapshot_name && snapshot_len > 0)
+        snapshot_name[0] = '\0';
     res = PQexec(conn, sql);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
@@ -281,6 +296,14 @@ int repl_create_slot(PGconn *conn, const char *slot, lsn_t *consistent_point, bo
     if (PQntuples(res) != 1 || PQnfields(res) < 2 || lsn_parse(PQgetvalue(res, 0, 1), consistent_point) != 0) {
         snprintf(err, errlen, "CREATE_REPLICATION_SLOT returned an unexpected result");
         goto cleanup;
+    }
+    if (export_snapshot) {
+        if (PQnfields(res) < 3 || PQgetisnull(res, 0, 2) || !snapshot_name ||
+            strlen(PQgetvalue(res, 0, 2)) >= snapshot_len) {
+            snprintf(err, errlen, "CREATE_REPLICATION_SLOT returned no usable snapshot name");
+            goto cleanup;
+        }
+        snprintf(snapshot_name, snapshot_len, "%s", PQgetvalue(res, 0, 2));
     }
     rc = 0;
 

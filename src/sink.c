@@ -225,9 +225,16 @@ static void json_field(buf *b, const char *key, const char *value)
 /* Appends one JSON line for op to dead_letter_file and fsyncs it. */
 static int dead_letter(sink *s, const qop *op, const char *why)
 {
+    return sink_dead_letter(s, op->table, op->key_text, op->point_id, qop_kind_name(op->kind), op->lsn, why,
+                            op->json, op->json_len);
+}
+
+int sink_dead_letter(sink *s, const table_cfg *t, const char *key, const char *point_id, const char *kind,
+                     lsn_t at, const char *why, const char *op_json, size_t op_len)
+{
     const char *path = s->env.cfg->sync.dead_letter_file;
     char lsn[LSN_BUFSZ], ts[40];
-    char *table = table_name(op);
+    char *table = xasprintf("%s.%s", t->schema, t->name);
     buf line;
     int rc = SINK_FATAL;
     size_t off = 0;
@@ -246,20 +253,20 @@ static int dead_letter(sink *s, const qop *op, const char *why)
     buf_putc(&line, ',');
     json_field(&line, "table", table);
     buf_putc(&line, ',');
-    json_field(&line, "collection", op->table->collection);
+    json_field(&line, "collection", t->collection);
     buf_putc(&line, ',');
-    json_field(&line, "key", op->key_text);
+    json_field(&line, "key", key);
     buf_puts(&line, ",\"point_id\":");
-    buf_puts(&line, op->point_id ? op->point_id : "null");
+    buf_puts(&line, point_id ? point_id : "null");
     buf_putc(&line, ',');
-    json_field(&line, "op", qop_kind_name(op->kind));
+    json_field(&line, "op", kind);
     buf_putc(&line, ',');
-    json_field(&line, "lsn", lsn_fmt(op->lsn, lsn));
+    json_field(&line, "lsn", lsn_fmt(at, lsn));
     buf_putc(&line, ',');
     json_field(&line, "error", why);
     buf_puts(&line, ",\"operation\":");
-    if (op->json)
-        buf_append(&line, op->json, op->json_len);
+    if (op_json)
+        buf_append(&line, op_json, op_len);
     else
         buf_puts(&line, "null");
     buf_puts(&line, "}\n");
@@ -278,9 +285,9 @@ static int dead_letter(sink *s, const qop *op, const char *why)
         goto cleanup;
     }
     s->stats.dead_letters++;
-    log_warn("Qdrant rejected an operation; written to the dead-letter file", "table", table, "key",
-             op->key_text ? op->key_text : "", "op", qop_kind_name(op->kind), "lsn", lsn, "error", why, "file", path,
-             NULL);
+    log_warn(op_json ? "Qdrant rejected an operation; written to the dead-letter file"
+                     : "a row change cannot be mapped; written to the dead-letter file",
+             "table", table, "key", key ? key : "", "op", kind, "lsn", lsn, "error", why, "file", path, NULL);
     rc = SINK_OK;
 cleanup:
     free(table);
@@ -323,6 +330,13 @@ static bool point_missing(const qop *op, const qd_result *r)
 {
     return (op->kind == QOP_SET_PAYLOAD || op->kind == QOP_UPDATE_VECTORS) && op->key_vals && r->http_status == 404 &&
            strstr(r->error, "No point with id") != NULL;
+}
+
+/* Qdrant's answer for a collection that does not exist. */
+static bool collection_missing(const qd_result *r)
+{
+    return r->http_status == 404 && strstr(r->error, "doesn't exist") != NULL &&
+           strstr(r->error, "Collection") != NULL;
 }
 
 /* ---- sending ----------------------------------------------------------------------------- */
@@ -466,12 +480,45 @@ static int rejected(sink *s, const qd_result *res, const char *why)
     qop *op = &s->items[s->head].op;
 
     s->stats.rejected++;
+    /* Not about an operation: no bisection, no dead letters. */
+    if (res->http_status == 401 || res->http_status == 403) {
+        log_error("Qdrant refused the credentials; check [qdrant] api_key", "collection", op->table->collection,
+                  "error", why, NULL);
+        return SINK_FATAL;
+    }
+    if (!s->env.create_collection && collection_missing(res)) {
+        log_error("the collection does not exist; create it or set [qdrant] create_collections = true",
+                  "collection", op->table->collection, "error", why, NULL);
+        return SINK_FATAL;
+    }
     if (n > 1) {
         if (s->nsegs > 0)
             s->nsegs--;
         push_seg(s, n - n / 2);
         push_seg(s, n / 2);
         return SINK_OK;
+    }
+    if (s->env.create_collection && collection_missing(res)) {
+        bool removed = false;
+        int rc = SINK_OK;
+        switch (op->kind) {
+        case QOP_DELETE:
+        case QOP_DELETE_ALL: /* nothing to delete */
+            pop_done(s, 1);
+            removed = true;
+            break;
+        case QOP_UPSERT: rc = s->env.create_collection(s->env.create_collection_arg, op); break;
+        default:
+            if (!s->env.refetch || !op->key_vals) {
+                log_rejected(op, "collection does not exist");
+                return SINK_FATAL;
+            }
+            rc = refetch_head(s, &removed);
+            break;
+        }
+        if (rc == SINK_OK && removed && s->nsegs > 0)
+            s->nsegs--;
+        return rc;
     }
     if (s->env.refetch && point_missing(op, res)) {
         bool removed = false;

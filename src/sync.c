@@ -16,13 +16,17 @@
 #include <string.h>
 
 #include "ack_tracker.h"
+#include "check_config.h"
+#include "collection.h"
 #include "log.h"
+#include "metrics.h"
 #include "pgoutput.h"
 #include "qdrant_client.h"
 #include "qop.h"
 #include "relcache.h"
 #include "replication.h"
 #include "row_to_point.h"
+#include "snapshot.h"
 #include "sink.h"
 #include "util.h"
 
@@ -57,6 +61,7 @@ typedef struct sync_state {
     ack_tracker *acks;
     qd_client *qd;
     sink *sink;
+    p2q_metrics *metrics; /* borrowed; NULL: no endpoint server */
     pgo_msg *msg;      /* decode target, reused (large) */
     pgo_options opts;
     qop_list txn_ops;  /* operations of the open transaction */
@@ -68,6 +73,7 @@ typedef struct sync_state {
     sync_stats stats;
     bool checked_tables;
     bool streamed; /* the last session reached the CopyBoth loop */
+    bool snapshotted; /* this process took its snapshot (sync.snapshot, snapshot.h) */
 } sync_state;
 
 static void log_lsn(log_level lvl, const char *msg, const char *key, lsn_t lsn)
@@ -86,8 +92,19 @@ static void sleep_interruptible(sync_state *st, int64_t ms)
         int64_t left = until - now_ms();
         if (left <= 0)
             break;
+        metrics_heartbeat(st->metrics);
         poll(NULL, 0, (int)(left > 100 ? 100 : left));
     }
+}
+
+/* The loop turned: heartbeat and the gauges that have no event of their own. */
+static void publish_metrics(sync_state *st)
+{
+    if (!st->metrics)
+        return;
+    metrics_heartbeat(st->metrics);
+    metrics_set_inflight(st->metrics, (int64_t)sink_queued_bytes(st->sink), (int64_t)ack_inflight_txns(st->acks));
+    metrics_set_dead_letters(st->metrics, sink_get_stats(st->sink)->dead_letters);
 }
 
 static int send_status(sync_state *st, bool reply_requested)
@@ -104,6 +121,8 @@ static int send_status(sync_state *st, bool reply_requested)
         log_lsn(LOG_DEBUG, "confirmed position", "flush_lsn", flush);
     st->sent_flush = flush;
     st->last_status_ms = now_ms();
+    metrics_set_confirmed(st->metrics, flush);
+    publish_metrics(st);
     return 0;
 }
 
@@ -256,6 +275,31 @@ static void push_ops(sync_state *st)
     sink_push(st->sink, &st->txn_ops, st->txn);
 }
 
+/* The sink's on_request callback: batch results, durations, retries and
+ * Qdrant's last answer for /metrics and /readyz. */
+static void on_sink_request(void *arg, const char *result, double seconds, size_t ops)
+{
+    sync_state *st = arg;
+    char why[700];
+
+    (void)ops;
+    if (strcmp(result, "ok") == 0) {
+        metrics_count_batch(st->metrics, METRICS_BATCH_OK, seconds);
+        metrics_qdrant_ok(st->metrics);
+        metrics_swap_state(st->metrics, "retrying", "streaming");
+        return;
+    }
+    metrics_count_batch(st->metrics, strcmp(result, "retry") == 0 ? METRICS_BATCH_RETRY : METRICS_BATCH_REJECTED,
+                        seconds);
+    metrics_qdrant_failed(st->metrics, sink_get_stats(st->sink)->last_error);
+    snprintf(why, sizeof why, "qdrant: %s", sink_get_stats(st->sink)->last_error);
+    metrics_set_last_error(st->metrics, why);
+    if (strcmp(result, "retry") == 0) {
+        metrics_count_retry(st->metrics);
+        metrics_swap_state(st->metrics, "streaming", "retrying");
+    }
+}
+
 static int sink_session_end(int rc)
 {
     switch (rc) {
@@ -336,10 +380,19 @@ static int on_change(sync_state *st, const pgo_msg *m, lsn_t lsn)
     }
     if (map_change(rel->map, m, lsn, &st->txn_ops, &info, err, sizeof err) != 0) {
         char l[LSN_BUFSZ];
-        log_error("cannot map a row change", "error", err, "lsn", lsn_fmt(lsn, l), NULL);
+        if (st->cfg->sync.on_error == ON_ERROR_DEAD_LETTER)
+            return sink_dead_letter(st->sink, map_table(rel->map), NULL, NULL, pgo_msg_name(m->type), lsn, err,
+                                    NULL, 0) == SINK_OK
+                       ? 0
+                       : SESSION_FATAL;
+        log_error("cannot map a row change; stopping with the slot before its transaction", "error", err, "lsn",
+                  lsn_fmt(lsn, l), NULL);
         return SESSION_FATAL;
     }
     push_ops(st);
+    metrics_count_change(st->metrics, rel->nspname, rel->relname,
+                         m->type == PGO_INSERT ? METRICS_INSERT : m->type == PGO_UPDATE ? METRICS_UPDATE : METRICS_DELETE,
+                         1);
     st->stats.changes++;
     if (info.null_vector)
         st->stats.null_vectors++;
@@ -356,6 +409,7 @@ static int on_truncate(sync_state *st, const pgo_msg *m, lsn_t lsn)
         }
         map_truncate(rel->map, lsn, &st->txn_ops);
         push_ops(st);
+        metrics_count_change(st->metrics, rel->nspname, rel->relname, METRICS_TRUNCATE, 1);
         st->stats.changes++;
     }
     return 0;
@@ -392,6 +446,7 @@ static int on_message(sync_state *st, const char *data, size_t len, lsn_t lsn)
         }
         st->in_txn = true;
         st->txn = ack_begin(st->acks);
+        metrics_txn_begin(st->metrics, m->u.begin.final_lsn, m->u.begin.commit_ts);
         return 0;
     case PGO_COMMIT:
         return on_commit(st, m);
@@ -429,6 +484,8 @@ static int on_copydata(sync_state *st, const char *data, size_t len)
         if (cd.wal_end > st->recv_lsn)
             st->recv_lsn = cd.wal_end;
         ack_keepalive(st->acks, cd.wal_end);
+        metrics_set_server_wal_end(st->metrics, cd.wal_end);
+        metrics_set_received(st->metrics, st->recv_lsn);
         if (cd.reply_requested && send_status(st, false) != 0)
             return SESSION_RETRY;
         return 0;
@@ -436,6 +493,7 @@ static int on_copydata(sync_state *st, const char *data, size_t len)
     /* 'w': Relation/Type messages carry 0/0; never require increase. */
     if (cd.data_start > st->recv_lsn)
         st->recv_lsn = cd.data_start;
+    metrics_set_received(st->metrics, st->recv_lsn);
     return on_message(st, cd.payload, cd.payload_len, cd.data_start);
 }
 
@@ -451,7 +509,10 @@ static int stop_stream(sync_state *st)
 {
     char err[256];
     int64_t deadline = now_ms() + st->cfg->sync.shutdown_timeout_ms;
-    int rc = sink_drain(st->sink, deadline, NULL, drain_idle, st);
+    int rc;
+
+    metrics_set_state(st->metrics, "stopping");
+    rc = sink_drain(st->sink, deadline, NULL, drain_idle, st);
 
     if (rc == SINK_STOPPED) {
         char n[24];
@@ -491,6 +552,7 @@ static int stream(sync_state *st)
             return stop_stream(st);
         if (maybe_send_status(st) != 0)
             return SESSION_RETRY;
+        publish_metrics(st);
 
         while (!paused && n < READ_BURST && (r = PQgetCopyData(st->conn, &copybuf, 1)) > 0) {
             rc = on_copydata(st, copybuf, (size_t)r);
@@ -546,39 +608,71 @@ static int stream(sync_state *st)
     }
 }
 
-/* Refuses, before streaming, tables whose replica identity cannot work. */
+/*
+ * Before the first stream: the tables and collections as check-config sees
+ * them (a missing table, key column or collection, REPLICA IDENTITY
+ * NOTHING, a vector size mismatch are config errors), creating missing
+ * collections when create_collections is set.
+ */
 static int check_tables(sync_state *st)
 {
-    for (int i = 0; i < st->cfg->n_tables; i++) {
-        const table_cfg *t = &st->cfg->tables[i];
-        char *qual = xasprintf("%s.%s", t->schema, t->name);
-        char *lit = PQescapeLiteral(st->conn, qual, strlen(qual));
-        char *sql = xasprintf("SELECT c.relreplident FROM pg_catalog.pg_class c WHERE c.oid = "
-                              "pg_catalog.to_regclass(%s)",
-                              lit ? lit : "NULL");
-        PGresult *res = PQexec(st->conn, sql);
-        int rc = 0;
+    strlist problems = {0};
+    bool transient = false;
+    int n = check_config_prepare_run(st->cfg, st->qd, &problems, &transient), rc = 0;
 
-        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-            log_error("cannot read pg_class", "table", qual, "error", PQresultErrorMessage(res), NULL);
-            rc = SESSION_RETRY;
-        } else if (PQntuples(res) == 0) {
-            log_error("configured table does not exist", "table", qual, "section", t->file, NULL);
-            rc = SESSION_CONFIG;
-        } else if (strcmp(PQgetvalue(res, 0, 0), "n") == 0) {
-            log_error("table has REPLICA IDENTITY NOTHING, so its deletes cannot be synced: ALTER TABLE ... "
-                      "REPLICA IDENTITY DEFAULT (with a primary key) or USING INDEX",
-                      "table", qual, NULL);
-            rc = SESSION_CONFIG;
-        }
-        PQclear(res);
-        PQfreemem(lit);
-        free(sql);
-        free(qual);
-        if (rc != 0)
-            return rc;
+    for (int i = 0; i < problems.n; i++) {
+        if (transient)
+            log_warn("cannot check the tables and collections yet", "error", problems.items[i], NULL);
+        else
+            log_error("cannot sync", "error", problems.items[i], NULL);
     }
-    return 0;
+    if (n > 0)
+        rc = transient ? SESSION_RETRY : SESSION_CONFIG;
+    strlist_free(&problems);
+    return rc;
+}
+
+/*
+ * The sink's create_collection callback: a collection that did not exist
+ * at start (its table had no row to tell the vector sizes) is created from
+ * the first upsert sent to it.
+ */
+static int create_collection(void *arg, const qop *op)
+{
+    sync_state *st = arg;
+    const table_cfg *t = op->table;
+    int64_t *dims = xcalloc((size_t)t->n_vectors + 1, sizeof *dims);
+    char err[900];
+    bool transient = false;
+    int rc = SINK_FATAL;
+
+    for (int i = 0; i < t->n_vectors; i++)
+        dims[i] = -1;
+    if (collection_dims_from_upsert(op, dims, err, sizeof err) != 0 ||
+        collection_create(st->qd, t, dims, &transient, err, sizeof err) != 0) {
+        log_error("cannot create a collection", "collection", t->collection, "error", err, NULL);
+        goto cleanup;
+    }
+    log_info("collection created", "collection", t->collection, "table", t->name, NULL);
+    rc = SINK_OK;
+cleanup:
+    free(dims);
+    return rc;
+}
+
+/* SPEC §4, before START_REPLICATION: snapshot.h's snap_for_run. */
+static int run_snapshot(sync_state *st, const char *snapshot_name, bool created_slot)
+{
+    int rc = snap_for_run(st->cfg, st->conn, snapshot_name, created_slot, st->sink, st->metrics, st->stop);
+
+    st->snapshotted = rc == SNAP_OK;
+    switch (rc) {
+    case SNAP_OK: return 0;
+    case SNAP_STOPPED: return SESSION_RETRY; /* not 0: the caller must not stream; the loop sees *stop */
+    case SNAP_CONFIG: return SESSION_CONFIG;
+    case SNAP_RETRY: return SESSION_RETRY;
+    default: return SESSION_FATAL;
+    }
 }
 
 /* Slot checks and creation (SPEC §5). */
@@ -609,27 +703,29 @@ static int prepare_slot(sync_state *st)
         ack_seed(st->acks, slot.confirmed_flush);
         log_info("using replication slot", "slot", cfg->source.slot, "confirmed_flush_lsn",
                  lsn_fmt(slot.confirmed_flush, l), NULL);
+        if (cfg->sync.snapshot == SNAPSHOT_ALWAYS && !st->snapshotted)
+            return run_snapshot(st, NULL, false);
         return 0;
     }
     if (!cfg->source.create_slot) {
         log_error("replication slot does not exist and [source] create_slot = false", "slot", cfg->source.slot, NULL);
         return SESSION_FATAL;
     }
-    if (cfg->sync.snapshot != SNAPSHOT_NEVER) {
-        log_error("the initial snapshot (sync.snapshot = initial|always) is not implemented in this version; set "
-                  "[sync] snapshot = never to stream changes from now on",
-                  "slot", cfg->source.slot, NULL);
-        return SESSION_CONFIG;
-    }
     {
         lsn_t at;
-        bool existed;
-        if (repl_create_slot(st->conn, cfg->source.slot, &at, &existed, err, sizeof err) != 0) {
+        bool existed, want = cfg->sync.snapshot != SNAPSHOT_NEVER && !st->snapshotted;
+        char snapname[REPL_SNAPSHOT_NAME_LEN];
+        if (repl_create_slot_snapshot(st->conn, cfg->source.slot, want, &at, &existed, snapname, sizeof snapname, err,
+                                      sizeof err) != 0) {
             log_error(err, NULL);
             return SESSION_FATAL;
         }
         if (!existed)
             log_info("replication slot created", "slot", cfg->source.slot, "consistent_point", lsn_fmt(at, l), NULL);
+        if (want && !existed)
+            return run_snapshot(st, snapname, true);
+        if (want && cfg->sync.snapshot == SNAPSHOT_ALWAYS)
+            return run_snapshot(st, NULL, false); /* created meanwhile by another process */
     }
     return 0;
 }
@@ -644,9 +740,11 @@ static int session(sync_state *st)
     int rc;
 
     st->streamed = false;
+    metrics_set_state(st->metrics, "connecting");
     if (repl_connect(cfg->source.dsn, true, &st->conn, err, sizeof err) != 0 ||
         repl_identify_system(st->conn, &sys, err, sizeof err) != 0) {
         log_error(err, NULL);
+        metrics_set_last_error(st->metrics, err);
         return SESSION_RETRY;
     }
     if (repl_in_recovery(st->conn, &standby, err, sizeof err) != 0) {
@@ -655,6 +753,7 @@ static int session(sync_state *st)
     }
     if (standby) {
         log_info("connected to a standby; waiting for a promotion", "reason", "standby", NULL);
+        metrics_set_state(st->metrics, "standby");
         return SESSION_STANDBY;
     }
     if (!st->checked_tables) {
@@ -679,6 +778,8 @@ static int session(sync_state *st)
     log_info("streaming started", "slot", cfg->source.slot, "publication", cfg->source.publication, "database",
              sys.dbname, "server_wal_end", lsn_fmt(sys.xlogpos, l), NULL);
     st->streamed = true;
+    metrics_set_state(st->metrics, "streaming");
+    metrics_set_pg_connected(st->metrics, true);
     st->last_status_ms = 0; /* first status update right away */
     st->sent_flush = LSN_INVALID;
     return stream(st);
@@ -695,9 +796,11 @@ static void end_session(sync_state *st)
     /* The server resends everything after the confirmed position. */
     ack_reset_inflight(st->acks);
     st->opts.in_stream = false;
+    metrics_set_pg_connected(st->metrics, false);
+    metrics_set_inflight(st->metrics, 0, 0);
 }
 
-int sync_run(const p2q_config *cfg, volatile sig_atomic_t *stop)
+int sync_run(const p2q_config *cfg, volatile sig_atomic_t *stop, p2q_metrics *metrics)
 {
     sync_state st = {0};
     int code = EXIT_FATAL, attempt = 0;
@@ -705,6 +808,7 @@ int sync_run(const p2q_config *cfg, volatile sig_atomic_t *stop)
 
     st.cfg = cfg;
     st.stop = stop;
+    st.metrics = metrics;
     st.rels = relcache_new(map_free);
     st.acks = ack_new();
     st.msg = xmalloc(sizeof(pgo_msg));
@@ -714,8 +818,18 @@ int sync_run(const p2q_config *cfg, volatile sig_atomic_t *stop)
         log_error("cannot initialise the HTTP client", NULL);
         goto cleanup;
     }
+    if (qd_client_set_ca_file(st.qd, cfg->qdrant.ca_file) != 0) {
+        log_error("cannot use [qdrant] ca_file", "file", cfg->qdrant.ca_file, NULL);
+        code = EXIT_CONFIG;
+        goto cleanup;
+    }
     {
-        sink_env env = {.cfg = cfg, .qd = st.qd, .acks = st.acks, .refetch = refetch, .refetch_arg = &st};
+        sink_env env = {.cfg = cfg, .qd = st.qd, .acks = st.acks, .refetch = refetch, .refetch_arg = &st,
+                        .on_request = on_sink_request, .on_request_arg = &st};
+        if (cfg->qdrant.create_collections) {
+            env.create_collection = create_collection;
+            env.create_collection_arg = &st;
+        }
         st.sink = sink_new(&env);
     }
     srandom((unsigned)now_ms());
@@ -742,6 +856,8 @@ int sync_run(const p2q_config *cfg, volatile sig_atomic_t *stop)
             char ms[32];
             snprintf(ms, sizeof ms, "%lld", (long long)wait);
             log_info("reconnecting", "in_ms", ms, NULL);
+            if (rc != SESSION_STANDBY)
+                metrics_set_state(metrics, "reconnecting");
             sleep_interruptible(&st, wait);
         }
         if (*stop) {
@@ -755,6 +871,7 @@ int sync_run(const p2q_config *cfg, volatile sig_atomic_t *stop)
         snprintf(c[1], sizeof c[1], "%llu", (unsigned long long)st.stats.txns);
         snprintf(c[2], sizeof c[2], "%llu", (unsigned long long)sink_get_stats(st.sink)->requests);
         snprintf(c[3], sizeof c[3], "%llu", (unsigned long long)st.stats.skipped);
+        metrics_set_state(metrics, "stopped");
         log_info("stopped", "confirmed_lsn", lsn_fmt(ack_confirmed(st.acks), l), "changes", c[0], "transactions",
                  c[1], "batches", c[2], "skipped_changes", c[3], NULL);
     }

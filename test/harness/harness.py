@@ -254,10 +254,14 @@ class Postgres:
 class QdrantServer:
     """The project's Qdrant test server (test/qdrant_server), one process per instance."""
 
-    def __init__(self, binary, workdir, api_key=None):
+    def __init__(self, binary, workdir, api_key=None, extra_args=(), request_log=True):
+        """extra_args: more server options (e.g. ["--discard-writes"]); request_log=False runs
+        without --request-log (benchmarks: logging every body costs the server time)."""
         self.binary = binary
         self.workdir = os.path.abspath(workdir)
         self.api_key = api_key
+        self.extra_args = list(extra_args)
+        self.log_requests = request_log
         self.proc = None
         self.port = None
         self.url = None
@@ -271,9 +275,14 @@ class QdrantServer:
         port_file = os.path.join(self.dir, "port")
         self.request_log = os.path.join(self.dir, "requests.jsonl")
         self.stderr_path = os.path.join(self.dir, "server.log")
-        argv = [self.binary, "--port", "0", "--port-file", port_file, "--request-log", self.request_log]
+        argv = [self.binary, "--port", "0", "--port-file", port_file]
+        if self.log_requests:
+            argv += ["--request-log", self.request_log]
+        else:
+            self.request_log = None
         if self.api_key:
             argv += ["--api-key", self.api_key]
+        argv += self.extra_args
         with open(self.stderr_path, "w") as err:
             self.proc = subprocess.Popen(argv, stdout=err, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         _live.append(self)

@@ -36,6 +36,9 @@ DB = "p2q"
 SLOT = "p2q_it"
 PUBLICATION = "p2q_it_pub"
 API_KEY = "it-secret-4711-api-key"
+# The harness's PostgreSQL trusts local connections, so libpq never sends this password; it is
+# in the DSN to prove that it stays out of the log, /status and /metrics.
+DSN_PASSWORD = "it-secret-0815-dsn-password"
 CONVERGE_TIMEOUT = 30.0
 POLL_INTERVAL = 0.1
 SHUTDOWN_TIMEOUT = 10  # seconds, written into the config
@@ -335,7 +338,7 @@ def write_config(ctx):
     lines = [
         "; written by test/integration/run_integration.py",
         "[source]",
-        "dsn = " + ctx.pg.dsn(DB),
+        "dsn = %s password=%s" % (ctx.pg.dsn(DB), DSN_PASSWORD),
         "slot = " + SLOT,
         "publication = " + PUBLICATION,
         "create_slot = true",
@@ -618,17 +621,105 @@ def scenario_unconfigured_table_skipped(ctx):
     return None
 
 
-def scenario_http_endpoints(ctx):
-    for path in ("/livez", "/readyz"):
+METRIC_FAMILIES = ["pg2qdrant_changes_total", "pg2qdrant_batches_total", "pg2qdrant_batch_duration_seconds",
+                   "pg2qdrant_confirmed_lsn", "pg2qdrant_lag_bytes", "pg2qdrant_replication_lag_seconds",
+                   "pg2qdrant_inflight_bytes", "pg2qdrant_qdrant_retries_total", "pg2qdrant_dead_letters_total",
+                   "pg2qdrant_up"]
+STATUS_KEYS = ["slot", "state", "received_lsn", "confirmed_lsn", "server_wal_end", "lag_bytes", "lag_seconds",
+               "inflight_bytes", "inflight_txns", "snapshot", "changes", "batches", "retries", "dead_letters",
+               "last_error", "uptime_seconds"]
+
+
+def lsn_number(text):
+    hi, lo = text.split("/")
+    return (int(hi, 16) << 32) | int(lo, 16)
+
+
+def scrape(ctx):
+    """GET /metrics: (text, {sample name with labels: value})."""
+    status, body = http_get(ctx, "/metrics")
+    check(status == 200, "GET /metrics answered %s %s" % (status, body[:200]))
+    samples = {}
+    for line in body.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            samples[name] = float(value)
+    return body, samples
+
+
+def wait_http(ctx, path, want, what, contains=""):
+    deadline = time.monotonic() + CONVERGE_TIMEOUT
+    while True:
+        ctx.require_alive()
         status, body = http_get(ctx, path)
-        check(status == 200, "GET %s answered %s %s" % (path, status, body[:200]))
+        if status == want and contains in body:
+            return body
+        check(time.monotonic() < deadline, "%s: GET %s answered %s %r, want %s with %r"
+              % (what, path, status, body[:300], want, contains))
+        time.sleep(0.05)
+
+
+def check_no_secrets(where, text):
+    check(API_KEY not in text, "%s shows the Qdrant API key" % where)
+    check(DSN_PASSWORD not in text, "%s shows the DSN password" % where)
+
+
+def scenario_http_endpoints(ctx):
+    wait_http(ctx, "/livez", 200, "liveness")
+    wait_http(ctx, "/readyz", 200, "readiness while streaming")
     status, body = http_get(ctx, "/status")
     check(status == 200, "GET /status answered %s" % status)
     doc = json.loads(body)
+    check(sorted(doc) == sorted(STATUS_KEYS), "/status keys %s, want %s" % (sorted(doc), sorted(STATUS_KEYS)))
     check(doc.get("slot") == SLOT, "/status slot is %r, want %r" % (doc.get("slot"), SLOT))
-    check("confirmed_lsn" in doc, "/status has no confirmed_lsn: %s" % body[:300])
-    check(API_KEY not in body, "/status shows the Qdrant API key")
-    return None
+    check(doc.get("state") == "streaming", "/status state is %r while streaming" % doc.get("state"))
+    check(re.fullmatch(r"[0-9A-F]+/[0-9A-F]+", doc["confirmed_lsn"]), "/status confirmed_lsn %r" % doc["confirmed_lsn"])
+    check_no_secrets("/status", body)
+
+    # /metrics during the sync: every family of SPEC §6, and the counters move with a change.
+    text, before = scrape(ctx)
+    for name in METRIC_FAMILIES:
+        check("\n# TYPE %s " % name in "\n" + text, "/metrics lacks the family %s" % name)
+    inserts = 'pg2qdrant_changes_total{table="public.t_bigint",op="insert"}'
+    ok = 'pg2qdrant_batches_total{result="ok"}'
+    lsn = ctx.commit("INSERT INTO t_bigint (id, embedding, t) VALUES (43, '{4,3,4,3}', 'counted by /metrics')")
+    ctx.converge("http endpoints: insert", lsn)
+    deadline = time.monotonic() + CONVERGE_TIMEOUT
+    while True:
+        text, after = scrape(ctx)
+        if after["pg2qdrant_confirmed_lsn"] > lsn_number(lsn):
+            break
+        check(time.monotonic() < deadline, "pg2qdrant_confirmed_lsn %d did not pass %s"
+              % (after["pg2qdrant_confirmed_lsn"], lsn))
+        time.sleep(0.05)
+    check(after.get(inserts, 0) > before.get(inserts, 0), "%s did not grow: %s -> %s"
+          % (inserts, before.get(inserts), after.get(inserts)))
+    check(after[ok] > before[ok], "%s did not grow" % ok)
+    check(after["pg2qdrant_batch_duration_seconds_count"] > before["pg2qdrant_batch_duration_seconds_count"],
+          "the batch duration histogram did not count the batch")
+    check(after["pg2qdrant_up"] == 1, "pg2qdrant_up is %s while ready" % after["pg2qdrant_up"])
+
+    # A Qdrant outage: not ready with Qdrant's answer as the reason, ready again after it.
+    ctx.q.fault(fail_next=1000, status=503, error="Service internal error: injected outage")
+    lsn = ctx.commit("UPDATE t_bigint SET t = 'written after an outage' WHERE id = 43")
+    reason = wait_http(ctx, "/readyz", 503, "readiness during a Qdrant outage", contains="qdrant: HTTP 503")
+    check("injected outage" in reason, "/readyz reason %r lacks Qdrant's message" % reason)
+    _, during = scrape(ctx)
+    check(during["pg2qdrant_up"] == 0, "pg2qdrant_up is %s during the outage" % during["pg2qdrant_up"])
+    check(during["pg2qdrant_qdrant_retries_total"] > after["pg2qdrant_qdrant_retries_total"],
+          "pg2qdrant_qdrant_retries_total did not grow during the outage")
+    check(during['pg2qdrant_batches_total{result="retry"}'] > after['pg2qdrant_batches_total{result="retry"}'],
+          "batches_total{result=retry} did not grow during the outage")
+    doc = json.loads(http_get(ctx, "/status")[1])
+    check("injected outage" in (doc.get("last_error") or ""), "/status last_error is %r" % doc.get("last_error"))
+    check(doc.get("state") == "retrying", "/status state is %r during the outage" % doc.get("state"))
+    ctx.q.fault(fail_next=0)
+    wait_http(ctx, "/readyz", 200, "readiness after the outage")
+    text, _ = scrape(ctx)
+    check_no_secrets("/metrics", text)
+    check_no_secrets("/status", http_get(ctx, "/status")[1])
+    check_no_secrets("pg2qdrant's log", ctx.sync.log_text())
+    return lsn
 
 
 def scenario_clean_shutdown(ctx):
@@ -645,6 +736,7 @@ def scenario_clean_shutdown(ctx):
     check(passed, "after exit the slot's confirmed_flush_lsn %s has not passed the last commit (%s)"
           % (confirmed, ctx.last_commit_lsn))
     check(API_KEY not in ctx.sync.log_text(), "the Qdrant API key appears in pg2qdrant's log")
+    check(DSN_PASSWORD not in ctx.sync.log_text(), "the DSN password appears in pg2qdrant's log")
     log("    exit 0 after %.2fs, confirmed_flush_lsn %s" % (took, confirmed))
     return None
 
@@ -675,7 +767,7 @@ STEPS = [
     ("unconfigured table skipped", scenario_unconfigured_table_skipped, False),
     ("clean shutdown (SIGTERM)", scenario_clean_shutdown, False),
     ("resume after restart", scenario_resume_after_restart, True),
-    # ("http endpoints", scenario_http_endpoints, False) joins when the endpoint server lands (issue 6).
+    ("http endpoints", scenario_http_endpoints, True),
 ]
 
 

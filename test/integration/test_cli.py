@@ -60,6 +60,18 @@ check("unknown option", ["run", "--frob"], 2, ["unknown option '--frob'"])
 check("-c without a file", ["run", "-c"], 2, ["needs a file name"])
 check("bad --log-level", ["run", "--log-level", "loud"], 2, ["--log-level takes"])
 check("extra argument", ["run", "extra"], 2, ["unexpected argument 'extra'"])
+# check-lag: a bad command line is UNKNOWN (3), as for Nagios plugins; slot: usage errors exit 2.
+check("check-lag --help", ["check-lag", "--help"], 0, stdout_want=["Usage: pg2qdrant check-lag", "--inactive-warn"])
+check("slot --help", ["slot", "--help"], 0, stdout_want=["Usage: pg2qdrant slot create|drop|status"])
+check("check-lag unknown option", ["check-lag", "--frob"], 3, ["unknown option '--frob'"])
+check("check-lag bad --output", ["check-lag", "--output", "xml"], 3, ["--output takes nagios, json or prometheus"])
+check("check-lag bad --warn", ["check-lag", "--warn", "lots"], 3, ["--warn takes a size"])
+check("check-lag unreachable", ["check-lag", "--dsn", "host=127.0.0.1 port=1 connect_timeout=5"], 3,
+      stdout_want=["PG2QDRANT SLOT UNKNOWN - "])
+check("--warn outside check-lag", ["run", "--warn", "1GB"], 2, ["only for check-lag"])
+check("slot without action", ["slot"], 2, ["create, drop or status"])
+check("slot unknown action", ["slot", "rename"], 2, ["unknown action 'rename'"])
+check("slot extra argument", ["slot", "status", "extra"], 2, ["unexpected argument 'extra'"])
 check("missing config file", ["run", "-c", "/nonexistent/p.ini"], 2, ["/nonexistent/p.ini"])
 check("$PG2QDRANT_CONFIG missing file", ["check-config"], 2, ["/nonexistent/env.ini"],
       env={"PG2QDRANT_CONFIG": "/nonexistent/env.ini"})

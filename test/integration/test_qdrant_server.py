@@ -34,7 +34,7 @@ def check(cond, what):
 
 
 class Server:
-    def __init__(self, binary, workdir, wrap=None, api_key=None):
+    def __init__(self, binary, workdir, wrap=None, api_key=None, extra=()):
         self.workdir = workdir
         self.port_file = os.path.join(workdir, "port")
         self.log = os.path.join(workdir, "requests.jsonl")
@@ -45,6 +45,7 @@ class Server:
                                                        "--request-log", self.log]
         if api_key:
             cmd += ["--api-key", api_key]
+        cmd += list(extra)
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.api_key = api_key
         deadline = time.time() + 60
@@ -569,6 +570,74 @@ def t_auth(binary, workdir, wrap):
         s.stop()
 
 
+def t_discard_writes(binary, workdir, wrap):
+    """--discard-writes: writes answer like successful ones (one result per operation) but store nothing."""
+    s = Server(binary, workdir, wrap, extra=["--discard-writes"])
+    try:
+        ok(s.req("PUT", "/collections/d", {"vectors": {"size": 2, "distance": "Dot"}}), "create (discard mode)")
+        body = {"operations": [
+            {"upsert": {"points": [{"id": 1, "vector": [1, 2], "payload": {"s": "a,]}[\"{"}}]}},
+            {"delete": {"points": [5]}},
+            {"upsert": {"points": [{"id": 2, "vector": [1, 2, 3]}]}}]}  # wrong dim: not checked
+        r = ok(s.req("POST", "/collections/d/points/batch" + W, body), "discarded batch")
+        ids = [x["operation_id"] for x in r or []]
+        check(len(ids) == 3 and ids == sorted(ids) and len(set(ids)) == 3
+              and all(x["status"] == "completed" for x in r), "discarded batch results %r" % r)
+        check(ok(s.req("POST", "/collections/d/points/batch" + W, {"operations": []}), "empty") == [], "empty -> []")
+        r = ok(s.req("POST", "/collections/d/points/batch?wait=false", {"operations": [{"delete": {"points": [1]}}]}),
+               "nowait")
+        check(r and len(r) == 1 and r[0]["status"] == "acknowledged", "discarded wait=false %r" % r)
+        r = ok(s.req("PUT", "/collections/d/points" + W, {"points": [{"id": 3, "vector": [1, 1]}]}), "single upsert")
+        check(isinstance(r, dict) and r.get("status") == "completed", "single write result %r" % r)
+        check(ok(s.req("POST", "/collections/d/points/count", {}), "count") == {"count": 0}, "nothing stored")
+        err(s.req("POST", "/collections/nope/points/batch" + W, {"operations": []}), 404,
+            "Not found: Collection `nope` doesn't exist!", "discard: missing collection")
+        err(s.req("POST", "/collections/d/points/batch" + W, {"ops": []}), 400,
+            re.compile(r"Format error in JSON body: .*"), "discard: no operations array")
+        err(s.req("POST", "/collections/d/points/batch" + W, raw=b'{"operations":[{}', headers={
+            "Content-Type": "application/json"}), 400, re.compile(r"Format error in JSON body: .*"), "discard: cut")
+        err(s.req("POST", "/collections/d/points/batch" + W, raw=b'{"operations":[]}', headers={
+            "Content-Type": "text/plain"}), 400, "Format error in JSON body: Content type error", "discard: ctype")
+        err(s.req("POST", "/collections/d/points/batch?wait=yes", {"operations": []}), 400,
+            re.compile(r"Deserialize error in query parameters: .*"), "discard: bad wait")
+        ok(s.req("POST", "/__test/fault", {"fail_next": 1, "status": 503}), "fault")
+        err(s.req("POST", "/collections/d/points/batch" + W, body), 503,
+            "Shard temporarily unavailable: injected fault", "discard: faults still apply")
+        st, stats, _ = s.req("GET", "/__test/stats")
+        check(st == 200 and stats.get("writes") == 10, "discard: writes counted %r" % (stats,))
+    finally:
+        s.stop()
+
+
+def t_apply_log(binary, workdir, wrap):
+    """--apply-log FILE: "collection id unix_us" per point of each applied upsert."""
+    path = os.path.join(workdir, "apply.log")
+    s = Server(binary, workdir, wrap, extra=["--apply-log", path])
+    try:
+        ok(s.req("PUT", "/collections/a", {"vectors": {"size": 1, "distance": "Dot"}}), "create (apply log)")
+        t0 = int(time.time() * 1e6)
+        u = "00000000-0000-0000-0000-0000000000AB"
+        ok(s.req("POST", "/collections/a/points/batch" + W, {"operations": [
+            {"upsert": {"points": [{"id": 1, "vector": [1]}, {"id": u, "vector": [2]}]}},
+            {"delete": {"points": [1]}},
+            {"upsert": {"batch": {"ids": [7], "vectors": [[3]]}}}]}), "batch (apply log)")
+        ok(s.req("PUT", "/collections/a/points" + W, {"points": [{"id": 8, "vector": [1]}]}), "upsert (apply log)")
+        err(s.req("PUT", "/collections/a/points" + W, {"points": [{"id": 9, "vector": [1, 2]}]}), 400,
+            re.compile(r"Wrong input: .*"), "rejected upsert is not logged")
+        t1 = int(time.time() * 1e6)
+        with open(path) as f:
+            lines = [x.split() for x in f.read().splitlines()]
+        check([x[:2] for x in lines] == [["a", "1"], ["a", u.lower()], ["a", "7"], ["a", "8"]],
+              "apply log entries %r" % lines)
+        check(all(len(x) == 3 and t0 <= int(x[2]) <= t1 for x in lines), "apply log times within [t0,t1] %r" % lines)
+        check(len(lines) >= 3 and lines[0][2] == lines[1][2] == lines[2][2], "one time per batch %r" % lines)
+    finally:
+        s.stop()
+    r = subprocess.run([binary, "--discard-writes", "--apply-log", path], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, text=True, timeout=30)
+    check(r.returncode == 2, "--discard-writes with --apply-log is a usage error (%s)" % r.returncode)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--server", default=os.environ.get("QDRANT_TEST_SERVER"))
@@ -591,6 +660,8 @@ def main():
         finally:
             s.stop()
         t_auth(args.server, wd, args.wrap)
+        t_discard_writes(args.server, wd, args.wrap)
+        t_apply_log(args.server, wd, args.wrap)
     print("%d checks, %d failed" % (CHECKS[0], len(FAILS)))
     return 1 if FAILS else 0
 

@@ -2247,6 +2247,8 @@ static struct server {
     uint64_t n_requests, n_writes;
     FILE *log;
     const char *api_key;
+    bool discard_writes; /* --discard-writes: answer writes, store nothing */
+    FILE *apply_log;     /* --apply-log: "collection id unix_us" per applied upsert point */
 } g_srv = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 static void faults_clear(faults *f)
@@ -2500,6 +2502,140 @@ static bool take_write_faults(faults *fail, bool *failing)
     return drop;
 }
 
+/* --apply-log: one line "collection id unix_us" per point of the applied
+ * upserts ops[0..n), stamped with the time the batch was applied.  Caller
+ * holds the mutex. */
+static void log_applied(const char *cname, const op *ops, size_t n)
+{
+    struct timespec ts;
+    char id[48];
+    clock_gettime(CLOCK_REALTIME, &ts);
+    long long us = (long long)ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; ops[i].kind == OP_UPSERT && j < ops[i].npts; j++) {
+            pid_format(&ops[i].pts[j].id, id);
+            fprintf(g_srv.apply_log, "%s %s %lld\n", cname, id, us);
+        }
+    fflush(g_srv.apply_log);
+}
+
+static bool json_ws(char ch)
+{
+    return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n';
+}
+
+/* --discard-writes: the number of elements of the top-level "operations"
+ * array of a batch body, found in one pass that skips strings and tracks
+ * nesting; -1 unless the body is one JSON object holding such an array.
+ * The operations themselves are not validated. */
+static long count_operations(const char *s, size_t n)
+{
+    long count = -1;
+    int depth = 0, arr = 0; /* depth inside the operations array; 0: not seen yet, -1: closed */
+    bool elem = false;      /* the current element of the array has started */
+    size_t i = 0;
+
+    while (i < n && json_ws(s[i]))
+        i++;
+    if (i == n || s[i] != '{')
+        return -1;
+    for (; i < n; i++) {
+        char ch = s[i];
+        if (arr > 0 && depth == arr && !elem && !json_ws(ch) && ch != ',' && ch != ']') {
+            count++;
+            elem = true;
+        }
+        if (ch == '"') {
+            size_t start = ++i;
+            while (i < n && s[i] != '"')
+                i += s[i] == '\\' ? 2 : 1;
+            if (i >= n)
+                return -1;
+            if (arr == 0 && depth == 1 && i - start == 10 && memcmp(s + start, "operations", 10) == 0) {
+                size_t j = i + 1;
+                while (j < n && json_ws(s[j]))
+                    j++;
+                if (j < n && s[j] == ':') { /* the key, not a value */
+                    for (j++; j < n && json_ws(s[j]); j++)
+                        ;
+                    if (j >= n || s[j] != '[')
+                        return -1;
+                    i = j;
+                    arr = ++depth;
+                    count = 0;
+                }
+            }
+        } else if (ch == '{' || ch == '[') {
+            depth++;
+        } else if (ch == '}' || ch == ']') {
+            if (depth == arr)
+                arr = -1;
+            if (--depth < 0)
+                return -1;
+        } else if (ch == ',' && depth == arr) {
+            elem = false;
+        }
+        if (depth == 0) { /* the object closed */
+            i++;
+            break;
+        }
+    }
+    while (i < n && json_ws(s[i]))
+        i++;
+    return depth == 0 && arr == -1 && i == n ? count : -1;
+}
+
+/* --discard-writes: answers a write like a successful one without parsing
+ * or storing its points.  Checked: the query parameters, the content type,
+ * the body's envelope (a JSON object; for a batch, its "operations" array,
+ * whose elements are counted) and that the collection exists. */
+static void discard_write(hreq *h, const char *cname, bool batch)
+{
+    terr e = {0};
+    bool wait;
+    long nops = -1;
+    sbuf res = {0};
+    const char *ct = MHD_lookup_connection_value(h->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+
+    if (write_params(h, &wait, &e) < 0)
+        goto cleanup;
+    e.zero_time = true;
+    if (!ct || (strncasecmp(ct, "application/json", 16) != 0 && !strstr(ct, "+json"))) {
+        terr_set(&e, 400, "Format error in JSON body: Content type error");
+        goto cleanup;
+    }
+    if (h->body_len > 0 && batch)
+        nops = count_operations(h->body, h->body_len);
+    else if (h->body_len > 0)
+        nops = h->body[strspn(h->body, " \t\r\n")] == '{' ? 1 : -1;
+    if (nops < 0) {
+        terr_set(&e, 400, "Format error in JSON body: %s (--discard-writes checks only the envelope)",
+                 batch ? "expected an object with an \"operations\" array" : "expected an object");
+        goto cleanup;
+    }
+    e.zero_time = false;
+    pthread_mutex_lock(&g_srv.mu);
+    if (!coll_lookup(cname, NULL))
+        coll_missing(&e, cname);
+    for (long i = 0; !e.msg && i < nops; i++)
+        sb_printf(&res, "%s{\"operation_id\":%" PRIu64 ",\"status\":\"%s\"}", i ? "," : "", g_srv.next_op_id++,
+                  wait ? "completed" : "acknowledged");
+    pthread_mutex_unlock(&g_srv.mu);
+    if (e.msg)
+        goto cleanup;
+    if (batch) {
+        char *r = ts_asprintf("[%s]", res.data ? res.data : "");
+        reply_ok(h, r);
+        free(r);
+    } else
+        reply_ok(h, res.data);
+cleanup:
+    if (e.msg)
+        reply_terr(h, &e);
+    terr_clear(&e);
+    sb_free(&res);
+}
+
 /* Every point write endpoint: kind for the single-operation ones, or
  * batch (kind unused) for POST /points/batch. */
 static void handle_write(hreq *h, const char *cname, opkind kind, bool batch)
@@ -2519,6 +2655,13 @@ static void handle_write(hreq *h, const char *cname, opkind kind, bool batch)
     }
     if (failing && fail.fail_after_ops < 0) {
         reply_fault(h, &fail);
+        goto cleanup;
+    }
+    if (g_srv.discard_writes) {
+        if (failing)
+            reply_fault(h, &fail);
+        else
+            discard_write(h, cname, batch);
         goto cleanup;
     }
     if (write_params(h, &wait, &e) < 0 || !(body = load_body(h, &c)))
@@ -2547,6 +2690,8 @@ static void handle_write(hreq *h, const char *cname, opkind kind, bool batch)
         sb_printf(&res, "%s{\"operation_id\":%" PRIu64 ",\"status\":\"%s\"}", applied ? "," : "",
                   g_srv.next_op_id++, wait ? "completed" : "acknowledged");
     }
+    if (g_srv.apply_log && col)
+        log_applied(cname, ops, applied);
     pthread_mutex_unlock(&g_srv.mu);
     if (e.msg)
         goto cleanup;
@@ -3321,7 +3466,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 static void usage(FILE *to)
 {
     fputs("usage: qdrant_test_server [--host 127.0.0.1] [--port N] [--port-file FILE] [--api-key KEY]\n"
-          "                          [--request-log FILE]\n"
+          "                          [--request-log FILE] [--discard-writes] [--apply-log FILE]\n"
           "An in-memory Qdrant 1.19 REST stand-in for tests; runs until SIGTERM/SIGINT.\n"
           "Control API: POST /__test/fault, POST /__test/reset, GET /__test/stats\n"
           "(see docs/qdrant-test-server.md).\n",
@@ -3334,6 +3479,8 @@ typedef struct options {
     const char *port_file;
     const char *api_key;
     const char *request_log;
+    bool discard_writes;
+    const char *apply_log;
 } options;
 
 static int parse_args(int argc, char **argv, options *o)
@@ -3345,6 +3492,10 @@ static int parse_args(int argc, char **argv, options *o)
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             usage(stdout);
             exit(0);
+        }
+        if (strcmp(a, "--discard-writes") == 0) {
+            o->discard_writes = true;
+            continue;
         }
         if (i + 1 >= argc) {
             fprintf(stderr, "qdrant_test_server: %s: missing value or unknown option\n", a);
@@ -3366,10 +3517,16 @@ static int parse_args(int argc, char **argv, options *o)
             o->api_key = v;
         else if (strcmp(a, "--request-log") == 0)
             o->request_log = v;
+        else if (strcmp(a, "--apply-log") == 0)
+            o->apply_log = v;
         else {
             fprintf(stderr, "qdrant_test_server: unknown option %s\n", a);
             return -1;
         }
+    }
+    if (o->discard_writes && o->apply_log) {
+        fprintf(stderr, "qdrant_test_server: --apply-log logs applied points; --discard-writes applies none\n");
+        return -1;
     }
     return 0;
 }
@@ -3436,6 +3593,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "qdrant_test_server: %s: %s\n", o.request_log, strerror(errno));
         goto cleanup;
     }
+    g_srv.discard_writes = o.discard_writes;
+    if (o.apply_log && !(g_srv.apply_log = fopen(o.apply_log, "a"))) {
+        fprintf(stderr, "qdrant_test_server: %s: %s\n", o.apply_log, strerror(errno));
+        goto cleanup;
+    }
     d = MHD_start_daemon(flags, (uint16_t)o.port, NULL, NULL, on_request, NULL, MHD_OPTION_SOCK_ADDR,
                          (struct sockaddr *)&ss, MHD_OPTION_URI_LOG_CALLBACK, on_uri, NULL,
                          MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
@@ -3461,5 +3623,7 @@ cleanup:
     pthread_mutex_unlock(&g_srv.mu);
     if (g_srv.log)
         fclose(g_srv.log);
+    if (g_srv.apply_log)
+        fclose(g_srv.apply_log);
     return rc;
 }

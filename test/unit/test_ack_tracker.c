@@ -4,6 +4,7 @@
  */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
@@ -158,6 +159,292 @@ static void test_many_txns_ring_growth(void **state)
     ack_free(t);
 }
 
+/* ---- interleavings of batches and transactions -------------------------------- */
+
+/* One batch carries all of A and all of B (many small transactions per
+ * request): the sink acknowledges it as one call per run of a ticket, in
+ * queue order; both are confirmed, at B's end. */
+static void test_one_batch_acks_two_txns(void **state)
+{
+    ack_tracker *t = ack_new();
+    ack_txn a = ack_begin(t), b;
+
+    ack_add_ops(t, a, 2);
+    ack_commit(t, a, 0x100);
+    b = ack_begin(t);
+    ack_add_ops(t, b, 3);
+    ack_commit(t, b, 0x200);
+    assert_int_equal(ack_confirmed(t), 0);
+    ack_done_ops(t, a, 2);
+    assert_int_equal(ack_confirmed(t), 0x100);
+    ack_done_ops(t, b, 3);
+    assert_int_equal(ack_confirmed(t), 0x200);
+    assert_int_equal(ack_inflight_txns(t), 0);
+    ack_free(t);
+}
+
+/* One batch holds the tail of A and the head of B while B is still open:
+ * A is confirmed, B is not, not even when all its operations so far are
+ * acknowledged, until its Commit is seen. */
+static void test_batch_spans_into_open_txn(void **state)
+{
+    ack_tracker *t = ack_new();
+    ack_txn a = ack_begin(t), b;
+
+    ack_add_ops(t, a, 3);
+    ack_commit(t, a, 0x100);
+    b = ack_begin(t);
+    ack_add_ops(t, b, 2);
+    ack_done_ops(t, a, 3); /* the batch: all of A ... */
+    ack_done_ops(t, b, 2); /* ... and what B had so far */
+    assert_int_equal(ack_confirmed(t), 0x100);
+    assert_int_equal(ack_inflight_txns(t), 1);
+    ack_keepalive(t, 0x900); /* B open (0 pending): a keepalive must not confirm */
+    assert_int_equal(ack_confirmed(t), 0x100);
+    ack_add_ops(t, b, 4);
+    ack_done_ops(t, b, 4);
+    assert_int_equal(ack_confirmed(t), 0x100);
+    ack_commit(t, b, 0x200); /* committed with nothing pending: confirmed at once */
+    assert_int_equal(ack_confirmed(t), 0x200);
+    assert_int_equal(ack_inflight_txns(t), 0);
+    ack_free(t);
+}
+
+/* A transaction's operations split across three batches; its Commit
+ * arrives between the second and the third batch. */
+static void test_txn_split_across_three_batches(void **state)
+{
+    ack_tracker *t = ack_new();
+    ack_txn a = ack_begin(t);
+
+    ack_seed(t, 0x50);
+    ack_add_ops(t, a, 300);
+    ack_done_ops(t, a, 256); /* batch 1 (batch_points = 256) */
+    assert_int_equal(ack_confirmed(t), 0x50);
+    ack_add_ops(t, a, 212);  /* 256 pending */
+    ack_done_ops(t, a, 200); /* batch 2 (batch_bytes cut it short) */
+    assert_int_equal(ack_confirmed(t), 0x50);
+    ack_commit(t, a, 0x1000);
+    assert_int_equal(ack_confirmed(t), 0x50);
+    ack_keepalive(t, 0x2000); /* committed but 56 pending: must not confirm */
+    assert_int_equal(ack_confirmed(t), 0x50);
+    ack_done_ops(t, a, 55); /* batch 3, acknowledged up to its last operation */
+    assert_int_equal(ack_confirmed(t), 0x50);
+    ack_done_ops(t, a, 1);
+    assert_int_equal(ack_confirmed(t), 0x1000);
+    ack_free(t);
+}
+
+/* Acknowledgements arrive while later transactions are still open: A is
+ * confirmed, B (committed, pending) and C (open) hold the position, a
+ * keepalive in between confirms nothing, and C's Commit confirms C only
+ * after B is done. */
+static void test_acks_while_later_txns_open(void **state)
+{
+    ack_tracker *t = ack_new();
+    ack_txn a = ack_begin(t), b, c;
+
+    ack_add_ops(t, a, 1);
+    ack_commit(t, a, 0x100);
+    b = ack_begin(t);
+    ack_add_ops(t, b, 2);
+    ack_commit(t, b, 0x200);
+    c = ack_begin(t);
+    ack_add_ops(t, c, 5);
+    ack_done_ops(t, a, 1);
+    assert_int_equal(ack_confirmed(t), 0x100);
+    ack_keepalive(t, 0x180);
+    ack_keepalive(t, 0x1000);
+    assert_int_equal(ack_confirmed(t), 0x100);
+    ack_done_ops(t, b, 1);
+    ack_done_ops(t, c, 5); /* c's operations are acknowledged before b's last (not by the sink, but allowed) */
+    ack_commit(t, c, 0x300);
+    assert_int_equal(ack_confirmed(t), 0x100);
+    assert_int_equal(ack_inflight_txns(t), 2);
+    ack_done_ops(t, b, 1);
+    assert_int_equal(ack_confirmed(t), 0x300);
+    ack_keepalive(t, 0x1000); /* now idle: the keepalive position */
+    assert_int_equal(ack_confirmed(t), 0x1000);
+    ack_keepalive(t, 0x800); /* an older keepalive never moves it back */
+    assert_int_equal(ack_confirmed(t), 0x1000);
+    ack_free(t);
+}
+
+/* A keepalive while anything is pending confirms nothing, in each state a
+ * transaction can be in. */
+static void test_keepalive_never_confirms_while_pending(void **state)
+{
+    ack_tracker *t = ack_new();
+    ack_txn a, b;
+
+    ack_seed(t, 0x10);
+    a = ack_begin(t); /* open, no operations */
+    ack_keepalive(t, 0x100);
+    assert_int_equal(ack_confirmed(t), 0x10);
+    ack_add_ops(t, a, 1); /* open, one pending */
+    ack_keepalive(t, 0x100);
+    assert_int_equal(ack_confirmed(t), 0x10);
+    ack_commit(t, a, 0x40); /* committed, one pending */
+    b = ack_begin(t);       /* plus an open one behind it */
+    ack_keepalive(t, 0x100);
+    assert_int_equal(ack_confirmed(t), 0x10);
+    ack_done_ops(t, a, 1);
+    assert_int_equal(ack_confirmed(t), 0x40);
+    ack_keepalive(t, 0x100); /* b still open */
+    assert_int_equal(ack_confirmed(t), 0x40);
+    ack_commit(t, b, 0x60);
+    assert_int_equal(ack_confirmed(t), 0x60);
+    ack_keepalive(t, 0x100);
+    assert_int_equal(ack_confirmed(t), 0x100);
+    ack_free(t);
+}
+
+/* A reconnect: ack_reset_inflight, then ack_seed with the slot's (older)
+ * confirmed_flush_lsn, then the replayed transactions: the position never
+ * goes back, and the replay moves it on only past the old position. */
+static void test_reset_and_older_seed_never_move_back(void **state)
+{
+    ack_tracker *t = ack_new();
+    ack_txn a = ack_begin(t), b, c;
+
+    ack_seed(t, 0x1000);
+    ack_add_ops(t, a, 1);
+    ack_commit(t, a, 0x2000);
+    ack_done_ops(t, a, 1);
+    assert_int_equal(ack_confirmed(t), 0x2000);
+    b = ack_begin(t);
+    ack_add_ops(t, b, 3);
+    ack_commit(t, b, 0x3000);
+    ack_done_ops(t, b, 2);
+    ack_reset_inflight(t);
+    ack_seed(t, 0x1000); /* the slot on the server lags behind (status not yet sent) */
+    assert_int_equal(ack_confirmed(t), 0x2000);
+    ack_seed(t, 0);
+    assert_int_equal(ack_confirmed(t), 0x2000);
+    /* the server resends a (already confirmed here) and b */
+    a = ack_begin(t);
+    ack_add_ops(t, a, 1);
+    ack_commit(t, a, 0x2000);
+    ack_done_ops(t, a, 1);
+    assert_int_equal(ack_confirmed(t), 0x2000);
+    c = ack_begin(t);
+    ack_add_ops(t, c, 3);
+    ack_commit(t, c, 0x3000);
+    ack_keepalive(t, 0x5000);
+    assert_int_equal(ack_confirmed(t), 0x2000);
+    ack_done_ops(t, c, 3);
+    assert_int_equal(ack_confirmed(t), 0x3000);
+    ack_free(t);
+}
+
+/*
+ * Model check: random interleavings of Begin, operations, Commit,
+ * keepalives and batch acknowledgements the way the sink makes them (a
+ * batch is a run of consecutive queued operations, possibly spanning and
+ * splitting transactions), and reconnects.  After every step the
+ * confirmed position must equal a reference model:
+ *   max(seed, keepalives seen while idle, end of the newest transaction of
+ *   the fully acknowledged committed prefix), and never decrease.
+ */
+typedef struct model_txn {
+    ack_txn ticket;
+    size_t ops, acked;
+    bool committed;
+    lsn_t end;
+} model_txn;
+
+static unsigned long long rnd_state = 88172645463325252ULL;
+
+static unsigned rnd(unsigned n)
+{
+    rnd_state ^= rnd_state << 13;
+    rnd_state ^= rnd_state >> 7;
+    rnd_state ^= rnd_state << 17;
+    return (unsigned)(rnd_state % n);
+}
+
+static void test_model_random_interleavings(void **state)
+{
+    enum { ROUNDS = 200, STEPS = 400, MAXTX = 512 };
+
+    for (int round = 0; round < ROUNDS; round++) {
+        ack_tracker *t = ack_new();
+        model_txn tx[MAXTX];
+        size_t ntx = 0, first = 0; /* tx[first..ntx): not yet popped in the model */
+        size_t q_txn = 0;          /* oldest txn with unacknowledged queued ops */
+        lsn_t lsn = 0x1000, model = 0, last = 0;
+        bool open = false;
+
+        for (int step = 0; step < STEPS && ntx < MAXTX - 1; step++) {
+            unsigned what = rnd(100);
+
+            if (what < 15 && !open) { /* Begin */
+                tx[ntx] = (model_txn){.ticket = ack_begin(t)};
+                ntx++;
+                open = true;
+            } else if (what < 40 && open) { /* a change: 0..3 operations */
+                size_t n = rnd(4);
+                tx[ntx - 1].ops += n;
+                if (n)
+                    ack_add_ops(t, tx[ntx - 1].ticket, n);
+                lsn += 0x10 + rnd(0x40);
+            } else if (what < 55 && open) { /* Commit */
+                lsn += 0x30;
+                tx[ntx - 1].committed = true;
+                tx[ntx - 1].end = lsn;
+                ack_commit(t, tx[ntx - 1].ticket, lsn);
+                open = false;
+            } else if (what < 85) { /* a batch: the next k queued operations, in order */
+                size_t k = 1 + rnd(12);
+                while (k > 0 && q_txn < ntx) {
+                    model_txn *m = &tx[q_txn];
+                    size_t left = m->ops - m->acked, n = left < k ? left : k;
+                    if (n > 0) {
+                        ack_done_ops(t, m->ticket, n);
+                        m->acked += n;
+                        k -= n;
+                    }
+                    if (m->acked == m->ops && (m->committed || q_txn == ntx - 1)) {
+                        if (!m->committed)
+                            break; /* the open txn: more ops may come */
+                        q_txn++;
+                    } else if (n == 0) {
+                        break;
+                    }
+                }
+            } else if (what < 95) { /* keepalive */
+                lsn_t wal_end = lsn + rnd(0x100);
+                bool idle = !open;
+                for (size_t i = first; i < ntx && idle; i++)
+                    idle = tx[i].committed && tx[i].acked == tx[i].ops;
+                ack_keepalive(t, wal_end);
+                if (idle && wal_end > model)
+                    model = wal_end;
+                if (wal_end > lsn)
+                    lsn = wal_end;
+            } else { /* reconnect: forget the in-flight ones, seed with an older position */
+                ack_reset_inflight(t);
+                ack_seed(t, model > 0x100 ? model - 0x100 : 0);
+                first = q_txn = ntx;
+                open = false;
+            }
+            /* the model: pop the committed, fully acknowledged prefix */
+            while (first < ntx && tx[first].committed && tx[first].acked == tx[first].ops) {
+                if (tx[first].end > model)
+                    model = tx[first].end;
+                first++;
+            }
+            if (q_txn < first)
+                q_txn = first;
+            assert_int_equal(ack_confirmed(t), model);
+            assert_true(ack_confirmed(t) >= last);
+            last = ack_confirmed(t);
+            assert_int_equal(ack_inflight_txns(t), ntx - first);
+        }
+        ack_free(t);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -169,6 +456,13 @@ int main(void)
         cmocka_unit_test(test_never_moves_backwards),
         cmocka_unit_test(test_reset_inflight_drops_unconfirmed),
         cmocka_unit_test(test_many_txns_ring_growth),
+        cmocka_unit_test(test_one_batch_acks_two_txns),
+        cmocka_unit_test(test_batch_spans_into_open_txn),
+        cmocka_unit_test(test_txn_split_across_three_batches),
+        cmocka_unit_test(test_acks_while_later_txns_open),
+        cmocka_unit_test(test_keepalive_never_confirms_while_pending),
+        cmocka_unit_test(test_reset_and_older_seed_never_move_back),
+        cmocka_unit_test(test_model_random_interleavings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

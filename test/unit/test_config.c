@@ -191,6 +191,7 @@ static void test_spec_example(void **state)
     assert_string_equal(l.cfg.qdrant.api_key, "");
     assert_int_equal(l.cfg.qdrant.timeout_ms, 30000);
     assert_false(l.cfg.qdrant.create_collections);
+    assert_string_equal(l.cfg.qdrant.ca_file, "");
     assert_int_equal(l.cfg.sync.snapshot, SNAPSHOT_INITIAL);
     assert_int_equal(l.cfg.sync.batch_points, 256);
     assert_int_equal(l.cfg.sync.batch_bytes, 8 * 1024 * 1024);
@@ -241,6 +242,7 @@ static void test_defaults(void **state)
     assert_string_equal(l.cfg.qdrant.api_key, "");
     assert_int_equal(l.cfg.qdrant.timeout_ms, 30000);
     assert_false(l.cfg.qdrant.create_collections);
+    assert_string_equal(l.cfg.qdrant.ca_file, "");
     assert_int_equal(l.cfg.sync.snapshot, SNAPSHOT_INITIAL);
     assert_int_equal(l.cfg.sync.batch_points, d.sync.batch_points);
     assert_int_equal(l.cfg.sync.batch_bytes, 8 << 20);
@@ -259,6 +261,7 @@ static void test_defaults(void **state)
     assert_int_equal(t->n_id_columns, 0);
     assert_false(t->id_mode_uuid5);
     assert_true(t->payload_all);
+    assert_string_equal(t->distance, "Cosine");
     config_free(&d);
     unload(&l);
 }
@@ -278,6 +281,7 @@ static void test_every_key_set(void **state)
                   "url = https://qdrant.example.com:6333//\n"
                   "timeout = 2 min\n"
                   "create_collections = 1\n"
+                  "ca_file = /etc/ssl/qdrant-ca.pem\n"
                   "[sync]\n"
                   "snapshot = always\n"
                   "batch_points = 1000\n"
@@ -299,6 +303,7 @@ static void test_every_key_set(void **state)
     assert_string_equal(l.cfg.qdrant.url, "https://qdrant.example.com:6333");
     assert_int_equal(l.cfg.qdrant.timeout_ms, 120000);
     assert_true(l.cfg.qdrant.create_collections);
+    assert_string_equal(l.cfg.qdrant.ca_file, "/etc/ssl/qdrant-ca.pem");
     assert_int_equal(l.cfg.sync.snapshot, SNAPSHOT_ALWAYS);
     assert_int_equal(l.cfg.sync.batch_points, 1000);
     assert_int_equal(l.cfg.sync.batch_bytes, 512 * 1024);
@@ -620,6 +625,7 @@ static void test_tables(void **state)
                   "vector.text = text_emb\n"
                   "vector.image = img_emb\n"
                   "payload = name, price , tags\n"
+                  "distance = dot\n"
                   "[table orders]\n"
                   "vector.sparse = sv\n"
                   "payload =\n"
@@ -647,6 +653,7 @@ static void test_tables(void **state)
     assert_string_equal(t->payload_columns[0], "name");
     assert_string_equal(t->payload_columns[1], "price");
     assert_string_equal(t->payload_columns[2], "tags");
+    assert_string_equal(t->distance, "Dot");
     assert_int_equal(t->line, 1);
 
     t = config_find_table(&l.cfg, "public", "orders");
@@ -658,7 +665,7 @@ static void test_tables(void **state)
     /* an empty payload list: points without payload */
     assert_false(t->payload_all);
     assert_int_equal(t->n_payload_columns, 0);
-    assert_int_equal(t->line, 8);
+    assert_int_equal(t->line, 9);
 
     /* no vector: payload-only points */
     t = config_find_table(&l.cfg, "audit", "log");
@@ -690,7 +697,9 @@ static void test_table_errors(void **state)
                   "[table \"Q\".t]\n"   /* 16 */
                   "[table c]\n"         /* 17 */
                   "vector = v\n"
-                  "id =\n");            /* 19 */
+                  "id =\n"              /* 19 */
+                  "distance = L2\n"     /* 20 */
+                  "distance = Dot\n");  /* 21 */
     assert_int_equal(l.rc, -1);
     assert_err(&l, "3: duplicate key 'vector' in section [table public.a]");
     assert_err(&l, "5: duplicate key 'vector.x' in section [table public.a]");
@@ -703,7 +712,9 @@ static void test_table_errors(void **state)
     assert_err(&l, "19: bad value '' for [table c] id: expected a comma-separated list of key columns");
     assert_err(&l, "1: [table public.a]: the unnamed vector (vector = v) cannot be combined with named vectors "
                    "(vector.NAME = COLUMN)");
-    assert_int_equal(l.errs.n, 10);
+    assert_err(&l, "20: bad value 'L2' for [table c] distance: expected Cosine, Dot, Euclid or Manhattan");
+    assert_err(&l, "21: duplicate key 'distance' in section [table c]");
+    assert_int_equal(l.errs.n, 12);
     assert_int_equal(l.cfg.n_tables, 3);
     /* the duplicate section's keys are ignored */
     assert_string_equal(config_find_table(&l.cfg, "public", "a")->vectors[0].column, "v");

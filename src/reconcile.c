@@ -1,0 +1,1018 @@
+/*
+ * reconcile.c — compare each table with its collection; --fix repairs
+ * (SPEC §1, docs/reconcile.md).
+ *
+ * Per table, memory bounded by the number of points (24 bytes each) plus
+ * one page of each side:
+ *   1. GET /collections/{c}: points_count (to size the id table) and which
+ *      vectors are Cosine;
+ *   2. scroll every point (limit RECON_PAGE, with payload and vector):
+ *      id -> digests in an open-addressing table;
+ *   3. one REPEATABLE READ snapshot of the table (taken after the scroll,
+ *      so a point seen there has its row committed before the snapshot):
+ *      each row -> map_row -> id, digests -> missing / stale / in sync;
+ *      a vector-only digest mismatch is confirmed by retrieving the points
+ *      (RECON_VERIFY at a time) and comparing with a tolerance;
+ *   4. ids never met by a row -> orphaned.
+ */
+#include "reconcile.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "qdrant_client.h"
+#include "qop.h"
+#include "replication.h"
+#include "row_to_point.h"
+#include "sink.h"
+#include "snapshot.h"
+#include "sync.h"
+#include "util.h"
+
+#define RECON_PAGE 1000     /* points per scroll request */
+#define RECON_VERIFY 256    /* points per retrieve request confirming a vector difference */
+#define RECON_SAMPLE 10     /* ids listed per kind and table */
+#define RECON_PROGRESS_MS 5000
+#define RECON_TOL 1e-6      /* vector tolerance, docs/reconcile.md */
+
+/* ---- digests ------------------------------------------------------------- */
+
+static uint64_t mix64(uint64_t x)
+{
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    x ^= x >> 31;
+    return x;
+}
+
+static uint64_t combine(uint64_t h, uint64_t v)
+{
+    return mix64(h ^ (v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2)));
+}
+
+/* FNV-1a, finalised. */
+static uint64_t hash_bytes(const char *p, size_t n, uint64_t seed)
+{
+    uint64_t h = 0xcbf29ce484222325ULL ^ seed;
+
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)p[i];
+        h *= 0x100000001b3ULL;
+    }
+    return mix64(h);
+}
+
+static uint64_t double_bits(double d)
+{
+    uint64_t u;
+
+    if (d == 0)
+        d = 0; /* -0.0 == 0.0 */
+    memcpy(&u, &d, sizeof u);
+    return u;
+}
+
+static uint64_t float_bits(float f)
+{
+    uint32_t u;
+
+    if (f == 0)
+        f = 0;
+    memcpy(&u, &f, sizeof u);
+    return u;
+}
+
+static uint64_t value_digest(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_NULL: return 1;
+    case JSON_TRUE: return 2;
+    case JSON_FALSE: return 3;
+    case JSON_STRING: return hash_bytes(json_string_value(v), json_string_length(v), 's');
+    case JSON_INTEGER: return combine('i', (uint64_t)json_integer_value(v));
+    case JSON_REAL: {
+        double d = json_real_value(v);
+        if (d == floor(d) && fabs(d) < 9.2e18)
+            return combine('i', (uint64_t)(int64_t)d);
+        return combine('f', double_bits(d));
+    }
+    case JSON_ARRAY: {
+        uint64_t h = 'a';
+        size_t i;
+        json_t *x;
+        json_array_foreach (v, i, x)
+            h = combine(h, value_digest(x));
+        return combine(h, json_array_size(v));
+    }
+    case JSON_OBJECT: {
+        uint64_t sum = 0;
+        const char *k;
+        json_t *x;
+        json_object_foreach ((json_t *)v, k, x)
+            sum += combine(hash_bytes(k, strlen(k), 'k'), value_digest(x));
+        return combine(combine('o', sum), json_object_size(v));
+    }
+    }
+    return 0;
+}
+
+uint64_t recon_payload_digest(const json_t *payload)
+{
+    static const uint64_t empty = 0;
+
+    if (!payload || json_is_null(payload) || (json_is_object(payload) && json_object_size(payload) == 0))
+        return empty;
+    return value_digest(payload);
+}
+
+void recon_space_free(recon_space *sp)
+{
+    for (int i = 0; i < sp->ncosine; i++)
+        free(sp->cosine[i]);
+    free(sp->cosine);
+    sp->cosine = NULL;
+    sp->ncosine = 0;
+}
+
+bool recon_space_is_cosine(const recon_space *sp, const char *name)
+{
+    for (int i = 0; sp && i < sp->ncosine; i++)
+        if (strcmp(sp->cosine[i], name) == 0)
+            return true;
+    return false;
+}
+
+/* A dense vector as float32, normalised as Qdrant stores a Cosine vector
+ * (sum of squares in float32, in order).  Returns the count; *out owned. */
+static size_t dense_f32(const json_t *arr, bool cosine, float **out)
+{
+    size_t n = json_array_size(arr);
+    float *v = xcalloc(n ? n : 1, sizeof *v);
+
+    for (size_t i = 0; i < n; i++)
+        v[i] = (float)json_number_value(json_array_get(arr, i));
+    if (cosine && n > 0) {
+        float sum = 0.0f, len;
+        for (size_t i = 0; i < n; i++)
+            sum += v[i] * v[i];
+        len = sqrtf(sum);
+        if (len >= FLT_EPSILON)
+            for (size_t i = 0; i < n; i++)
+                v[i] /= len;
+    }
+    *out = v;
+    return n;
+}
+
+static uint64_t dense_digest(const json_t *arr, bool cosine)
+{
+    float *v;
+    size_t n = dense_f32(arr, cosine, &v);
+    uint64_t h = 'd';
+
+    for (size_t i = 0; i < n; i++)
+        h = combine(h, float_bits(v[i]));
+    free(v);
+    return combine(h, n);
+}
+
+static bool is_sparse(const json_t *v)
+{
+    return json_is_object(v) && json_is_array(json_object_get(v, "indices")) &&
+           json_is_array(json_object_get(v, "values"));
+}
+
+/* Sparse: order-independent over (index, float32 value). */
+static uint64_t sparse_digest(const json_t *v)
+{
+    const json_t *idx = json_object_get(v, "indices"), *val = json_object_get(v, "values");
+    uint64_t sum = 0;
+    size_t n = json_array_size(idx);
+
+    for (size_t i = 0; i < n; i++)
+        sum += combine((uint64_t)json_integer_value(json_array_get(idx, i)),
+                       float_bits((float)json_number_value(json_array_get(val, i))));
+    return combine(combine('p', sum), n);
+}
+
+uint64_t recon_vector_digest(const json_t *vector, const recon_space *sp)
+{
+    uint64_t sum = 0;
+    const char *k;
+    json_t *x;
+
+    if (json_is_array(vector))
+        return dense_digest(vector, recon_space_is_cosine(sp, ""));
+    if (!json_is_object(vector))
+        return 0; /* null or absent: no vectors, as {} */
+    json_object_foreach ((json_t *)vector, k, x) {
+        uint64_t d = is_sparse(x) ? sparse_digest(x) : dense_digest(x, recon_space_is_cosine(sp, k));
+        sum += combine(hash_bytes(k, strlen(k), 'n'), d);
+    }
+    return sum;
+}
+
+static bool num_close(double e, double a, bool cosine)
+{
+    double diff = fabs(e - a);
+
+    if (diff == 0)
+        return true;
+    if (cosine && diff <= RECON_TOL)
+        return true;
+    return diff <= RECON_TOL * fmax(fabs(e), fabs(a));
+}
+
+static bool dense_equal(const json_t *e, const json_t *a, bool cosine)
+{
+    float *v;
+    size_t n;
+    bool eq;
+
+    if (!json_is_array(a) || json_array_size(a) != json_array_size(e))
+        return false;
+    n = dense_f32(e, false, &v);
+    if (cosine && n > 0) { /* normalised in double: independent of the summation order */
+        double sum = 0;
+        for (size_t i = 0; i < n; i++)
+            sum += (double)v[i] * v[i];
+        if (sqrt(sum) >= FLT_EPSILON)
+            for (size_t i = 0; i < n; i++)
+                v[i] = (float)(v[i] / sqrt(sum));
+    }
+    eq = true;
+    for (size_t i = 0; i < n && eq; i++)
+        eq = num_close(v[i], json_number_value(json_array_get(a, i)), cosine);
+    free(v);
+    return eq;
+}
+
+static bool sparse_equal(const json_t *e, const json_t *a)
+{
+    const json_t *ei = json_object_get(e, "indices"), *ev = json_object_get(e, "values");
+    const json_t *ai, *av;
+    size_t n = json_array_size(ei);
+
+    if (!is_sparse(a))
+        return false;
+    ai = json_object_get(a, "indices");
+    av = json_object_get(a, "values");
+    if (json_array_size(ai) != n)
+        return false;
+    for (size_t i = 0; i < n; i++) { /* indices are unique: find each of e in a */
+        json_int_t want = json_integer_value(json_array_get(ei, i));
+        size_t j = 0;
+        while (j < n && json_integer_value(json_array_get(ai, j)) != want)
+            j++;
+        if (j == n || !num_close((float)json_number_value(json_array_get(ev, i)),
+                                 json_number_value(json_array_get(av, j)), false))
+            return false;
+    }
+    return true;
+}
+
+bool recon_vectors_equal(const json_t *expected, const json_t *actual, const recon_space *sp)
+{
+    const char *k;
+    json_t *x;
+
+    if (json_is_array(expected))
+        return dense_equal(expected, actual, recon_space_is_cosine(sp, ""));
+    if (!json_is_object(expected) || json_object_size(expected) == 0)
+        return !actual || json_is_null(actual) || (json_is_object(actual) && json_object_size(actual) == 0);
+    if (!json_is_object(actual) || json_object_size(actual) != json_object_size(expected))
+        return false;
+    json_object_foreach ((json_t *)expected, k, x) {
+        const json_t *y = json_object_get(actual, k);
+        if (!y)
+            return false;
+        if (is_sparse(x) ? !sparse_equal(x, y) : !dense_equal(x, y, recon_space_is_cosine(sp, k)))
+            return false;
+    }
+    return true;
+}
+
+/* ---- point ids and the id table ------------------------------------------- */
+
+typedef struct pt_id {
+    uint64_t hi, lo;
+    bool uuid;
+} pt_id;
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* A UUID in any of the forms Qdrant accepts that have 32 hex digits
+ * (hyphens, braces and "urn:uuid:" skipped). */
+static int parse_uuid(const char *s, pt_id *out)
+{
+    int nd = 0;
+
+    if (strncmp(s, "urn:uuid:", 9) == 0)
+        s += 9;
+    out->hi = out->lo = 0;
+    out->uuid = true;
+    for (; *s; s++) {
+        int v = hexval((unsigned char)*s);
+        if (v < 0) {
+            if (*s == '-' || *s == '{' || *s == '}')
+                continue;
+            return -1;
+        }
+        if (nd < 16)
+            out->hi = out->hi << 4 | (uint64_t)v;
+        else
+            out->lo = out->lo << 4 | (uint64_t)v;
+        nd++;
+    }
+    return nd == 32 ? 0 : -1;
+}
+
+static int id_from_json(const json_t *j, pt_id *out)
+{
+    if (json_is_integer(j) && json_integer_value(j) >= 0) {
+        out->hi = 0;
+        out->lo = (uint64_t)json_integer_value(j);
+        out->uuid = false;
+        return 0;
+    }
+    if (json_is_string(j))
+        return parse_uuid(json_string_value(j), out);
+    return -1;
+}
+
+/* qop.point_id: 42 or "uuid". */
+static int id_from_text(const char *s, pt_id *out)
+{
+    char *end;
+
+    if (*s == '"') {
+        char tmp[64];
+        size_t n = strlen(s);
+        if (n < 2 || n - 2 >= sizeof tmp)
+            return -1;
+        memcpy(tmp, s + 1, n - 2);
+        tmp[n - 2] = '\0';
+        return parse_uuid(tmp, out);
+    }
+    out->hi = 0;
+    out->lo = strtoull(s, &end, 10);
+    out->uuid = false;
+    return *end == '\0' && end != s ? 0 : -1;
+}
+
+static json_t *id_to_json(const pt_id *id)
+{
+    char s[40];
+
+    if (!id->uuid)
+        return json_integer((json_int_t)id->lo);
+    snprintf(s, sizeof s, "%08x-%04x-%04x-%04x-%04x%08x", (unsigned)(id->hi >> 32), (unsigned)(id->hi >> 16 & 0xffff),
+             (unsigned)(id->hi & 0xffff), (unsigned)(id->lo >> 48), (unsigned)(id->lo >> 32 & 0xffff),
+             (unsigned)(id->lo & 0xffffffffu));
+    return json_string(s);
+}
+
+#define SLOT_USED 1u
+#define SLOT_SEEN 2u
+#define SLOT_UUID 4u
+#define SLOT_FLAGS 3
+#define VDIG_MASK 0x1fffffffu /* 29 bits of the vector digest beside the flags */
+
+/* 24 bytes a point. */
+typedef struct id_slot {
+    uint64_t hi, lo;
+    uint32_t pdig;
+    uint32_t meta; /* vdig << SLOT_FLAGS | flags */
+} id_slot;
+
+typedef struct id_table {
+    id_slot *slots;
+    size_t cap, n;
+} id_table;
+
+static size_t id_pos(const id_table *t, const pt_id *id)
+{
+    uint64_t h = mix64(id->hi ^ mix64(id->lo + (id->uuid ? 0x51ed27ULL : 0)));
+
+    return (size_t)(((unsigned __int128)h * t->cap) >> 64);
+}
+
+static bool slot_is(const id_slot *s, const pt_id *id)
+{
+    return s->hi == id->hi && s->lo == id->lo && ((s->meta & SLOT_UUID) != 0) == id->uuid;
+}
+
+static id_slot *id_find(const id_table *t, const pt_id *id)
+{
+    size_t i = id_pos(t, id);
+
+    while (t->slots[i].meta & SLOT_USED) {
+        if (slot_is(&t->slots[i], id))
+            return &t->slots[i];
+        if (++i == t->cap)
+            i = 0;
+    }
+    return NULL;
+}
+
+static void id_table_init(id_table *t, size_t expected)
+{
+    t->cap = expected + expected / 3 + 1024; /* load <= 0.75 */
+    t->n = 0;
+    t->slots = xcalloc(t->cap, sizeof *t->slots);
+}
+
+static void id_insert_slot(id_table *t, const id_slot *src);
+
+static void id_grow(id_table *t)
+{
+    id_table old = *t;
+
+    t->cap = old.cap + old.cap / 2;
+    t->n = 0;
+    t->slots = xcalloc(t->cap, sizeof *t->slots);
+    for (size_t i = 0; i < old.cap; i++)
+        if (old.slots[i].meta & SLOT_USED)
+            id_insert_slot(t, &old.slots[i]);
+    free(old.slots);
+}
+
+static void id_insert_slot(id_table *t, const id_slot *src)
+{
+    pt_id id = {src->hi, src->lo, (src->meta & SLOT_UUID) != 0};
+    size_t i;
+
+    if ((t->n + 1) * 5 > t->cap * 4) /* load > 0.8 */
+        id_grow(t);
+    i = id_pos(t, &id);
+    while (t->slots[i].meta & SLOT_USED) {
+        if (slot_is(&t->slots[i], &id)) { /* the same id twice: the later wins */
+            t->slots[i] = *src;
+            return;
+        }
+        if (++i == t->cap)
+            i = 0;
+    }
+    t->slots[i] = *src;
+    t->n++;
+}
+
+static void id_insert(id_table *t, const pt_id *id, uint64_t pdig, uint64_t vdig)
+{
+    id_slot s = {id->hi, id->lo, (uint32_t)(pdig ^ pdig >> 32),
+                 (uint32_t)((vdig ^ vdig >> 32) & VDIG_MASK) << SLOT_FLAGS | SLOT_USED | (id->uuid ? SLOT_UUID : 0)};
+
+    id_insert_slot(t, &s);
+}
+
+/* ---- per-table comparison ----------------------------------------------------- */
+
+typedef enum { K_MISSING, K_ORPHANED, K_STALE, K_N } drift_kind;
+static const char *const kind_names[K_N] = {"missing", "orphaned", "stale"};
+
+typedef struct pending {
+    pt_id id;
+    json_t *vector; /* owned: the vector the mapping produces */
+    qop op;         /* owned fields: the upsert that repairs it */
+} pending;
+
+typedef struct recon_table {
+    const p2q_config *cfg;
+    const recon_options *opt;
+    volatile sig_atomic_t *stop;
+    qd_client *qd; /* reads: scroll, retrieve */
+    sink *s;       /* --fix */
+    const table_cfg *tcfg;
+    char *name;
+    recon_space space;
+    id_table ids;
+    uint64_t rows, points, null_vector_rows, fix_ops;
+    uint64_t count[K_N];
+    uint64_t stale_payload, stale_vector;
+    json_t *sample[K_N]; /* arrays of {"id":..,"key":..} */
+    pending *pend;
+    size_t npend;
+    qop_list fixes; /* operations waiting to be pushed */
+    int64_t last_log;
+} recon_table;
+
+static void add_sample(recon_table *rt, drift_kind k, const pt_id *id, const char *key)
+{
+    json_t *o;
+
+    rt->count[k]++;
+    if (json_array_size(rt->sample[k]) >= RECON_SAMPLE)
+        return;
+    o = json_object();
+    json_object_set_new(o, "id", id_to_json(id));
+    if (key)
+        json_object_set_new(o, "key", json_string(key));
+    json_array_append_new(rt->sample[k], o);
+}
+
+static int push_fix(recon_table *rt, qop *op)
+{
+    qop *q;
+
+    if (!rt->opt->fix) {
+        qop_free_fields(op);
+        return 0;
+    }
+    q = qop_list_push(&rt->fixes);
+    *q = *op;
+    memset(op, 0, sizeof *op);
+    rt->fix_ops++;
+    sink_push(rt->s, &rt->fixes, SINK_NO_TXN);
+    return snap_sink_pump(rt->s, rt->cfg, rt->stop, true) == SNAP_OK ? 0 : -1;
+}
+
+static void describe_failure(const char *what, const recon_table *rt, const qd_result *res)
+{
+    char why[600];
+
+    log_error(what, "table", rt->name, "collection", rt->tcfg->collection, "error",
+              qd_result_describe(res, why, sizeof why), NULL);
+}
+
+/* 1. Collection info: points_count and the Cosine vectors. */
+static int read_collection(recon_table *rt, size_t *points_count)
+{
+    qd_result res = {0};
+    const json_t *params, *vectors;
+    int rc = -1;
+
+    *points_count = 0;
+    if (qd_collection_request(rt->qd, "GET", rt->tcfg->collection, "", NULL, 0, &res) != 0) {
+        if (res.http_status == 404)
+            log_error("collection does not exist", "table", rt->name, "collection", rt->tcfg->collection, NULL);
+        else
+            describe_failure("cannot read the collection", rt, &res);
+        goto cleanup;
+    }
+    if (json_is_integer(json_object_get(res.result, "points_count")))
+        *points_count = (size_t)json_integer_value(json_object_get(res.result, "points_count"));
+    params = json_object_get(json_object_get(res.result, "config"), "params");
+    vectors = json_object_get(params, "vectors");
+    if (json_is_object(vectors)) {
+        const char *k;
+        json_t *x;
+        if (json_object_get(vectors, "size")) { /* the unnamed vector */
+            const json_t *d = json_object_get(vectors, "distance");
+            if (json_is_string(d) && strcmp(json_string_value(d), "Cosine") == 0) {
+                rt->space.cosine = xcalloc(1, sizeof(char *));
+                rt->space.cosine[rt->space.ncosine++] = xstrdup("");
+            }
+        } else {
+            rt->space.cosine = xcalloc(json_object_size(vectors) + 1, sizeof(char *));
+            json_object_foreach ((json_t *)vectors, k, x) {
+                const json_t *d = json_object_get(x, "distance");
+                if (json_is_string(d) && strcmp(json_string_value(d), "Cosine") == 0)
+                    rt->space.cosine[rt->space.ncosine++] = xstrdup(k);
+            }
+        }
+    }
+    rc = 0;
+cleanup:
+    qd_result_clear(&res);
+    return rc;
+}
+
+static void log_count(const char *msg, const recon_table *rt, const char *key, uint64_t n)
+{
+    char s[24];
+
+    snprintf(s, sizeof s, "%llu", (unsigned long long)n);
+    log_info(msg, "table", rt->name, "collection", rt->tcfg->collection, key, s, NULL);
+}
+
+/* 2. Every point into the id table. */
+static int scroll_points(recon_table *rt)
+{
+    json_t *offset = NULL;
+    qd_result res = {0};
+    int rc = -1;
+
+    rt->last_log = now_ms();
+    for (;;) {
+        json_t *body = json_pack("{s:i,s:b,s:b}", "limit", RECON_PAGE, "with_payload", 1, "with_vector", 1);
+        char *text;
+        const json_t *points, *p;
+        size_t i;
+        int r;
+
+        if (offset)
+            json_object_set(body, "offset", offset);
+        text = json_dumps(body, JSON_COMPACT);
+        json_decref(body);
+        qd_result_clear(&res);
+        r = qd_collection_request(rt->qd, "POST", rt->tcfg->collection, "/points/scroll", text, strlen(text), &res);
+        free(text);
+        if (r != 0) {
+            describe_failure("cannot scroll the collection", rt, &res);
+            goto cleanup;
+        }
+        points = json_object_get(res.result, "points");
+        json_array_foreach (points, i, p) {
+            pt_id id;
+            if (id_from_json(json_object_get(p, "id"), &id) != 0) {
+                log_error("Qdrant returned a point id that is neither an integer nor a UUID", "table", rt->name,
+                          NULL);
+                goto cleanup;
+            }
+            id_insert(&rt->ids, &id, recon_payload_digest(json_object_get(p, "payload")),
+                      recon_vector_digest(json_object_get(p, "vector"), NULL));
+            rt->points++;
+        }
+        json_decref(offset);
+        offset = json_incref(json_object_get(res.result, "next_page_offset"));
+        if (!offset || json_is_null(offset))
+            break;
+        if (rt->stop && *rt->stop) {
+            log_warn("reconcile interrupted", NULL);
+            goto cleanup;
+        }
+        if (now_ms() - rt->last_log >= RECON_PROGRESS_MS) {
+            rt->last_log = now_ms();
+            log_count("reconcile: reading points", rt, "points", rt->points);
+        }
+    }
+    rc = 0;
+cleanup:
+    json_decref(offset);
+    qd_result_clear(&res);
+    return rc;
+}
+
+/* Confirms (with the tolerance) the vector-only digest mismatches pending. */
+static int verify_pending(recon_table *rt)
+{
+    json_t *body = NULL, *ids = json_array();
+    char *text = NULL;
+    qd_result res = {0};
+    int rc = -1;
+
+    if (rt->npend == 0) {
+        json_decref(ids);
+        return 0;
+    }
+    for (size_t i = 0; i < rt->npend; i++)
+        json_array_append_new(ids, id_to_json(&rt->pend[i].id));
+    body = json_pack("{s:o,s:b,s:b}", "ids", ids, "with_payload", 0, "with_vector", 1);
+    text = json_dumps(body, JSON_COMPACT);
+    if (qd_collection_request(rt->qd, "POST", rt->tcfg->collection, "/points", text, strlen(text), &res) != 0) {
+        describe_failure("cannot retrieve points to compare their vectors", rt, &res);
+        goto cleanup;
+    }
+    for (size_t i = 0; i < rt->npend; i++) {
+        pending *pd = &rt->pend[i];
+        const json_t *rec, *found = NULL;
+        size_t j;
+        json_array_foreach (res.result, j, rec) {
+            pt_id id;
+            if (id_from_json(json_object_get(rec, "id"), &id) == 0 && id.hi == pd->id.hi && id.lo == pd->id.lo &&
+                id.uuid == pd->id.uuid) {
+                found = rec;
+                break;
+            }
+        }
+        if (!found) { /* deleted meanwhile */
+            add_sample(rt, K_MISSING, &pd->id, pd->op.key_text);
+        } else if (!recon_vectors_equal(pd->vector, json_object_get(found, "vector"), &rt->space)) {
+            add_sample(rt, K_STALE, &pd->id, pd->op.key_text);
+            rt->stale_vector++;
+        } else {
+            qop_free_fields(&pd->op);
+        }
+        if (pd->op.json && push_fix(rt, &pd->op) != 0)
+            goto cleanup;
+    }
+    rc = 0;
+cleanup:
+    for (size_t i = 0; i < rt->npend; i++) {
+        json_decref(rt->pend[i].vector);
+        qop_free_fields(&rt->pend[i].op);
+    }
+    rt->npend = 0;
+    json_decref(body);
+    free(text);
+    qd_result_clear(&res);
+    return rc;
+}
+
+/* 3. One row. */
+static int recon_row(void *arg, const snap_table *t, const pgo_tuple *tup)
+{
+    recon_table *rt = arg;
+    qop_list ops = {0};
+    map_info info;
+    json_t *root = NULL;
+    const json_t *point;
+    char err[600];
+    pt_id id;
+    id_slot *slot;
+    qop *op;
+    int rc = SNAP_ERR;
+
+    rt->rows++;
+    if (map_row(t->map, tup, LSN_INVALID, &ops, &info, err, sizeof err) != 0) {
+        log_error("cannot map a row", "table", rt->name, "error", err, NULL);
+        goto cleanup;
+    }
+    op = &ops.items[0];
+    if (ops.n != 1 || id_from_text(op->point_id, &id) != 0) {
+        log_error("internal error: unexpected mapping of a whole row", "table", rt->name, NULL);
+        goto cleanup;
+    }
+    slot = id_find(&rt->ids, &id);
+    if (info.null_vector) {
+        rt->null_vector_rows++;
+        if (slot && !(slot->meta & SLOT_SEEN)) { /* the row must have no point */
+            slot->meta |= SLOT_SEEN;
+            add_sample(rt, K_ORPHANED, &id, op->key_text);
+            if (push_fix(rt, op) != 0)
+                goto cleanup;
+        }
+        rc = SNAP_OK;
+        goto cleanup;
+    }
+    if (!slot) {
+        add_sample(rt, K_MISSING, &id, op->key_text);
+        rc = push_fix(rt, op) == 0 ? SNAP_OK : SNAP_ERR;
+        goto cleanup;
+    }
+    slot->meta |= SLOT_SEEN;
+    root = json_loadb(op->json, op->json_len, 0, NULL);
+    if (!root) /* an integer beyond 64 bits in the payload */
+        root = json_loadb(op->json, op->json_len, JSON_DECODE_INT_AS_REAL, NULL);
+    point = json_array_get(json_object_get(json_object_get(root, "upsert"), "points"), 0);
+    if (!point) {
+        log_error("internal error: cannot parse the mapped point", "table", rt->name, "key", op->key_text, NULL);
+        goto cleanup;
+    }
+    {
+        uint64_t pd = recon_payload_digest(json_object_get(point, "payload"));
+        uint64_t vd = recon_vector_digest(json_object_get(point, "vector"), &rt->space);
+        if (slot->pdig != (uint32_t)(pd ^ pd >> 32)) {
+            add_sample(rt, K_STALE, &id, op->key_text);
+            rt->stale_payload++;
+            rc = push_fix(rt, op) == 0 ? SNAP_OK : SNAP_ERR;
+            goto cleanup;
+        }
+        if ((slot->meta >> SLOT_FLAGS) != ((uint32_t)(vd ^ vd >> 32) & VDIG_MASK)) {
+            pending *pd2 = &rt->pend[rt->npend++];
+            pd2->id = id;
+            pd2->vector = json_incref(json_object_get(point, "vector"));
+            pd2->op = *op;
+            memset(op, 0, sizeof *op);
+            if (rt->npend == RECON_VERIFY && verify_pending(rt) != 0)
+                goto cleanup;
+        }
+    }
+    rc = SNAP_OK;
+cleanup:
+    json_decref(root);
+    qop_list_free(&ops);
+    return rc;
+}
+
+/* 4. Points no row met. */
+static int find_orphans(recon_table *rt)
+{
+    for (size_t i = 0; i < rt->ids.cap; i++) {
+        const id_slot *s = &rt->ids.slots[i];
+        pt_id id = {s->hi, s->lo, (s->meta & SLOT_UUID) != 0};
+        json_t *j;
+        qop op = {0};
+        buf b;
+
+        if (!(s->meta & SLOT_USED) || (s->meta & SLOT_SEEN))
+            continue;
+        add_sample(rt, K_ORPHANED, &id, NULL);
+        if (!rt->opt->fix)
+            continue;
+        j = id_to_json(&id);
+        buf_init(&b);
+        op.point_id = json_dumps(j, JSON_ENCODE_ANY);
+        json_decref(j);
+        buf_printf(&b, "{\"delete\":{\"points\":[%s]}}", op.point_id);
+        op.kind = QOP_DELETE;
+        op.table = rt->tcfg;
+        op.json_len = b.len;
+        op.json = buf_steal(&b);
+        op.key_text = xasprintf("orphaned point %s", op.point_id);
+        if (push_fix(rt, &op) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static uint64_t drift(const recon_table *rt)
+{
+    return rt->count[K_MISSING] + rt->count[K_ORPHANED] + rt->count[K_STALE];
+}
+
+static void print_text(const recon_table *rt, bool fixed)
+{
+    printf("table %s -> collection %s: %llu rows, %llu points", rt->name, rt->tcfg->collection,
+           (unsigned long long)rt->rows, (unsigned long long)rt->points);
+    if (rt->null_vector_rows)
+        printf(" (%llu rows with a NULL vector have no point)", (unsigned long long)rt->null_vector_rows);
+    printf(": %s\n", drift(rt) == 0 ? "in sync" : fixed ? "drift fixed" : "drift");
+    for (int k = 0; k < K_N; k++) {
+        size_t i;
+        json_t *o;
+        printf("  %-9s %llu", kind_names[k], (unsigned long long)rt->count[k]);
+        if (k == K_STALE && rt->count[k])
+            printf(" (payload %llu, vector %llu)", (unsigned long long)rt->stale_payload,
+                   (unsigned long long)rt->stale_vector);
+        json_array_foreach (rt->sample[k], i, o) {
+            char *id = json_dumps(json_object_get(o, "id"), JSON_ENCODE_ANY);
+            const json_t *key = json_object_get(o, "key");
+            printf("%s%s", i ? ", " : "  e.g. ", id);
+            if (key)
+                printf(" (%s)", json_string_value(key));
+            free(id);
+        }
+        printf("\n");
+    }
+}
+
+static json_t *table_json(const recon_table *rt, bool fixed)
+{
+    json_t *o = json_pack("{s:s,s:s,s:I,s:I,s:I,s:b,s:b}", "table", rt->name, "collection", rt->tcfg->collection,
+                          "rows", (json_int_t)rt->rows, "points", (json_int_t)rt->points, "null_vector_rows",
+                          (json_int_t)rt->null_vector_rows, "in_sync", drift(rt) == 0, "fixed", fixed);
+
+    for (int k = 0; k < K_N; k++) {
+        json_t *d = json_pack("{s:I,s:O}", "count", (json_int_t)rt->count[k], "sample", rt->sample[k]);
+        if (k == K_STALE) {
+            json_object_set_new(d, "payload", json_integer((json_int_t)rt->stale_payload));
+            json_object_set_new(d, "vector", json_integer((json_int_t)rt->stale_vector));
+        }
+        json_object_set_new(o, kind_names[k], d);
+    }
+    return o;
+}
+
+static void recon_table_free(recon_table *rt)
+{
+    for (size_t i = 0; i < rt->npend; i++) {
+        json_decref(rt->pend[i].vector);
+        qop_free_fields(&rt->pend[i].op);
+    }
+    free(rt->pend);
+    for (int k = 0; k < K_N; k++)
+        json_decref(rt->sample[k]);
+    free(rt->ids.slots);
+    recon_space_free(&rt->space);
+    qop_list_free(&rt->fixes);
+    free(rt->name);
+}
+
+/* One table: 0 done (drift counted in rt), or an exit code. */
+static int reconcile_table(recon_table *rt, PGconn *conn)
+{
+    snap_table st = {0};
+    size_t expected;
+    uint64_t rows;
+    int rc;
+
+    rt->name = xasprintf("%s.%s", rt->tcfg->schema, rt->tcfg->name);
+    rt->pend = xcalloc(RECON_VERIFY, sizeof *rt->pend);
+    for (int k = 0; k < K_N; k++)
+        rt->sample[k] = json_array();
+    /* The mapping first: a config error shows before a long scroll. */
+    if ((rc = snap_describe(conn, rt->cfg, rt->tcfg, rt->cfg->source.publication, &st)) != SNAP_OK)
+        return EXIT_CONFIG;
+    if (read_collection(rt, &expected) != 0) {
+        rc = EXIT_CONFIG;
+        goto cleanup;
+    }
+    id_table_init(&rt->ids, expected);
+    if (scroll_points(rt) != 0) {
+        rc = EXIT_CONFIG;
+        goto cleanup;
+    }
+    log_count("reconcile: points read", rt, "points", rt->points);
+    /* The rows' snapshot is taken after the scroll (docs/reconcile.md). */
+    if (snap_begin(conn, NULL) != SNAP_OK) {
+        rc = EXIT_CONFIG;
+        goto cleanup;
+    }
+    rc = snap_scan(conn, &st, "reconcile progress", recon_row, rt, rt->stop, &rows);
+    snap_end(conn);
+    if (rc != SNAP_OK || verify_pending(rt) != 0 || find_orphans(rt) != 0) {
+        rc = EXIT_CONFIG;
+        goto cleanup;
+    }
+    if (rt->opt->fix && rt->fix_ops > 0) {
+        char n[24];
+        snprintf(n, sizeof n, "%llu", (unsigned long long)rt->fix_ops);
+        if (sink_drain(rt->s, 0, rt->stop, NULL, NULL) != SINK_OK) {
+            log_error("reconcile --fix: the repair was not completed", "table", rt->name, NULL);
+            rc = EXIT_CONFIG;
+            goto cleanup;
+        }
+        log_info("reconcile --fix: repaired", "table", rt->name, "operations", n, NULL);
+    }
+    rc = 0;
+cleanup:
+    snap_table_free(&st);
+    return rc;
+}
+
+int recon_command(const p2q_config *cfg, const recon_options *opt, volatile sig_atomic_t *stop)
+{
+    int *idx = xcalloc((size_t)(cfg->n_tables > 0 ? cfg->n_tables : 1), sizeof(int));
+    qd_client *qd = NULL, *qd_fix = NULL;
+    sink *s = NULL;
+    PGconn *conn = NULL;
+    json_t *report = json_pack("{s:[]}", "tables");
+    char err[512];
+    int nidx, code = EXIT_CONFIG, drifting = 0;
+    uint64_t totals[K_N] = {0};
+
+    if ((nidx = snap_select_tables(cfg, opt->tables, opt->ntables, idx)) < 0)
+        goto cleanup;
+    qd = qd_client_new(cfg->qdrant.url, cfg->qdrant.api_key, cfg->qdrant.timeout_ms);
+    if (!qd || qd_client_set_ca_file(qd, cfg->qdrant.ca_file) != 0) {
+        log_error("cannot initialise the HTTP client", "ca_file", cfg->qdrant.ca_file, NULL);
+        goto cleanup;
+    }
+    if (opt->fix) {
+        /* The sink's own client: reads go on while repairs are in flight. */
+        qd_fix = qd_client_new(cfg->qdrant.url, cfg->qdrant.api_key, cfg->qdrant.timeout_ms);
+        if (!qd_fix || qd_client_set_ca_file(qd_fix, cfg->qdrant.ca_file) != 0) {
+            log_error("cannot initialise the HTTP client", "ca_file", cfg->qdrant.ca_file, NULL);
+            goto cleanup;
+        }
+        sink_env env = {.cfg = cfg, .qd = qd_fix};
+        s = sink_new(&env);
+    }
+    if (repl_connect(cfg->source.dsn, false, &conn, err, sizeof err) != 0) {
+        log_error("cannot connect to PostgreSQL", "error", err, NULL);
+        goto cleanup;
+    }
+    for (int i = 0; i < nidx; i++) {
+        recon_table rt = {.cfg = cfg, .opt = opt, .stop = stop, .qd = qd, .s = s, .tcfg = &cfg->tables[idx[i]]};
+        int rc = reconcile_table(&rt, conn);
+
+        if (rc == 0) {
+            if (drift(&rt))
+                drifting++;
+            for (int k = 0; k < K_N; k++)
+                totals[k] += rt.count[k];
+            if (opt->output == RECON_TEXT)
+                print_text(&rt, opt->fix);
+            else
+                json_array_append_new(json_object_get(report, "tables"), table_json(&rt, opt->fix && drift(&rt) > 0));
+        }
+        recon_table_free(&rt);
+        if (rc != 0)
+            goto cleanup;
+    }
+    if (opt->output == RECON_TEXT) {
+        if (drifting == 0)
+            printf("reconcile: %d table%s in sync\n", nidx, nidx == 1 ? "" : "s");
+        else
+            printf("reconcile: drift in %d of %d table%s (missing %llu, orphaned %llu, stale %llu)%s\n", drifting,
+                   nidx, nidx == 1 ? "" : "s", (unsigned long long)totals[K_MISSING],
+                   (unsigned long long)totals[K_ORPHANED], (unsigned long long)totals[K_STALE],
+                   opt->fix ? ": fixed" : "; pg2qdrant reconcile --fix repairs it");
+    } else {
+        char *text;
+        json_object_set_new(report, "in_sync", json_boolean(drifting == 0));
+        json_object_set_new(report, "fixed", json_boolean(opt->fix && drifting > 0));
+        for (int k = 0; k < K_N; k++)
+            json_object_set_new(report, kind_names[k], json_integer((json_int_t)totals[k]));
+        text = json_dumps(report, JSON_COMPACT);
+        printf("%s\n", text);
+        free(text);
+    }
+    fflush(stdout);
+    code = drifting == 0 || opt->fix ? EXIT_OK : EXIT_FATAL;
+cleanup:
+    if (conn)
+        PQfinish(conn);
+    sink_free(s);
+    qd_client_free(qd);
+    qd_client_free(qd_fix);
+    json_decref(report);
+    free(idx);
+    return code;
+}

@@ -1,0 +1,634 @@
+#!/usr/bin/env python3
+"""The delivery guarantees of SPEC §5, proved by breaking things on purpose.
+
+A throwaway PostgreSQL 15 + the Qdrant test server (fault injection, request log) +
+`pg2qdrant run` (status_interval = 1s, max_inflight = 8MB, batch_bytes = 1MB).  Scenarios:
+
+  idle slot        a busy UNPUBLISHED table written in a loop, the published ones idle: the
+                   slot's confirmed_flush_lsn reaches pg_current_wal_lsn() sampled at the
+                   start within two status intervals (keepalive walEnd confirmed).
+  crash safety     a backlog of small transactions (inserts, updates, deletes); pg2qdrant is
+                   SIGKILLed at random moments while it catches up and restarted.  After
+                   every kill: every transaction whose commit record starts before the
+                   slot's confirmed_flush_lsn (exact commit positions from pg_walinspect, not
+                   the WAL position after COMMIT) is in Qdrant, i.e. each row's point shows
+                   the state of its last confirmed write or of a later one (nothing older),
+                   and the confirmed position never went back.
+  qdrant outage    every write fails (503) for a while: nothing is confirmed past the commit
+                   positions Qdrant took, the process stays up, and it converges once the
+                   fault is cleared.
+  pg restarts      PostgreSQL stopped with -m fast and with -m immediate in mid-stream:
+                   pg2qdrant reconnects and converges.
+  slot held        pg_recvlogical holds the slot: pg2qdrant stays up, retries with growing
+                   backoff, and takes over once the slot is released.
+  graceful stop    SIGTERM during a stream: exit 0 within shutdown_timeout; after the
+                   restart the first operations sent belong to transactions after the
+                   position confirmed at exit (no replay before it), and nothing is lost.
+  bounded memory   one transaction of --big-rows rows with 64-dim real[] vectors, Qdrant
+                   slowed by delay faults: the queue (/status inflight_bytes) reaches
+                   max_inflight and stays under it plus one change, and the peak RSS
+                   (VmHWM) stays under max_inflight + 32 MB.
+  invalidated slot max_slot_wal_keep_size = 1MB, the slot inactive, WAL written and
+                   CHECKPOINTs until wal_status = lost: pg2qdrant exits 1 with the remedy.
+
+Every scenario ends with every collection equal to its table (the oracle of expected.py)
+and the slot past the last commit; finally every request body in the test server's log is
+validated against Qdrant's OpenAPI document.
+
+    test_guarantees.py --pg2qdrant BIN --qdrant-server BIN --openapi PATH --workdir DIR
+                       [--keep] [--only NAME[,NAME...]] [--kills N] [--big-rows N] [--seed N]
+
+Python 3 standard library only (openapi_check.py needs python3-jsonschema).
+"""
+
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "harness"))
+sys.path.insert(0, HERE)
+
+import expected as oracle  # noqa: E402
+import guarantees_lib as g  # noqa: E402
+import p2q_common as common  # noqa: E402
+from harness import PG_BIN, HarnessError, Postgres, QdrantServer, free_port, install_signal_cleanup  # noqa: E402
+
+DB = common.DB
+SLOT = "p2q_guar"
+PUBLICATION = "p2q_guar_pub"
+STATUS_INTERVAL = 1.0  # seconds, written into the config
+SHUTDOWN_TIMEOUT = 10
+MAX_INFLIGHT_MB = 8
+BIG_DIM = 64
+CONVERGE = 120.0
+
+check = common.check
+log = common.log
+TestFailure = common.TestFailure
+
+
+def dense(size):
+    return {"size": size, "distance": "Dot"}
+
+
+ITEMS = common.Table(oracle.TableSpec("public.items", "items", ["id"], {"": "v"}),
+                     "CREATE TABLE items (id bigint PRIMARY KEY, v real[], k int, note text)",
+                     {"vectors": dense(4)}, ["id = id", "vector = v", "payload = *"])
+BIG = common.Table(oracle.TableSpec("public.big", "big", ["id"], {"": "v"}),
+                   "CREATE TABLE big (id bigint PRIMARY KEY, v real[])",
+                   {"vectors": dense(BIG_DIM)}, ["id = id", "vector = v", "payload = *"])
+TABLES = [ITEMS, BIG]
+
+
+class Ctx:
+    def __init__(self, args, pg, q):
+        self.args = args
+        self.pg = pg
+        self.q = q
+        self.sync = None
+        self.http_port = free_port()
+        self.rng = random.Random(args.seed)
+        self.next_id = 1
+        self.next_txn = 1
+        self.figures = {}
+
+    def sql(self, text, timeout=600):
+        return self.pg.psql(text, db=DB, timeout=timeout)
+
+    def confirmed(self):
+        return g.confirmed_lsn(self.pg, DB, SLOT)
+
+    def converge(self, what, timeout=CONVERGE):
+        took = g.converge(self.pg, self.q, TABLES, DB, SLOT, self.sync, timeout, what)
+        return took
+
+    def restart(self):
+        if self.sync.alive():
+            self.sync.stop()
+        self.sync.start()
+        g.wait_slot_active(self.pg, DB, SLOT, self.sync)
+
+    def status(self):
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:%d/status" % self.http_port, timeout=2) as r:
+                return json.loads(r.read())
+        except (OSError, ValueError):
+            return None
+
+    def log_mark(self):
+        return os.path.getsize(self.q.request_log)
+
+    def requests_since(self, mark):
+        out = []
+        with open(self.q.request_log, "rb") as f:
+            f.seek(mark)
+            for raw in f:
+                if raw.endswith(b"\n"):
+                    out.append(json.loads(raw))
+        return out
+
+
+# --- transactions with known commit positions ------------------------------------------------
+
+def vec4(i):
+    return "'{%d,%d,%g,%g}'" % (i % 7, -(i % 5), (i % 11) / 4.0, 1.0 / (1 + i % 3))
+
+
+class Backlog:
+    """Small transactions on items, each tagged with its number (payload k) and xid, so that
+    its exact commit record position can be looked up in the WAL (pg_walinspect)."""
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+        self.live = []            # ids with a row now (in the script's order)
+        self.writes = {}          # id -> [(txn, state)]: state = k (present) or None (deleted)
+        self.txns = {}            # txn -> {"xid":..., "start": commit record start, "end": its end}
+
+    def script(self, n):
+        """SQL for n transactions; returns (sql, [txn numbers])."""
+        ctx, rng = self.ctx, self.ctx.rng
+        parts, numbers = [], []
+        for _ in range(n):
+            t = ctx.next_txn
+            ctx.next_txn += 1
+            numbers.append(t)
+            stmts = ["SELECT 'T', %d, txid_current()" % t]
+            new = []
+            for _ in range(rng.randint(1, 3)):
+                i = ctx.next_id
+                ctx.next_id += 1
+                new.append("(%d, %s, %d, 'txn %d')" % (i, vec4(i), t, t))
+                self.writes.setdefault(i, []).append((t, t))
+                self.live.append(i)
+            stmts.append("INSERT INTO items (id, v, k, note) VALUES " + ", ".join(new))
+            if len(self.live) > 10 and rng.random() < 0.6:
+                ids = rng.sample(self.live[:-3], rng.randint(1, 2))
+                stmts.append("UPDATE items SET k = %d, note = 'updated by %d' WHERE id IN (%s)"
+                             % (t, t, ",".join(map(str, ids))))
+                for i in ids:
+                    self.writes[i].append((t, t))
+            if len(self.live) > 10 and rng.random() < 0.3:
+                i = rng.choice(self.live[:-3])
+                self.live.remove(i)
+                stmts.append("DELETE FROM items WHERE id = %d" % i)
+                self.writes[i].append((t, None))
+            parts.append("BEGIN;\n" + ";\n".join(stmts) + ";\nCOMMIT;\n")
+        return "".join(parts), numbers
+
+    def write(self, n):
+        """Runs n transactions (one psql session) and records their commit positions."""
+        start = g.wal_insert_lsn(self.ctx.pg, DB)
+        sql, numbers = self.script(n)
+        out = self.ctx.sql(sql)
+        xids = {}
+        for line in out.splitlines():
+            f = line.split("|")
+            if len(f) == 3 and f[0] == "T":
+                xids[int(f[2]) & 0xFFFFFFFF] = int(f[1])
+        check(len(xids) == n, "expected %d transaction numbers from psql, got %d" % (n, len(xids)))
+        found = commit_records(self.ctx.pg, start)
+        for xid, t in xids.items():
+            check(xid in found, "no COMMIT record for xid %d (txn %d) in the WAL" % (xid, t))
+            s, e = found[xid]
+            self.txns[t] = {"xid": xid, "start": s, "end": e}
+        return numbers
+
+    def check_confirmed_prefix(self, confirmed, actual, what):
+        """actual: {id: point}.  Every transaction whose commit starts before confirmed must be
+        visible: each row shows the state of its last such write, or of a later one."""
+        bad = []
+        checked = 0
+        for i, ws in self.writes.items():
+            conf = [n for n, (t, _) in enumerate(ws) if t in self.txns and self.txns[t]["start"] < confirmed]
+            if not conf:
+                continue
+            checked += 1
+            allowed = ws[conf[-1]:]
+            p = actual.get(i)
+            state = None if p is None else (p.get("payload") or {}).get("k")
+            if not any(state == s for _, s in allowed):
+                bad.append((i, state, ws[conf[-1]], allowed[1:4]))
+        check(not bad, "%s: %d rows do not reflect a confirmed transaction (slot confirmed %s); "
+              "(id, state in Qdrant, last confirmed write (txn, k|None=deleted), later writes): %s"
+              % (what, len(bad), g.lsn_text(confirmed), bad[:8]))
+        return checked
+
+    def confirmed_txns(self, confirmed):
+        return sum(1 for t in self.txns.values() if t["start"] < confirmed)
+
+
+def commit_records(pg, start):
+    """{xid: (start_lsn, end_lsn)} of the COMMIT records from start to the flushed WAL end."""
+    rows = pg.query_json(
+        "SELECT json_agg(json_build_array(xid::text::bigint, start_lsn::text, end_lsn::text))"
+        " FROM pg_get_wal_records_info('%s', pg_current_wal_flush_lsn())"
+        " WHERE resource_manager = 'Transaction' AND record_type = 'COMMIT'" % g.lsn_text(start), db=DB) or []
+    return {x: (g.lsn_int(s), g.lsn_int(e)) for x, s, e in rows}
+
+
+# --- scenarios ------------------------------------------------------------------------------
+
+def scenario_idle_slot(ctx):
+    """A busy unpublished table, idle published ones: the keepalive position is confirmed."""
+    stop = threading.Event()
+    writes = [0]
+
+    def busy():
+        while not stop.is_set():
+            ctx.sql("INSERT INTO busy (x) SELECT repeat('x', 200) FROM generate_series(1, 20)")
+            writes[0] += 1
+
+    t = threading.Thread(target=busy, daemon=True)
+    t.start()
+    try:
+        time.sleep(1.0)  # the loop runs
+        wal = g.lsn_int(ctx.sql("SELECT pg_current_wal_lsn()").strip())
+        t0 = time.monotonic()
+        while ctx.confirmed() < wal:
+            check(time.monotonic() - t0 < 10 * STATUS_INTERVAL, "confirmed_flush_lsn %s did not reach the WAL end "
+                  "%s sampled at the start within 10 status intervals" % (g.lsn_text(ctx.confirmed()),
+                                                                        g.lsn_text(wal)))
+            time.sleep(0.05)
+        took = time.monotonic() - t0
+        check(took <= 2 * STATUS_INTERVAL, "confirmed_flush_lsn reached the WAL end %s only after %.2fs, more than "
+              "two status intervals (%.0fs)" % (g.lsn_text(wal), took, 2 * STATUS_INTERVAL))
+        # it keeps up while the writes go on
+        wal2 = g.lsn_int(ctx.sql("SELECT pg_current_wal_lsn()").strip())
+        common.wait_until(lambda: ctx.confirmed() >= wal2, 4 * STATUS_INTERVAL,
+                          "confirmed_flush_lsn stopped following the busy table's WAL")
+    finally:
+        stop.set()
+        t.join(30)
+    ctx.figures["idle slot: seconds to confirm the WAL end"] = round(took, 2)
+    log("    WAL end %s confirmed after %.2fs (%d busy transactions)" % (g.lsn_text(wal), took, writes[0]))
+    ctx.converge("idle slot")
+
+
+def scenario_crash_safety(ctx):
+    """SIGKILL at random moments while catching up a backlog; the confirmed prefix is in Qdrant."""
+    b = ctx.backlog
+    ctx.sync.stop()
+    g.wait_slot_inactive(ctx.pg, DB, SLOT)
+    numbers = b.write(ctx.args.backlog)
+    log("    backlog of %d transactions written (commit positions %s .. %s)"
+        % (len(numbers), g.lsn_text(b.txns[numbers[0]]["start"]), g.lsn_text(b.txns[numbers[-1]]["end"])))
+    delay_ms = 60
+    ctx.sync.env = {"PG2QDRANT_SYNC_BATCH_POINTS": "32"}  # more batch boundaries to kill between
+    last = ctx.confirmed()
+    mid_stream = checked_total = 0
+    for k in range(ctx.args.kills):
+        ctx.q.fault(delay_next=1000000, delay_ms=delay_ms)  # slow Qdrant: the kills land mid-stream
+        ctx.sync.start()
+        time.sleep(ctx.rng.uniform(0.3, 2.0))
+        ctx.sync.kill9()
+        g.wait_slot_inactive(ctx.pg, DB, SLOT)
+        confirmed = ctx.confirmed()
+        check(confirmed >= last, "kill %d: confirmed_flush_lsn went back from %s to %s"
+              % (k + 1, g.lsn_text(last), g.lsn_text(confirmed)))
+        ctx.q.fault(delay_next=0, delay_ms=0)
+        time.sleep(2 * delay_ms / 1000.0)  # a request of the dead process still in the server lands first
+        actual = common.scroll(ctx.q, ITEMS.spec.collection)
+        check(actual is not None, "scroll failed")
+        checked_total += b.check_confirmed_prefix(confirmed, actual, "kill %d" % (k + 1))
+        done = b.confirmed_txns(confirmed)
+        mid_stream += 0 < done - b.confirmed_txns(last) or done < len(b.txns)
+        log("    kill %2d: slot at %s, %d/%d transactions confirmed, all of them in Qdrant"
+            % (k + 1, g.lsn_text(confirmed), done, len(b.txns)))
+        last = confirmed
+    check(b.confirmed_txns(last) < len(b.txns) or ctx.args.kills < 3,
+          "the backlog was caught up before the last kill: the kills did not land mid-stream")
+    ctx.sync.env = {}
+    ctx.sync.start()
+    g.wait_slot_active(ctx.pg, DB, SLOT, ctx.sync)
+    ctx.converge("crash safety")
+    ctx.figures["crash safety: kills"] = ctx.args.kills
+    ctx.figures["crash safety: row checks"] = checked_total
+
+
+def scenario_qdrant_outage(ctx):
+    """Every write fails for a while: nothing confirmed past what Qdrant took; no exit; converges."""
+    b = ctx.backlog
+    ctx.converge("before the outage")
+    before = ctx.confirmed()
+    mark = ctx.log_mark()
+    ctx.q.fault(fail_next=1000000, status=503, error="Service internal error: injected outage")
+    numbers = b.write(30)
+    first_start = min(b.txns[t]["start"] for t in numbers)
+    common.wait_until(lambda: any(r.get("status") == 503 for r in ctx.requests_since(mark)), 30,
+                      "pg2qdrant never met the outage")
+    t0 = time.monotonic()
+    samples = 0
+    while time.monotonic() - t0 < 12:
+        check(ctx.sync.alive(), "pg2qdrant exited during the outage with %s:\n%s"
+              % (ctx.sync.returncode(), ctx.sync.log_tail()))
+        c = ctx.confirmed()
+        check(c <= first_start, "during the outage the slot confirmed %s, past the commit of the first "
+              "transaction Qdrant never took (%s)" % (g.lsn_text(c), g.lsn_text(first_start)))
+        samples += 1
+        time.sleep(0.3)
+    applied = [r for r in ctx.requests_since(mark) if r.get("status") == 200 and r["path"].endswith("/points/batch")]
+    check(not applied, "a write was acknowledged during the outage: %s" % applied[:1])
+    failed = sum(1 for r in ctx.requests_since(mark) if r.get("status") == 503)
+    log("    12 s outage: %d writes failed, slot stayed at %s (<= %s, the first unacknowledged commit), "
+        "process up" % (failed, g.lsn_text(ctx.confirmed()), g.lsn_text(first_start)))
+    check(ctx.confirmed() >= before, "the confirmed position went back during the outage")
+    ctx.q.fault(fail_next=0)
+    took = ctx.converge("after the outage")
+    ctx.figures["qdrant outage: seconds to converge after recovery"] = round(took, 1)
+    log("    converged %.1fs after the fault was cleared (backoff is capped at 30 s)" % took)
+
+
+def scenario_pg_restarts(ctx):
+    """PostgreSQL stopped -m fast and -m immediate in mid-stream."""
+    b = ctx.backlog
+    for mode in ("fast", "immediate"):
+        ctx.q.fault(delay_next=1000000, delay_ms=30)
+        b.write(300)
+        time.sleep(ctx.rng.uniform(0.5, 1.5))
+        runs = ctx.sync.log_text().count("streaming started")
+        g.pg_restart(ctx.pg, mode, down_seconds=1.0)
+        b.write(50)  # more changes after the restart
+        ctx.q.fault(delay_next=0, delay_ms=0)
+        took = ctx.converge("PostgreSQL restart -m %s" % mode)
+        check(ctx.sync.log_text().count("streaming started") > runs,
+              "pg2qdrant did not reconnect after the -m %s restart (no new 'streaming started')" % mode)
+        ctx.figures["pg restart -m %s: seconds to converge" % mode] = round(took, 1)
+        log("    -m %s: reconnected and converged in %.1fs" % (mode, took))
+
+
+def scenario_slot_held(ctx):
+    """pg_recvlogical holds the slot: pg2qdrant retries with backoff and takes over after."""
+    ctx.sync.stop()
+    g.wait_slot_inactive(ctx.pg, DB, SLOT)
+    argv = [os.path.join(PG_BIN, "pg_recvlogical"), "-d", ctx.pg.dsn(DB), "--slot", SLOT, "--start", "-f",
+            "/dev/null", "-o", "proto_version=1", "-o", "publication_names=" + PUBLICATION, "--no-loop"]
+    holder = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        def held():
+            check(holder.poll() is None, "pg_recvlogical exited: %s" % holder.stderr.read())
+            row = g.slot_row(ctx.pg, DB, SLOT)
+            return row and row["active"]
+        common.wait_until(held, 30, "pg_recvlogical did not take the slot")
+        holder_pid = g.slot_row(ctx.pg, DB, SLOT)["active_pid"]
+        ctx.sync.start()
+        time.sleep(8)
+        check(ctx.sync.alive(), "pg2qdrant exited (%s) while the slot was held by another process:\n%s"
+              % (ctx.sync.returncode(), ctx.sync.log_tail()))
+        text = ctx.sync.log_text()
+        check("active for PID" in text or "is active" in text, "no 'slot is active' error in the log:\n%s"
+              % ctx.sync.log_tail())
+        waits = [int(m) for m in re.findall(r'msg="reconnecting" in_ms=(\d+)', text)]
+        check(len(waits) >= 2, "fewer than two retries within 8 s while the slot was held: %s" % waits)
+        check(max(waits[-2:]) > min(waits[:2]) or len(waits) >= 3 and waits[2] > waits[0],
+              "the retry delays do not grow (no backoff): %s" % waits)
+        check(g.slot_row(ctx.pg, DB, SLOT)["active_pid"] == holder_pid, "the slot changed hands while held")
+    finally:
+        holder.terminate()
+        try:
+            holder.wait(15)
+        except subprocess.TimeoutExpired:
+            holder.kill()
+            holder.wait()
+    t0 = time.monotonic()
+    ctx.backlog.write(20)
+    g.wait_slot_active(ctx.pg, DB, SLOT, ctx.sync, timeout=60)
+    took = time.monotonic() - t0
+    ctx.converge("slot released")
+    ctx.figures["slot held: retries while held"] = len(waits)
+    ctx.figures["slot held: seconds to take over after release"] = round(took, 1)
+    log("    retries while held: %d (delays %s ms); took the slot over %.1fs after its release"
+        % (len(waits), waits, took))
+
+
+def scenario_graceful_stop(ctx):
+    """SIGTERM during a stream: exit 0 within shutdown_timeout; replay starts at the confirmed position."""
+    b = ctx.backlog
+    ctx.q.fault(delay_next=1000000, delay_ms=30)
+    b.write(400)
+    time.sleep(1.0)
+    rc, took = ctx.sync.terminate(SHUTDOWN_TIMEOUT + 10)
+    check(rc == 0, "exit code %s after SIGTERM (want 0); log tail:\n%s" % (rc, ctx.sync.log_tail()))
+    check(took <= SHUTDOWN_TIMEOUT + 1, "SIGTERM took %.1fs, beyond shutdown_timeout (%ss)" % (took, SHUTDOWN_TIMEOUT))
+    g.wait_slot_inactive(ctx.pg, DB, SLOT)
+    confirmed = ctx.confirmed()
+    ctx.q.fault(delay_next=0, delay_ms=0)
+    actual = common.scroll(ctx.q, ITEMS.spec.collection)
+    b.check_confirmed_prefix(confirmed, actual, "after SIGTERM")
+    mark = ctx.log_mark()
+    ctx.sync.start()
+    ctx.converge("graceful stop")
+    # the first operations after the restart: none of a transaction at or before the position
+    replayed = []
+    first_txn = None
+    for r in ctx.requests_since(mark):
+        if r["method"] != "POST" or r["path"] != "/collections/items/points/batch" or r.get("status") != 200:
+            continue
+        for op in json.loads(r["body"])["operations"]:
+            for p in op.get("upsert", {}).get("points", []):
+                t = (p.get("payload") or {}).get("k")
+                if t in b.txns:
+                    first_txn = t if first_txn is None else min(first_txn, t)
+                    if b.txns[t]["start"] < confirmed:
+                        replayed.append(t)
+    check(not replayed, "after a clean stop at %s, operations of already confirmed transactions were sent "
+          "again: %s" % (g.lsn_text(confirmed), sorted(set(replayed))[:10]))
+    ctx.figures["graceful stop: seconds to exit"] = round(took, 2)
+    log("    exit 0 after %.2fs, slot at %s (%d/%d confirmed); the restart resent from txn %s on, none before"
+        % (took, g.lsn_text(confirmed), b.confirmed_txns(confirmed), len(b.txns), first_txn))
+
+
+def scenario_bounded_memory(ctx):
+    """One big transaction drains with peak RSS under max_inflight + 32 MB."""
+    n = ctx.args.big_rows
+    max_inflight = MAX_INFLIGHT_MB << 20
+    ctx.sync.stop()
+    ctx.sync.start()  # a fresh process: VmHWM counts this transaction only
+    g.wait_slot_active(ctx.pg, DB, SLOT, ctx.sync)
+    base = ctx.sync.vm_hwm_kb()
+    ctx.q.fault(delay_next=1000000, delay_ms=ctx.args.big_delay_ms)
+    t0 = time.monotonic()
+    ctx.sql("INSERT INTO big SELECT g, ARRAY(SELECT ((g * 31 + j * 17) %% 1000)::real / 997 - 0.5"
+            " FROM generate_series(1, %d) j) FROM generate_series(1, %d) g" % (BIG_DIM, n))
+    target = g.wal_insert_lsn(ctx.pg, DB)
+    peak_q = 0
+    paused = 0
+    while ctx.confirmed() < target:
+        check(ctx.sync.alive(), "pg2qdrant exited: %s\n%s" % (ctx.sync.returncode(), ctx.sync.log_tail()))
+        check(time.monotonic() - t0 < 600, "the big transaction did not drain within 600 s")
+        st = ctx.status()
+        if st:
+            q = st.get("inflight_bytes") or 0
+            peak_q = max(peak_q, q)
+            paused += q >= max_inflight
+        time.sleep(0.2)
+    drained = time.monotonic() - t0
+    hwm = ctx.sync.vm_hwm_kb()
+    ctx.q.fault(delay_next=0, delay_ms=0)
+    json_bytes = sum(len(r["body"]) for r in ctx.requests_since(0)
+                     if r["path"] == "/collections/big/points/batch" and r.get("status") == 200)
+    limit_kb = (max_inflight >> 10) + 32 * 1024
+    log("    %d rows x %d dims: drained in %.1fs; peak RSS %.1f MB (at start %.1f MB), limit %.0f MB; "
+        "queue peak %.1f MB (max_inflight %d MB, full in %d samples); %.0f MB of batch bodies sent"
+        % (n, BIG_DIM, drained, hwm / 1024, base / 1024, limit_kb / 1024, peak_q / 2 ** 20, MAX_INFLIGHT_MB,
+           paused, json_bytes / 1e6))
+    check(hwm <= limit_kb, "peak RSS %d kB exceeds max_inflight + 32 MB = %d kB" % (hwm, limit_kb))
+    check(peak_q >= max_inflight * 0.75, "the queue never came near max_inflight (peak %d bytes): the bound was "
+          "not exercised; slow Qdrant down more" % peak_q)
+    check(peak_q <= max_inflight + (1 << 20), "the queue grew to %d bytes, beyond max_inflight + 1 MB" % peak_q)
+    ctx.figures["bounded memory: rows"] = n
+    ctx.figures["bounded memory: peak RSS MB"] = round(hwm / 1024, 1)
+    ctx.figures["bounded memory: queue peak MB"] = round(peak_q / 2 ** 20, 2)
+    ctx.figures["bounded memory: MB sent"] = round(json_bytes / 1e6, 1)
+    ctx.converge("bounded memory", timeout=300)
+    ctx.sql("TRUNCATE big")  # later comparisons stay cheap
+    ctx.converge("bounded memory: truncate")
+
+
+def scenario_invalidated_slot(ctx):
+    """max_slot_wal_keep_size exceeded while stopped: exit 1 with the remedy."""
+    ctx.sync.stop()
+    g.wait_slot_inactive(ctx.pg, DB, SLOT)
+    ctx.sql("ALTER SYSTEM SET max_slot_wal_keep_size = '1MB'; ALTER SYSTEM SET wal_keep_size = 0;"
+            " SELECT pg_reload_conf()")
+    try:
+        status = None
+        for _ in range(6):
+            ctx.sql("INSERT INTO busy (x) SELECT repeat('y', 500) FROM generate_series(1, 3000);"
+                    " SELECT pg_switch_wal(); CHECKPOINT")
+            status = g.slot_row(ctx.pg, DB, SLOT)["wal_status"]
+            if status == "lost":
+                break
+        check(status == "lost", "could not invalidate the slot (wal_status %s)" % status)
+        ctx.sync.start()
+        try:
+            rc = ctx.sync.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            rc = None
+        text = ctx.sync.log_text()
+        check(rc == 1, "pg2qdrant with an invalidated slot: exit %s (want 1); log:\n%s" % (rc, ctx.sync.log_tail()))
+        check("invalidated" in text and "Remedy" in text and "slot drop" in text,
+              "the message lacks the remedy:\n%s" % ctx.sync.log_tail())
+        row = g.slot_row(ctx.pg, DB, SLOT)
+        check(row is not None and row["wal_status"] == "lost", "the slot was dropped or recreated: %s" % row)
+        log("    wal_status = lost -> exit 1: %s" % [line for line in text.splitlines() if "invalidated" in line][0][:300])
+    finally:
+        ctx.sql("ALTER SYSTEM RESET max_slot_wal_keep_size; ALTER SYSTEM RESET wal_keep_size; SELECT pg_reload_conf()")
+
+
+SCENARIOS = [
+    ("idle slot", scenario_idle_slot),
+    ("crash safety", scenario_crash_safety),
+    ("qdrant outage", scenario_qdrant_outage),
+    ("pg restarts", scenario_pg_restarts),
+    ("slot held", scenario_slot_held),
+    ("graceful stop", scenario_graceful_stop),
+    ("bounded memory", scenario_bounded_memory),
+    ("invalidated slot", scenario_invalidated_slot),
+]
+
+
+# --- setup -------------------------------------------------------------------------------------
+
+def setup(ctx):
+    pg, q = ctx.pg, ctx.q
+    pg.psql("CREATE DATABASE %s" % DB)
+    ctx.sql("CREATE EXTENSION pg_walinspect; CREATE TABLE busy (id serial PRIMARY KEY, x text);"
+            + ";\n".join(t.ddl for t in TABLES) + ";\n"
+            "CREATE PUBLICATION %s FOR TABLE %s" % (PUBLICATION, ", ".join(t.spec.name for t in TABLES)))
+    for t in TABLES:
+        common.load_columns(pg, t)
+    common.create_collections(q, TABLES)
+    lines = [
+        "[source]", "dsn = " + pg.dsn(DB), "slot = " + SLOT, "publication = " + PUBLICATION,
+        "create_slot = true", "create_publication = false", "status_interval = %ds" % STATUS_INTERVAL,
+        "", "[qdrant]", "url = " + q.url, "api_key = " + common.API_KEY, "timeout = 10s",
+        "create_collections = false",
+        "", "[sync]", "snapshot = never", "batch_points = 256", "batch_bytes = 1MB", "flush_interval = 50ms",
+        "max_inflight = %dMB" % MAX_INFLIGHT_MB, "on_error = stop", "shutdown_timeout = %ds" % SHUTDOWN_TIMEOUT,
+        "", "[http]", "listen = 127.0.0.1:%d" % ctx.http_port,
+    ]
+    for t in TABLES:
+        lines += ["", "[table %s]" % t.spec.name] + t.config_lines
+    path = os.path.join(ctx.args.workdir, "pg2qdrant.ini")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    ctx.sync = g.Sync(ctx.args.pg2qdrant, path, ctx.args.workdir, ctx.args.log_level)
+    ctx.backlog = Backlog(ctx)
+    ctx.sync.start()
+    g.wait_slot_active(pg, DB, SLOT, ctx.sync)
+    ctx.backlog.write(50)
+    ctx.converge("setup")
+
+
+def run(args):
+    if os.path.isdir(args.workdir):
+        shutil.rmtree(args.workdir)
+    os.makedirs(args.workdir)
+    only = set(args.only.split(",")) if args.only else None
+    t_start = time.monotonic()
+    log("guarantees: PostgreSQL 15 + Qdrant test server in %s (seed %s)" % (args.workdir, args.seed))
+    with Postgres(args.workdir) as pg, QdrantServer(args.qdrant_server, args.workdir, api_key=common.API_KEY) as q:
+        ctx = Ctx(args, pg, q)
+        try:
+            setup(ctx)
+            done = 0
+            for i, (name, fn) in enumerate(SCENARIOS, 1):
+                if only and name not in only:
+                    continue
+                t0 = time.monotonic()
+                log("  [%d/%d] %s" % (i, len(SCENARIOS), name))
+                if not ctx.sync.alive() and name != "invalidated slot":
+                    ctx.restart()
+                fn(ctx)
+                done += 1
+                log("  [%d/%d] ok   %s (%.1fs)" % (i, len(SCENARIOS), name, time.monotonic() - t0))
+        finally:
+            if ctx.sync:
+                ctx.sync.stop()
+        q.stop()
+        t0 = time.monotonic()
+        validated = common.validate_requests(q, args.openapi)
+        log("  OpenAPI: %s (%.1fs)" % (validated, time.monotonic() - t0))
+    log("guarantees: figures %s" % json.dumps(ctx.figures))
+    log("guarantees: PASSED %d scenarios in %.1fs" % (done, time.monotonic() - t_start))
+    if not args.keep:
+        shutil.rmtree(args.workdir, ignore_errors=True)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--pg2qdrant", required=True)
+    p.add_argument("--qdrant-server", required=True)
+    p.add_argument("--openapi", required=True)
+    p.add_argument("--workdir", required=True)
+    p.add_argument("--log-level", default="info")
+    p.add_argument("--keep", action="store_true")
+    p.add_argument("--only", help="comma-separated scenario names")
+    p.add_argument("--kills", type=int, default=10, help="SIGKILLs in the crash-safety scenario")
+    p.add_argument("--backlog", type=int, default=3000, help="transactions of the crash-safety backlog")
+    p.add_argument("--big-rows", type=int, default=100000, help="rows of the bounded-memory transaction")
+    p.add_argument("--big-delay-ms", type=int, default=40, help="delay of every Qdrant request meanwhile")
+    p.add_argument("--seed", type=int, default=4)
+    args = p.parse_args()
+    args.workdir = os.path.abspath(args.workdir)
+    install_signal_cleanup()
+    try:
+        run(args)
+    except (TestFailure, HarnessError) as e:
+        log("guarantees: FAILED: %s" % e)
+        log("(work directory kept: %s)" % args.workdir)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,426 @@
+/*
+ * test_sink.c — the sink against the project's Qdrant test server:
+ * batching limits, acknowledgements, retries, bisection of a rejected batch
+ * down to the poison operation (on_error stop and dead_letter), the
+ * missing-point and missing-collection fallbacks.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "qdrant_fixture.h"
+#include "sink.h"
+#include "util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct fixture {
+    server *srv;
+    p2q_config cfg;
+    table_cfg table;
+    vector_cfg vec;
+    qd_client *qd;
+    ack_tracker *acks;
+    sink *s;
+    qop_list ops;
+    char dead[128];
+    int refetches;
+    int creates;
+} fixture;
+
+static int group_setup(void **state)
+{
+    return server_start(state, NULL);
+}
+
+static int setup(void **state)
+{
+    fixture *f = xcalloc(1, sizeof *f);
+
+    f->srv = *state;
+    control(f->srv, "/__test/reset", NULL);
+    f->table.schema = "public";
+    f->table.name = "items";
+    f->table.collection = "items";
+    f->table.distance = "Dot";
+    f->vec.name = "";
+    f->vec.column = "embedding";
+    f->table.vectors = &f->vec;
+    f->table.n_vectors = 1;
+    f->cfg.tables = &f->table;
+    f->cfg.n_tables = 1;
+    f->cfg.sync.batch_points = 256;
+    f->cfg.sync.batch_bytes = 8 << 20;
+    f->cfg.sync.flush_interval_ms = 100;
+    f->cfg.sync.on_error = ON_ERROR_STOP;
+    snprintf(f->dead, sizeof f->dead, "%s/dead.jsonl", f->srv->dir);
+    unlink(f->dead);
+    f->cfg.sync.dead_letter_file = f->dead;
+    f->qd = qd_client_new(f->srv->url, NULL, 2000);
+    f->acks = ack_new();
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    server *srv = f->srv;
+
+    sink_free(f->s);
+    qop_list_free(&f->ops);
+    ack_free(f->acks);
+    qd_client_free(f->qd);
+    unlink(f->dead);
+    free(f);
+    *state = srv;
+    return 0;
+}
+
+static int refetch_cb(void *arg, const qop *op, qop_list *out);
+static int create_cb(void *arg, const qop *op);
+
+static void start_sink(fixture *f, bool with_callbacks)
+{
+    sink_env env = {.cfg = &f->cfg, .qd = f->qd, .acks = f->acks};
+
+    if (with_callbacks) {
+        env.refetch = refetch_cb;
+        env.refetch_arg = f;
+        env.create_collection = create_cb;
+        env.create_collection_arg = f;
+    }
+    f->s = sink_new(&env);
+}
+
+static void make_collection(fixture *f)
+{
+    create_collection(f->qd, "items", "{\"vectors\":{\"size\":2,\"distance\":\"Dot\"}}");
+}
+
+/* Appends an operation on point id with the given JSON. */
+static void add_op(fixture *f, qop_kind kind, int id, const char *json)
+{
+    qop *q = qop_list_push(&f->ops);
+
+    q->kind = kind;
+    q->table = &f->table;
+    q->json = xstrdup(json);
+    q->json_len = strlen(json);
+    q->point_id = xasprintf("%d", id);
+    q->key_text = xasprintf("id=%d", id);
+    q->lsn = 0x1000 + (lsn_t)id;
+    if (kind == QOP_SET_PAYLOAD || kind == QOP_UPDATE_VECTORS || kind == QOP_REFETCH) {
+        q->nkeys = 1;
+        q->key_vals = xcalloc(1, sizeof(char *));
+        q->key_vals[0] = xasprintf("%d", id);
+    }
+}
+
+static void add_upsert(fixture *f, int id, int dims)
+{
+    char json[256];
+
+    snprintf(json, sizeof json, "{\"upsert\":{\"points\":[{\"id\":%d,\"vector\":%s,\"payload\":{\"n\":%d}}]}}", id,
+             dims == 2 ? "[1,2]" : "[1,2,3]", id);
+    add_op(f, QOP_UPSERT, id, json);
+}
+
+/* One transaction of the queued ops, committed at end_lsn, pushed. */
+static void push_txn(fixture *f, lsn_t end_lsn)
+{
+    ack_txn t = ack_begin(f->acks);
+
+    ack_add_ops(f->acks, t, f->ops.n);
+    sink_push(f->s, &f->ops, t);
+    ack_commit(f->acks, t, end_lsn);
+}
+
+static bool point_exists(fixture *f, int id)
+{
+    char path[64];
+    qd_result r;
+    bool ok;
+
+    snprintf(path, sizeof path, "/collections/items/points/%d", id);
+    ok = qd_request(f->qd, "GET", path, NULL, 0, &r) == 0;
+    qd_result_clear(&r);
+    return ok;
+}
+
+static int refetch_cb(void *arg, const qop *op, qop_list *out)
+{
+    fixture *f = arg;
+    char json[160];
+    qop *q;
+
+    f->refetches++;
+    if (strcmp(op->key_vals[0], "404") == 0)
+        return SINK_OK; /* the row is gone */
+    snprintf(json, sizeof json, "{\"upsert\":{\"points\":[{\"id\":%s,\"vector\":[7,7],\"payload\":{\"whole\":true}}]}}",
+             op->key_vals[0]);
+    q = qop_list_push(out);
+    q->kind = QOP_UPSERT;
+    q->table = op->table;
+    q->json = xstrdup(json);
+    q->json_len = strlen(json);
+    q->point_id = xstrdup(op->point_id);
+    q->key_text = xstrdup(op->key_text);
+    q->lsn = op->lsn;
+    return SINK_OK;
+}
+
+static int create_cb(void *arg, const qop *op)
+{
+    fixture *f = arg;
+
+    f->creates++;
+    assert_int_equal(op->kind, QOP_UPSERT);
+    make_collection(f);
+    return SINK_OK;
+}
+
+static void test_one_request_per_full_batch(void **state)
+{
+    fixture *f = *state;
+
+    f->cfg.sync.batch_points = 3;
+    start_sink(f, false);
+    make_collection(f);
+    for (int i = 1; i <= 10; i++)
+        add_upsert(f, i, 2);
+    push_txn(f, 0x5000);
+    assert_int_equal(sink_queued_ops(f->s), 10);
+    assert_int_equal(sink_drain(f->s, 0, NULL, NULL, NULL), SINK_OK);
+    assert_int_equal(sink_get_stats(f->s)->requests, 4); /* 3 + 3 + 3 + 1 */
+    assert_int_equal(sink_get_stats(f->s)->ops, 10);
+    assert_int_equal(sink_queued_ops(f->s), 0);
+    assert_int_equal(sink_queued_bytes(f->s), 0);
+    assert_int_equal(ack_confirmed(f->acks), 0x5000);
+    for (int i = 1; i <= 10; i++)
+        assert_true(point_exists(f, i));
+}
+
+static void test_batch_bytes_bound(void **state)
+{
+    fixture *f = *state;
+    size_t one;
+
+    start_sink(f, false);
+    make_collection(f);
+    add_upsert(f, 1, 2);
+    one = f->ops.items[0].json_len;
+    /* room for two operations and the envelope, not three */
+    f->cfg.sync.batch_bytes = (int64_t)(3 * one);
+    for (int i = 2; i <= 6; i++)
+        add_upsert(f, i, 2);
+    push_txn(f, 0x5000);
+    assert_int_equal(sink_drain(f->s, 0, NULL, NULL, NULL), SINK_OK);
+    assert_int_equal(sink_get_stats(f->s)->requests, 3);
+    assert_true(sink_get_stats(f->s)->bytes <= 3 * (uint64_t)f->cfg.sync.batch_bytes);
+}
+
+static void test_transient_failures_are_retried(void **state)
+{
+    fixture *f = *state;
+
+    start_sink(f, false);
+    make_collection(f);
+    control(f->srv, "/__test/fault", "{\"fail_next\":2,\"status\":503,\"error\":\"Service Unavailable\"}");
+    for (int i = 1; i <= 4; i++)
+        add_upsert(f, i, 2);
+    push_txn(f, 0x5000);
+    assert_int_equal(sink_drain(f->s, now_ms() + 20000, NULL, NULL, NULL), SINK_OK);
+    assert_int_equal(sink_get_stats(f->s)->retries, 2);
+    assert_int_equal(sink_get_stats(f->s)->requests, 1);
+    assert_true(sink_get_stats(f->s)->last_ok);
+    assert_int_equal(ack_confirmed(f->acks), 0x5000);
+}
+
+static void test_nothing_confirmed_while_qdrant_fails(void **state)
+{
+    fixture *f = *state;
+
+    start_sink(f, false);
+    make_collection(f);
+    control(f->srv, "/__test/fault", "{\"fail_next\":1000,\"status\":503,\"error\":\"down\"}");
+    add_upsert(f, 1, 2);
+    push_txn(f, 0x5000);
+    assert_int_equal(sink_drain(f->s, now_ms() + 1500, NULL, NULL, NULL), SINK_STOPPED);
+    assert_false(sink_get_stats(f->s)->last_ok);
+    assert_non_null(strstr(sink_get_stats(f->s)->last_error, "HTTP 503"));
+    assert_int_equal(ack_confirmed(f->acks), 0);
+    assert_int_equal(sink_queued_ops(f->s), 1);
+}
+
+/* Ten upserts, the sixth with a wrong dimension. */
+static void poison_batch(fixture *f)
+{
+    make_collection(f);
+    for (int i = 1; i <= 10; i++)
+        add_upsert(f, i, i == 6 ? 3 : 2);
+    push_txn(f, 0x5000);
+}
+
+static void test_poison_stops(void **state)
+{
+    fixture *f = *state;
+
+    start_sink(f, false);
+    poison_batch(f);
+    assert_int_equal(sink_drain(f->s, 0, NULL, NULL, NULL), SINK_FATAL);
+    /* everything before the poison operation is applied, nothing confirmed */
+    for (int i = 1; i <= 5; i++)
+        assert_true(point_exists(f, i));
+    assert_false(point_exists(f, 6));
+    assert_int_equal(ack_confirmed(f->acks), 0);
+    assert_int_equal(access(f->dead, F_OK), -1);
+}
+
+static void test_poison_dead_letter(void **state)
+{
+    fixture *f = *state;
+    char line[2048];
+    FILE *fp;
+    int lines = 0;
+
+    f->cfg.sync.on_error = ON_ERROR_DEAD_LETTER;
+    start_sink(f, false);
+    poison_batch(f);
+    assert_int_equal(sink_drain(f->s, 0, NULL, NULL, NULL), SINK_OK);
+    for (int i = 1; i <= 10; i++)
+        assert_true(point_exists(f, i) == (i != 6));
+    assert_int_equal(ack_confirmed(f->acks), 0x5000);
+    assert_int_equal(sink_get_stats(f->s)->dead_letters, 1);
+    /* bisection: 10 -> 5 -> 2|3 ... far fewer requests than one per op */
+    assert_true(sink_get_stats(f->s)->rejected <= 5);
+    fp = fopen(f->dead, "r");
+    assert_non_null(fp);
+    while (fgets(line, sizeof line, fp)) {
+        lines++;
+        assert_non_null(strstr(line, "\"table\":\"public.items\""));
+        assert_non_null(strstr(line, "\"key\":\"id=6\""));
+        assert_non_null(strstr(line, "\"point_id\":6"));
+        assert_non_null(strstr(line, "\"lsn\":\"0/1006\""));
+        assert_non_null(strstr(line, "Wrong input: Vector dimension error: expected dim: 2, got 3"));
+        assert_non_null(strstr(line, "\"operation\":{\"upsert\":"));
+    }
+    fclose(fp);
+    assert_int_equal(lines, 1);
+}
+
+static void test_missing_point_is_read_back(void **state)
+{
+    fixture *f = *state;
+
+    start_sink(f, true);
+    make_collection(f);
+    add_upsert(f, 1, 2);
+    add_op(f, QOP_SET_PAYLOAD, 2, "{\"set_payload\":{\"payload\":{\"n\":2},\"points\":[2]}}");
+    add_op(f, QOP_SET_PAYLOAD, 404, "{\"set_payload\":{\"payload\":{\"n\":3},\"points\":[404]}}");
+    add_upsert(f, 3, 2);
+    push_txn(f, 0x5000);
+    assert_int_equal(sink_drain(f->s, 0, NULL, NULL, NULL), SINK_OK);
+    assert_int_equal(f->refetches, 2);
+    assert_true(point_exists(f, 2));  /* upserted whole from the row */
+    assert_false(point_exists(f, 404)); /* the row was gone */
+    assert_true(point_exists(f, 3));
+    assert_int_equal(ack_confirmed(f->acks), 0x5000);
+}
+
+static void test_refetch_op_resolved_in_order(void **state)
+{
+    fixture *f = *state;
+
+    start_sink(f, true);
+    make_collection(f);
+    add_op(f, QOP_DELETE, 8, "{\"delete\":{\"points\":[8]}}");
+    add_op(f, QOP_REFETCH, 9, "");
+    push_txn(f, 0x5000);
+    assert_int_equal(sink_drain(f->s, 0, NULL, NULL, NULL), SINK_OK);
+    assert_int_equal(f->refetches, 1);
+    assert_true(point_exists(f, 9));
+    assert_int_equal(ack_confirmed(f->acks), 0x5000);
+}
+
+static void test_missing_collection_created(void **state)
+{
+    fixture *f = *state;
+
+    start_sink(f, true);
+    add_op(f, QOP_DELETE, 1, "{\"delete\":{\"points\":[1]}}");
+    add_upsert(f, 2, 2);
+    push_txn(f, 0x5000);
+    assert_int_equal(sink_drain(f->s, 0, NULL, NULL, NULL), SINK_OK);
+    assert_int_equal(f->creates, 1);
+    assert_true(point_exists(f, 2));
+    assert_int_equal(ack_confirmed(f->acks), 0x5000);
+}
+
+/* Rejections that are not about one operation stop the sync even with
+ * dead letters: nothing would ever be applied otherwise. */
+static void test_missing_collection_or_credentials_stop(void **state)
+{
+    fixture *f = *state;
+
+    f->cfg.sync.on_error = ON_ERROR_DEAD_LETTER;
+    start_sink(f, false);
+    add_upsert(f, 1, 2);
+    add_upsert(f, 2, 2);
+    push_txn(f, 0x5000);
+    assert_int_equal(sink_drain(f->s, 0, NULL, NULL, NULL), SINK_FATAL);
+    assert_int_equal(sink_get_stats(f->s)->dead_letters, 0);
+    assert_int_equal(sink_get_stats(f->s)->rejected, 1); /* no bisection */
+
+    sink_reset(f->s);
+    make_collection(f);
+    control(f->srv, "/__test/fault", "{\"fail_next\":1,\"status\":403,\"error\":\"Forbidden\"}");
+    add_upsert(f, 3, 2);
+    add_upsert(f, 4, 2);
+    push_txn(f, 0x6000);
+    assert_int_equal(sink_drain(f->s, 0, NULL, NULL, NULL), SINK_FATAL);
+    assert_int_equal(sink_get_stats(f->s)->dead_letters, 0);
+    assert_int_equal(access(f->dead, F_OK), -1);
+}
+
+static void test_reset_forgets_queue(void **state)
+{
+    fixture *f = *state;
+
+    start_sink(f, false);
+    make_collection(f);
+    add_upsert(f, 1, 2);
+    push_txn(f, 0x5000);
+    assert_int_equal(sink_kick(f->s, false), SINK_OK);
+    assert_true(sink_busy(f->s));
+    sink_reset(f->s);
+    assert_false(sink_busy(f->s));
+    assert_int_equal(sink_queued_ops(f->s), 0);
+    assert_int_equal(sink_queued_bytes(f->s), 0);
+}
+
+int main(void)
+{
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_one_request_per_full_batch),
+        T(test_batch_bytes_bound),
+        T(test_transient_failures_are_retried),
+        T(test_nothing_confirmed_while_qdrant_fails),
+        T(test_poison_stops),
+        T(test_poison_dead_letter),
+        T(test_missing_point_is_read_back),
+        T(test_refetch_op_resolved_in_order),
+        T(test_missing_collection_created),
+        T(test_missing_collection_or_credentials_stop),
+        T(test_reset_forgets_queue),
+    };
+#undef T
+    return cmocka_run_group_tests(tests, group_setup, server_stop);
+}
