@@ -8,7 +8,9 @@
  * reported as flushed never passes a change Qdrant has not acknowledged,
  * whatever way batches span or split transactions, and it never moves
  * backwards.  With nothing in flight and no open transaction, a keepalive's
- * walEnd is confirmed too, so an idle slot does not pin WAL.  Pure.
+ * walEnd is confirmed too, so an idle slot does not pin WAL; one that came
+ * while transactions were in flight is confirmed once they are acknowledged
+ * (we report it as written, so the walsender does not send it again).  Pure.
  */
 #ifndef P2Q_ACK_TRACKER_H
 #define P2Q_ACK_TRACKER_H
@@ -35,7 +37,8 @@ void ack_add_ops(ack_tracker *t, ack_txn txn, size_t n);
 void ack_commit(ack_tracker *t, ack_txn txn, lsn_t end_lsn);
 /* Qdrant acknowledged n operations of txn. */
 void ack_done_ops(ack_tracker *t, ack_txn txn, size_t n);
-/* A keepalive announced wal_end: confirmed when nothing is open or pending. */
+/* A keepalive announced wal_end: confirmed when nothing is open or pending,
+ * else as soon as everything in flight at that moment is acknowledged. */
 void ack_keepalive(ack_tracker *t, lsn_t wal_end);
 /* Forget every transaction not yet confirmed (after a reconnect the server
  * resends them from the confirmed position). */

@@ -106,6 +106,15 @@ size_t sink_queued_bytes(const sink *s);
 bool sink_busy(const sink *s);
 
 /*
+ * The caller should stop pushing (stop reading from PostgreSQL) for now:
+ * the queue holds max_inflight bytes, or a request is in flight (or
+ * waiting for its retry) and a full next batch is already queued behind
+ * it.  Reading ahead further would only cost memory: with Qdrant keeping
+ * up, memory stays at about two batches whatever the transaction size.
+ */
+bool sink_full(const sink *s);
+
+/*
  * Starts the next request when one is due: nothing in flight, no retry
  * pending, and either a full batch is queued, or more_input is false (the
  * caller has nothing more to push right now), or the oldest queued

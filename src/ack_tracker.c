@@ -25,6 +25,7 @@ struct ack_tracker {
     size_t count;
     ack_txn head_ticket; /* ticket of ring[head] */
     lsn_t confirmed;
+    lsn_t keepalive;    /* newest keepalive walEnd seen while something was in flight */
 };
 
 ack_tracker *ack_new(void)
@@ -82,6 +83,11 @@ static void pop_done(ack_tracker *t)
         t->count--;
         t->head_ticket++;
     }
+    /* Everything received before that keepalive is acknowledged now: the
+     * walsender, believing we have it (we report it as written), will not
+     * send it again while idle. */
+    if (t->count == 0 && t->keepalive > t->confirmed)
+        t->confirmed = t->keepalive;
 }
 
 ack_txn ack_begin(ack_tracker *t)
@@ -125,6 +131,8 @@ void ack_keepalive(ack_tracker *t, lsn_t wal_end)
 {
     if (t->count == 0 && wal_end > t->confirmed)
         t->confirmed = wal_end;
+    else if (t->count > 0 && wal_end > t->keepalive)
+        t->keepalive = wal_end;
 }
 
 void ack_reset_inflight(ack_tracker *t)
@@ -132,6 +140,7 @@ void ack_reset_inflight(ack_tracker *t)
     t->head_ticket += t->count;
     t->head = 0;
     t->count = 0;
+    t->keepalive = LSN_INVALID; /* the transactions before it come again */
 }
 
 lsn_t ack_confirmed(const ack_tracker *t)

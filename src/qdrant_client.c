@@ -510,6 +510,10 @@ int qd_batch_start(qd_client *c, const char *collection, const char *body, size_
     }
     c->in_multi = true;
     c->batch_start_ms = now_ms();
+    {
+        int running;
+        curl_multi_perform(c->multi, &running); /* connect/send now, not on the next loop turn */
+    }
     return 0;
 }
 
@@ -532,7 +536,12 @@ int qd_wait(qd_client *c, struct pollfd *fds, int nfds, int timeout_ms)
     }
     if (c->in_multi) {
         long curl_ms = -1;
-        if (curl_multi_timeout(c->multi, &curl_ms) == CURLM_OK && curl_ms >= 0 && curl_ms < timeout_ms)
+        int running = 1;
+        /* A transfer that already finished has no socket left to wait on. */
+        curl_multi_perform(c->multi, &running);
+        if (running == 0)
+            timeout_ms = 0;
+        else if (curl_multi_timeout(c->multi, &curl_ms) == CURLM_OK && curl_ms >= 0 && curl_ms < timeout_ms)
             timeout_ms = (int)curl_ms;
     }
     if (curl_multi_wait(c->multi, extra, (unsigned)nfds, timeout_ms, &numfds) != CURLM_OK)

@@ -154,6 +154,20 @@ bool sink_busy(const sink *s)
     return s->inflight || s->retry_pending;
 }
 
+bool sink_full(const sink *s)
+{
+    size_t beyond_ops, beyond_bytes;
+
+    if ((int64_t)s->bytes >= s->env.cfg->sync.max_inflight)
+        return true;
+    if (!sink_busy(s))
+        return false; /* sink_kick sends what is queued */
+    beyond_ops = queued(s) - s->inflight_n;
+    beyond_bytes = s->bytes > s->body.len ? s->bytes - s->body.len : 0;
+    return beyond_ops >= (size_t)s->env.cfg->sync.batch_points ||
+           (int64_t)beyond_bytes >= s->env.cfg->sync.batch_bytes;
+}
+
 const sink_stats *sink_get_stats(const sink *s)
 {
     return &s->stats;

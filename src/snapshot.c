@@ -404,8 +404,10 @@ static int sink_to_snap(int rc)
     return rc == SINK_OK ? SNAP_OK : rc == SINK_STOPPED ? SNAP_STOPPED : SNAP_ERR;
 }
 
-/* Lets the sink send what is due without blocking; blocks while the queue
- * holds more than max_inflight bytes. */
+/* Lets the sink send what is due without blocking; with block_over_limit,
+ * blocks while the sink is full (a full batch queued behind the request in
+ * flight, or max_inflight reached: sink_full), so memory stays at about two
+ * batches when Qdrant keeps up. */
 int snap_sink_pump(sink *s, const p2q_config *cfg, volatile sig_atomic_t *stop, bool block_over_limit)
 {
     for (;;) {
@@ -420,7 +422,7 @@ int snap_sink_pump(sink *s, const p2q_config *cfg, volatile sig_atomic_t *stop, 
             if ((rc = sink_progress(s)) != SINK_OK)
                 return sink_to_snap(rc);
         }
-        if (!block_over_limit || (int64_t)sink_queued_bytes(s) <= cfg->sync.max_inflight)
+        if (!block_over_limit || !sink_full(s))
             return SNAP_OK;
         if (stop && *stop)
             return SNAP_STOPPED;
@@ -455,8 +457,7 @@ static int snap_row(void *arg, const snap_table *t, const pgo_tuple *tup)
     if (done % SNAP_FETCH_ROWS == 0)
         metrics_set_snapshot(x->metrics, "running", done,
                              x->total_estimate > done ? x->total_estimate : done);
-    if (++x->since_pump >= SNAP_PUMP_EVERY ||
-        (int64_t)sink_queued_bytes(x->s) > x->cfg->sync.max_inflight) {
+    if (++x->since_pump >= SNAP_PUMP_EVERY || sink_full(x->s)) {
         x->since_pump = 0;
         return snap_sink_pump(x->s, x->cfg, x->stop, true);
     }

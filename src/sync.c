@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "ack_tracker.h"
 #include "check_config.h"
@@ -72,6 +73,7 @@ typedef struct sync_state {
     int64_t last_status_ms;
     sync_stats stats;
     bool checked_tables;
+    int64_t last_commit_ts; /* commit time of the newest transaction received (PostgreSQL epoch, µs) */
     bool streamed; /* the last session reached the CopyBoth loop */
     bool snapshotted; /* this process took its snapshot (sync.snapshot, snapshot.h) */
 } sync_state;
@@ -446,6 +448,7 @@ static int on_message(sync_state *st, const char *data, size_t len, lsn_t lsn)
         }
         st->in_txn = true;
         st->txn = ack_begin(st->acks);
+        st->last_commit_ts = m->u.begin.commit_ts;
         metrics_txn_begin(st->metrics, m->u.begin.final_lsn, m->u.begin.commit_ts);
         return 0;
     case PGO_COMMIT:
@@ -497,6 +500,23 @@ static int on_copydata(sync_state *st, const char *data, size_t len)
     return on_message(st, cd.payload, cd.payload_len, cd.data_start);
 }
 
+/*
+ * Whether the newest transaction received committed more than
+ * flush_interval ago: the walsender is sending a backlog, so the next
+ * message is probably on its way.  (Clocks of the two hosts are compared;
+ * a skew only shifts the point where batching for throughput starts.)
+ */
+static bool catching_up(const sync_state *st)
+{
+    struct timespec ts;
+    int64_t now_pg_us;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    now_pg_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000 - PG_EPOCH_OFFSET_US;
+
+    return st->last_commit_ts != 0 && now_pg_us - st->last_commit_ts > st->cfg->sync.flush_interval_ms * 1000;
+}
+
 /* sink_drain's idle callback: keeps the walsender fed while draining. */
 static int drain_idle(void *arg)
 {
@@ -546,7 +566,8 @@ static int stream(sync_state *st)
 
     for (;;) {
         int r = 0, rc, n = 0;
-        bool paused = (int64_t)sink_queued_bytes(st->sink) >= st->cfg->sync.max_inflight;
+        bool consumed = false;
+        bool paused = sink_full(st->sink);
 
         if (*st->stop)
             return stop_stream(st);
@@ -554,7 +575,21 @@ static int stream(sync_state *st)
             return SESSION_RETRY;
         publish_metrics(st);
 
-        while (!paused && n < READ_BURST && (r = PQgetCopyData(st->conn, &copybuf, 1)) > 0) {
+        while (!paused && n < READ_BURST) {
+            r = PQgetCopyData(st->conn, &copybuf, 1);
+            /* libpq's buffer is empty: read what the socket already holds
+             * before calling the input ended (and sending a partial batch). */
+            if (r == 0 && !consumed) {
+                if (PQconsumeInput(st->conn) == 0) {
+                    r = -2;
+                    break;
+                }
+                consumed = true;
+                r = PQgetCopyData(st->conn, &copybuf, 1);
+            }
+            if (r <= 0)
+                break;
+            consumed = false;
             rc = on_copydata(st, copybuf, (size_t)r);
             PQfreemem(copybuf);
             copybuf = NULL;
@@ -562,7 +597,7 @@ static int stream(sync_state *st)
                 return rc;
             if ((rc = sink_session_end(sink_kick(st->sink, true))) != 0)
                 return rc;
-            paused = (int64_t)sink_queued_bytes(st->sink) >= st->cfg->sync.max_inflight;
+            paused = sink_full(st->sink);
             n++;
         }
         if (r == -1) {
@@ -576,8 +611,11 @@ static int stream(sync_state *st)
             log_error("replication connection lost", "error", PQerrorMessage(st->conn), NULL);
             return SESSION_RETRY;
         }
-        /* r == 0 (nothing buffered), a full burst, or paused. */
-        if ((rc = sink_session_end(sink_kick(st->sink, r != 0 || paused))) != 0)
+        /* r == 0 (nothing buffered), a full burst, or paused.  With nothing
+         * buffered an idle sink sends its partial batch at once (latency),
+         * unless we are catching up on a backlog: then more is coming and
+         * the batch fills up (or waits flush_interval at most). */
+        if ((rc = sink_session_end(sink_kick(st->sink, r != 0 || paused || catching_up(st)))) != 0)
             return rc;
         {
             int64_t wait = st->last_status_ms + st->cfg->source.status_interval_ms - now_ms();
@@ -718,7 +756,7 @@ static int prepare_slot(sync_state *st)
         if (repl_create_slot_snapshot(st->conn, cfg->source.slot, want, &at, &existed, snapname, sizeof snapname, err,
                                       sizeof err) != 0) {
             log_error(err, NULL);
-            return SESSION_FATAL;
+            return PQstatus(st->conn) != CONNECTION_OK ? SESSION_RETRY : SESSION_FATAL;
         }
         if (!existed)
             log_info("replication slot created", "slot", cfg->source.slot, "consistent_point", lsn_fmt(at, l), NULL);
@@ -763,7 +801,7 @@ static int session(sync_state *st)
     }
     if (repl_ensure_publication(st->conn, cfg, cfg->source.create_publication, &created, err, sizeof err) != 0) {
         log_error(err, NULL);
-        return SESSION_CONFIG;
+        return PQstatus(st->conn) != CONNECTION_OK ? SESSION_RETRY : SESSION_CONFIG; /* lost: not a config error */
     }
     if (created)
         log_info("publication created", "publication", cfg->source.publication, NULL);
@@ -772,8 +810,11 @@ static int session(sync_state *st)
     if (repl_start(st->conn, cfg->source.slot, cfg->source.publication, LSN_INVALID, PROTO_VERSION, sqlstate, err,
                    sizeof err) != 0) {
         log_error(err, NULL);
-        /* 55006: the slot is active for another PID; 57P03: starting up. */
-        return strcmp(sqlstate, "55006") == 0 || strcmp(sqlstate, "57P03") == 0 ? SESSION_RETRY : SESSION_FATAL;
+        /* 55006: the slot is active for another PID; 57P03: starting up; a connection lost
+         * meanwhile (the server restarting) is retried too. */
+        return strcmp(sqlstate, "55006") == 0 || strcmp(sqlstate, "57P03") == 0 || PQstatus(st->conn) != CONNECTION_OK
+                   ? SESSION_RETRY
+                   : SESSION_FATAL;
     }
     log_info("streaming started", "slot", cfg->source.slot, "publication", cfg->source.publication, "database",
              sys.dbname, "server_wal_end", lsn_fmt(sys.xlogpos, l), NULL);

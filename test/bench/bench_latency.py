@@ -43,6 +43,7 @@ def parse_args():
     ap.add_argument("--workdir", default=None, help="default: a temporary directory, removed afterwards")
     ap.add_argument("--settle", type=float, default=60, help="seconds to wait for a phase's last points")
     ap.add_argument("--log-level", default="info", help="pg2qdrant --log-level")
+    ap.add_argument("--dump", metavar="FILE", help="append \"rate id commit_us apply_us\" per row to FILE")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON too (one object per phase)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (logs, config, apply log)")
     return ap.parse_args()
@@ -115,9 +116,14 @@ def phase(pg, q, proc, txgen, rate, first, args, applied):
     out = pg.psql("SELECT id, (extract(epoch FROM committed_at) * 1000000)::bigint FROM items "
                   "WHERE id BETWEEN %d AND %d" % (first, first + n - 1), db=benchlib.DB)
     lat = []
+    dump = open(args.dump, "a") if args.dump else None
     for line in out.split():
         i, us = line.split("|")
         lat.append((applied[int(i)] - int(us)) / 1000.0)
+        if dump:
+            dump.write("%g %s %s %d\n" % (rate, i, us, applied[int(i)]))
+    if dump:
+        dump.close()
     lat.sort()
     return {"target_rate": rate, "achieved_rate": gen["achieved_rate"], "transactions": n,
             "worst_send_lag_ms": gen["worst_send_lag_ms"],

@@ -223,14 +223,36 @@ class Chaos:
                 self.sync.kill9()
             self.sync.start()
         elif kind == "qdrant_503":
-            self.q.fault(fail_next=self.rng.randint(1, 30), status=self.rng.choice([500, 502, 503, 503, 429]))
+            # bursts stay short: with a backoff capped at 30 s, 30 failures in a row take minutes
+            self.q.fault(fail_next=self.rng.randint(1, 8), status=self.rng.choice([500, 502, 503, 503, 429]))
         elif kind == "qdrant_delay":
             self.q.fault(delay_next=self.rng.randint(1, 20), delay_ms=self.rng.randint(100, 1500))
         elif kind == "qdrant_drop":
             self.q.fault(drop_next=self.rng.randint(1, 3))
         elif kind in ("pg_fast", "pg_immediate"):
-            g.pg_restart(self.pg, "fast" if kind == "pg_fast" else "immediate", down_seconds=self.rng.random() * 2)
+            self.restart_pg("fast" if kind == "pg_fast" else "immediate")
         self.faults[kind] += 1
+
+    def restart_pg(self, mode):
+        """pg_ctl stop -m MODE, a pause, start.  A fast shutdown waits until every logical walsender's
+        client has confirmed all WAL sent to it; while Qdrant fails, pg2qdrant cannot confirm, so the
+        stop may time out: then it is finished with -m immediate (counted as pg_fast_timeout)."""
+        try:
+            g.pg_ctl(self.pg, "-m", mode, "-w", "-t", "30", "stop")
+        except HarnessError:
+            self.faults["pg_fast_timeout" if mode == "fast" else "pg_stop_failed"] += 1
+            log("  .. pg_ctl stop -m %s did not finish within 30 s; stopping with -m immediate" % mode)
+            g.pg_ctl(self.pg, "-m", "immediate", "-w", "-t", "60", "stop", check_rc=False)
+        time.sleep(self.rng.random() * 2)
+        for attempt in range(5):
+            try:
+                g.pg_start(self.pg)
+                return
+            except HarnessError as e:
+                if attempt == 4:
+                    raise
+                log("  .. pg_ctl start failed, retrying: %s" % str(e)[:200])
+                time.sleep(2)
 
     def run(self, until):
         while time.monotonic() < until:

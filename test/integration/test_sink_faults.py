@@ -648,7 +648,10 @@ def scenario_poison_dead_letter(ctx):
     check(status == 404, "dead letter: the bad row's point exists (GET answered %s)" % status)
     d = check_dead_letter("dead letter", path, bad, window)
     rejected = count_status(ctx, mark, "c_stream", 400)
-    check(rejected >= 2, "dead letter: no bisection seen (%d rejected requests)" % rejected)
+    # Usually the bad row arrives inside a batch and is isolated by bisection (several 400s); on a
+    # loaded machine the idle sink may send it in a batch of its own (one 400).  Bisection itself
+    # is asserted deterministically by unit_sink.
+    check(rejected >= 1, "dead letter: Qdrant never rejected the bad row (%d rejected requests)" % rejected)
     ctx.require_alive()
     warn = [e for e in ctx.sync.events() if "dead-letter" in e.get("msg", "")]
     check(warn, "dead letter: pg2qdrant did not log the dead letter")

@@ -92,10 +92,10 @@ static void test_keepalive_only_when_idle(void **state)
     ack_commit(t, a, 0x2100);
     ack_keepalive(t, 0x3000); /* committed but unacknowledged: must not */
     assert_int_equal(ack_confirmed(t), 0x1000);
-    ack_done_ops(t, a, 1);
-    assert_int_equal(ack_confirmed(t), 0x2100);
-    ack_keepalive(t, 0x3000);
+    ack_done_ops(t, a, 1); /* a acknowledged: so is all that came before that keepalive */
     assert_int_equal(ack_confirmed(t), 0x3000);
+    ack_keepalive(t, 0x3800);
+    assert_int_equal(ack_confirmed(t), 0x3800);
     ack_free(t);
 }
 
@@ -199,7 +199,7 @@ static void test_batch_spans_into_open_txn(void **state)
     ack_done_ops(t, b, 2); /* ... and what B had so far */
     assert_int_equal(ack_confirmed(t), 0x100);
     assert_int_equal(ack_inflight_txns(t), 1);
-    ack_keepalive(t, 0x900); /* B open (0 pending): a keepalive must not confirm */
+    ack_keepalive(t, 0x180); /* B open (0 pending): a keepalive must not confirm */
     assert_int_equal(ack_confirmed(t), 0x100);
     ack_add_ops(t, b, 4);
     ack_done_ops(t, b, 4);
@@ -230,8 +230,8 @@ static void test_txn_split_across_three_batches(void **state)
     assert_int_equal(ack_confirmed(t), 0x50);
     ack_done_ops(t, a, 55); /* batch 3, acknowledged up to its last operation */
     assert_int_equal(ack_confirmed(t), 0x50);
-    ack_done_ops(t, a, 1);
-    assert_int_equal(ack_confirmed(t), 0x1000);
+    ack_done_ops(t, a, 1); /* done: the keepalive that came after its Commit counts now */
+    assert_int_equal(ack_confirmed(t), 0x2000);
     ack_free(t);
 }
 
@@ -261,12 +261,12 @@ static void test_acks_while_later_txns_open(void **state)
     ack_commit(t, c, 0x300);
     assert_int_equal(ack_confirmed(t), 0x100);
     assert_int_equal(ack_inflight_txns(t), 2);
-    ack_done_ops(t, b, 1);
-    assert_int_equal(ack_confirmed(t), 0x300);
-    ack_keepalive(t, 0x1000); /* now idle: the keepalive position */
+    ack_done_ops(t, b, 1); /* all done: up to the keepalive seen meanwhile */
     assert_int_equal(ack_confirmed(t), 0x1000);
+    ack_keepalive(t, 0x1100); /* now idle: the keepalive position */
+    assert_int_equal(ack_confirmed(t), 0x1100);
     ack_keepalive(t, 0x800); /* an older keepalive never moves it back */
-    assert_int_equal(ack_confirmed(t), 0x1000);
+    assert_int_equal(ack_confirmed(t), 0x1100);
     ack_free(t);
 }
 
@@ -292,10 +292,10 @@ static void test_keepalive_never_confirms_while_pending(void **state)
     assert_int_equal(ack_confirmed(t), 0x40);
     ack_keepalive(t, 0x100); /* b still open */
     assert_int_equal(ack_confirmed(t), 0x40);
-    ack_commit(t, b, 0x60);
-    assert_int_equal(ack_confirmed(t), 0x60);
-    ack_keepalive(t, 0x100);
+    ack_commit(t, b, 0x60); /* nothing in flight: the keepalives seen meanwhile count */
     assert_int_equal(ack_confirmed(t), 0x100);
+    ack_keepalive(t, 0x180);
+    assert_int_equal(ack_confirmed(t), 0x180);
     ack_free(t);
 }
 
@@ -333,7 +333,37 @@ static void test_reset_and_older_seed_never_move_back(void **state)
     ack_keepalive(t, 0x5000);
     assert_int_equal(ack_confirmed(t), 0x2000);
     ack_done_ops(t, c, 3);
-    assert_int_equal(ack_confirmed(t), 0x3000);
+    assert_int_equal(ack_confirmed(t), 0x5000);
+    ack_free(t);
+}
+
+/* A keepalive that arrives while transactions are in flight is confirmed as
+ * soon as they are acknowledged (the walsender believes we have that WAL,
+ * as we report it written, and sends no new keepalive while idle), but a
+ * reconnect forgets it: the transactions before it come again. */
+static void test_keepalive_seen_while_pending(void **state)
+{
+    ack_tracker *t = ack_new();
+    ack_txn a = ack_begin(t), b;
+
+    ack_add_ops(t, a, 2);
+    ack_commit(t, a, 0x100);
+    ack_keepalive(t, 0x180);
+    ack_keepalive(t, 0x140); /* older: ignored */
+    assert_int_equal(ack_confirmed(t), 0);
+    ack_done_ops(t, a, 2);
+    assert_int_equal(ack_confirmed(t), 0x180);
+
+    b = ack_begin(t);
+    ack_add_ops(t, b, 1);
+    ack_commit(t, b, 0x200);
+    ack_keepalive(t, 0x280);
+    ack_reset_inflight(t); /* connection lost before b was acknowledged */
+    b = ack_begin(t);      /* b again */
+    ack_add_ops(t, b, 1);
+    ack_commit(t, b, 0x200);
+    ack_done_ops(t, b, 1);
+    assert_int_equal(ack_confirmed(t), 0x200); /* not 0x280: that keepalive belonged to the old stream */
     ack_free(t);
 }
 
@@ -343,8 +373,9 @@ static void test_reset_and_older_seed_never_move_back(void **state)
  * batch is a run of consecutive queued operations, possibly spanning and
  * splitting transactions), and reconnects.  After every step the
  * confirmed position must equal a reference model:
- *   max(seed, keepalives seen while idle, end of the newest transaction of
- *   the fully acknowledged committed prefix), and never decrease.
+ *   max(seed, keepalives seen while idle or before the in-flight ones were
+ *   all acknowledged, end of the newest transaction of the fully acknowledged
+ *   committed prefix), and never decrease.
  */
 typedef struct model_txn {
     ack_txn ticket;
@@ -372,7 +403,7 @@ static void test_model_random_interleavings(void **state)
         model_txn tx[MAXTX];
         size_t ntx = 0, first = 0; /* tx[first..ntx): not yet popped in the model */
         size_t q_txn = 0;          /* oldest txn with unacknowledged queued ops */
-        lsn_t lsn = 0x1000, model = 0, last = 0;
+        lsn_t lsn = 0x1000, model = 0, last = 0, ka = 0;
         bool open = false;
 
         for (int step = 0; step < STEPS && ntx < MAXTX - 1; step++) {
@@ -418,8 +449,10 @@ static void test_model_random_interleavings(void **state)
                 for (size_t i = first; i < ntx && idle; i++)
                     idle = tx[i].committed && tx[i].acked == tx[i].ops;
                 ack_keepalive(t, wal_end);
-                if (idle && wal_end > model)
+                if (idle && first == ntx && wal_end > model)
                     model = wal_end;
+                else if (first < ntx && wal_end > ka)
+                    ka = wal_end; /* confirmed once everything before it is */
                 if (wal_end > lsn)
                     lsn = wal_end;
             } else { /* reconnect: forget the in-flight ones, seed with an older position */
@@ -427,6 +460,7 @@ static void test_model_random_interleavings(void **state)
                 ack_seed(t, model > 0x100 ? model - 0x100 : 0);
                 first = q_txn = ntx;
                 open = false;
+                ka = 0;
             }
             /* the model: pop the committed, fully acknowledged prefix */
             while (first < ntx && tx[first].committed && tx[first].acked == tx[first].ops) {
@@ -434,6 +468,8 @@ static void test_model_random_interleavings(void **state)
                     model = tx[first].end;
                 first++;
             }
+            if (first == ntx && ka > model)
+                model = ka;
             if (q_txn < first)
                 q_txn = first;
             assert_int_equal(ack_confirmed(t), model);
@@ -462,6 +498,7 @@ int main(void)
         cmocka_unit_test(test_acks_while_later_txns_open),
         cmocka_unit_test(test_keepalive_never_confirms_while_pending),
         cmocka_unit_test(test_reset_and_older_seed_never_move_back),
+        cmocka_unit_test(test_keepalive_seen_while_pending),
         cmocka_unit_test(test_model_random_interleavings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

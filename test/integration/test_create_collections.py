@@ -1,0 +1,141 @@
+#!/usr/bin/env python3
+"""`[qdrant] create_collections` in `pg2qdrant run` (issue 3, item 5).
+
+    test_create_collections.py --pg2qdrant BIN --qdrant-server BIN --openapi PATH --workdir DIR
+
+1. With create_collections = false, a missing collection stops `run` at start with exit 2 and a
+   message naming the collection.
+2. With create_collections = true:
+   - a table with rows: its collection is created at start from the first row's vector size,
+     with the table's `distance`;
+   - an empty table (real[] has no declared size): its collection is created when the first
+     upsert meets "doesn't exist", from that upsert's vector;
+   - named vectors (a dense and a sparse one) make a collection with "vectors" and
+     "sparse_vectors";
+   and every collection then equals its table (expected.py oracle).
+3. A vector size that differs from an existing collection's stops `run` at start (exit 2).
+Every logged request body is validated against Qdrant's OpenAPI document.
+"""
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from p2q_common import (DB, Table, TestFailure, check, differences, load_columns, log, oracle,  # noqa: E402
+                        validate_requests, wait_until, write_config)
+from harness import HarnessError, Postgres, QdrantServer, install_signal_cleanup  # noqa: E402
+
+TABLES = [
+    Table(oracle.TableSpec("public.cc_rows", "cc_rows", ["id"], {"": "embedding"}),
+          "CREATE TABLE cc_rows (id bigint PRIMARY KEY, embedding real[], note text)",
+          {"vectors": {"size": 3, "distance": "Euclid"}},
+          ["collection = cc_rows", "vector = embedding", "distance = Euclid"]),
+    Table(oracle.TableSpec("public.cc_empty", "cc_empty", ["id"], {"": "embedding"}),
+          "CREATE TABLE cc_empty (id int PRIMARY KEY, embedding double precision[], label text)",
+          {"vectors": {"size": 2, "distance": "Dot"}},
+          ["collection = cc_empty", "vector = embedding", "distance = dot"]),
+    Table(oracle.TableSpec("public.cc_named", "cc_named", ["id"], {"text": "t", "bm": "s"}),
+          "CREATE TABLE cc_named (id int PRIMARY KEY, t real[], s sparsevec, label text)",
+          {"vectors": {"text": {"size": 2, "distance": "Dot"}}, "sparse_vectors": {"bm": {}}},
+          ["collection = cc_named", "vector.text = t", "vector.bm = s", "distance = Dot"]),
+]
+
+
+def run_until_exit(binary, cfg, timeout=60):
+    p = subprocess.run([binary, "run", "-c", cfg], capture_output=True, text=True, timeout=timeout)
+    return p.returncode, p.stderr
+
+
+def collection_info(q, name):
+    status, body = q.request("GET", "/collections/%s" % name)
+    return body["result"]["config"]["params"] if status == 200 else None
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--pg2qdrant", required=True)
+    ap.add_argument("--qdrant-server", required=True)
+    ap.add_argument("--openapi", required=True)
+    ap.add_argument("--workdir", required=True)
+    args = ap.parse_args()
+    install_signal_cleanup()
+    shutil.rmtree(args.workdir, ignore_errors=True)
+    os.makedirs(args.workdir)
+    proc = None
+    try:
+        with Postgres(os.path.join(args.workdir, "pg")) as pg, \
+                QdrantServer(args.qdrant_server, os.path.join(args.workdir, "q")) as q:
+            pg.psql("CREATE DATABASE %s" % DB)
+            pg.create_pgvector_types(DB)
+            for t in TABLES:
+                pg.psql(t.ddl, db=DB)
+                load_columns(pg, t)
+            pg.psql("INSERT INTO cc_rows SELECT g, ARRAY[g, 1, 2]::real[], 'row ' || g FROM generate_series(1, 20) g",
+                    db=DB)
+            pg.psql("INSERT INTO cc_named VALUES (1, '{1,2}', '{1:0.5}/10', 'one')", db=DB)
+            cfg = os.path.join(args.workdir, "p2q.ini")
+
+            # 1. missing collection, create_collections = false
+            write_config(cfg, pg, q, TABLES, sync_lines=["snapshot = initial"])
+            rc, err = run_until_exit(args.pg2qdrant, cfg)
+            check(rc == 2, "missing collection: exit %s, want 2:\n%s" % (rc, err[-2000:]))
+            check('collection \\"cc_rows\\"' in err or 'collection "cc_rows"' in err,
+                  "the error does not name the collection:\n%s" % err[-2000:])
+            check(collection_info(q, "cc_rows") is None, "a collection was created without create_collections")
+            log("  ok   missing collection stops run: exit 2")
+
+            # 2. create_collections = true
+            with open(cfg) as f:
+                text = f.read()
+            text = text.replace("timeout = 10s\n", "timeout = 10s\ncreate_collections = true\n")
+            with open(cfg, "w") as f:
+                f.write(text)
+            logf = open(os.path.join(args.workdir, "run.log"), "w")
+            proc = subprocess.Popen([args.pg2qdrant, "run", "-c", cfg], stdout=logf, stderr=subprocess.STDOUT)
+            params = wait_until(lambda: collection_info(q, "cc_rows"), 30, "cc_rows created at start")
+            check(params["vectors"] == {"size": 3, "distance": "Euclid"} or
+                  (params["vectors"].get("size") == 3 and params["vectors"].get("distance") == "Euclid"),
+                  "cc_rows vectors: %s" % params["vectors"])
+            named = wait_until(lambda: collection_info(q, "cc_named"), 30, "cc_named created at start")
+            check(named["vectors"]["text"]["size"] == 2 and "bm" in named.get("sparse_vectors", {}),
+                  "cc_named params: %s" % named)
+            check(collection_info(q, "cc_empty") is None, "cc_empty created before its size was known")
+            pg.psql("INSERT INTO cc_empty VALUES (1, '{0.5,1}', 'first'), (2, '{2,3}', 'second')", db=DB)
+            pg.psql("DELETE FROM cc_empty WHERE id = 2", db=DB)
+            pg.psql("UPDATE cc_rows SET note = 'changed' WHERE id = 3", db=DB)
+            empty = wait_until(lambda: collection_info(q, "cc_empty"), 30, "cc_empty created from its first upsert")
+            check(empty["vectors"].get("size") == 2 and empty["vectors"].get("distance") == "Dot",
+                  "cc_empty vectors: %s" % empty["vectors"])
+            wait_until(lambda: not differences(pg, q, TABLES), 30, "collections equal their tables")
+            check(proc.poll() is None, "pg2qdrant exited")
+            proc.send_signal(signal.SIGTERM)
+            check(proc.wait(30) == 0, "exit code after SIGTERM")
+            proc = None
+            log("  ok   collections created at start (sizes from rows) and from the first upsert; equal to tables")
+
+            # 3. size mismatch with an existing collection
+            q.request("DELETE", "/collections/cc_rows")
+            q.request("PUT", "/collections/cc_rows", {"vectors": {"size": 5, "distance": "Euclid"}})
+            rc, err = run_until_exit(args.pg2qdrant, cfg)
+            check(rc == 2 and "mismatch" in err and "cc_rows" in err,
+                  "size mismatch: exit %s, want 2 with a message:\n%s" % (rc, err[-2000:]))
+            log("  ok   vector size mismatch stops run: exit 2")
+            log("  " + validate_requests(q, args.openapi))
+    except (TestFailure, HarnessError) as e:
+        print("create collections: FAILED: %s" % e, flush=True)
+        if proc and proc.poll() is None:
+            proc.kill()
+        return 1
+    log("create collections: all passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
