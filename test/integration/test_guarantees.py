@@ -483,6 +483,12 @@ def scenario_graceful_stop(ctx):
                              ", operations left unsent" if unsent else "", first_txn))
 
 
+def sanitized(binary):
+    """Whether binary was built with AddressSanitizer (its runtime is linked in)."""
+    with open(binary, "rb") as f:
+        return b"__asan_init" in f.read()
+
+
 def scenario_bounded_memory(ctx):
     """One big transaction drains with peak RSS under max_inflight + 32 MB."""
     n = ctx.args.big_rows
@@ -521,7 +527,12 @@ def scenario_bounded_memory(ctx):
         "queue peak %.1f MB (max_inflight %d MB, full in %d samples); %.0f MB of batch bodies sent"
         % (n, BIG_DIM, drained, hwm / 1024, base / 1024, limit_kb / 1024, peak_q / 2 ** 20, ctx.args.max_inflight_mb,
            paused, json_bytes / 1e6))
-    check(hwm <= limit_kb, "peak RSS %d kB exceeds max_inflight + 32 MB = %d kB" % (hwm, limit_kb))
+    if sanitized(ctx.args.pg2qdrant):
+        # ASan's shadow memory and quarantine keep freed memory resident: the RSS bound is
+        # checked by the regular build; here the queue bound below still holds.
+        log("    (AddressSanitizer build: peak RSS reported, not checked)")
+    else:
+        check(hwm <= limit_kb, "peak RSS %d kB exceeds max_inflight + 32 MB = %d kB" % (hwm, limit_kb))
     check(peak_q <= max_inflight + (1 << 20), "the queue grew to %d bytes, beyond max_inflight + 1 MB" % peak_q)
     # With Qdrant slowed down, reading pauses as soon as a full batch waits behind the request in
     # flight (sink_full): the queue stays at about two batches (batch_bytes = 1MB, 256 operations
