@@ -51,4 +51,8 @@ char *buf_steal(buf *b);
 /* Monotonic clock in milliseconds. */
 int64_t now_ms(void);
 
+/* Capped exponential backoff with "equal jitter": attempt 0 waits 0.25–0.5 s,
+ * doubling up to 15–30 s.  Used for Qdrant retries and reconnects. */
+int64_t backoff_jitter_ms(int attempt);
+
 #endif

@@ -374,19 +374,7 @@ static char *collection_path(qd_client *c, const char *collection, const char *s
 
 int qd_post_batch(qd_client *c, const char *collection, const char *body, size_t body_len, qd_result *res)
 {
-    char *path = collection_path(c, collection, "/points/batch?wait=true");
-    bool enveloped;
-    int rc;
-
-    if (!path) {
-        result_init(res);
-        res->curl_code = CURLE_OUT_OF_MEMORY;
-        snprintf(res->error, sizeof res->error, "cannot URL-encode the collection name");
-        return -1;
-    }
-    rc = client_perform(c, "POST", path, body, body_len, res, &enveloped);
-    free(path);
-    return rc;
+    return qd_collection_request(c, "POST", collection, "/points/batch?wait=true", body, body_len, res);
 }
 
 /* Appends one entry to info->vectors. */
@@ -602,17 +590,5 @@ int qd_collection_request(qd_client *c, const char *method, const char *collecti
 
 int qd_create_collection(qd_client *c, const char *collection, const char *body, size_t body_len, qd_result *res)
 {
-    char *path = collection_path(c, collection, "");
-    bool enveloped;
-    int rc;
-
-    if (!path) {
-        result_init(res);
-        res->curl_code = CURLE_OUT_OF_MEMORY;
-        snprintf(res->error, sizeof res->error, "cannot URL-encode the collection name");
-        return -1;
-    }
-    rc = client_perform(c, "PUT", path, body, body_len, res, &enveloped);
-    free(path);
-    return rc;
+    return qd_collection_request(c, "PUT", collection, "", body, body_len, res);
 }

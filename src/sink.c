@@ -26,8 +26,6 @@
 #include "log.h"
 #include "util.h"
 
-#define BACKOFF_MIN_MS 500
-#define BACKOFF_MAX_MS 30000
 /* {"operations":[ ... ]} around the joined operations. */
 #define BODY_OVERHEAD 20
 
@@ -362,16 +360,6 @@ static bool retryable(const qd_result *r)
     return st == 0 || st == 408 || st == 429 || st == 500 || st == 502 || st == 503 || st == 504 || st == 507;
 }
 
-static int64_t backoff_ms(int attempt)
-{
-    int64_t ms = BACKOFF_MIN_MS;
-
-    while (attempt-- > 0 && ms < BACKOFF_MAX_MS)
-        ms *= 2;
-    if (ms > BACKOFF_MAX_MS)
-        ms = BACKOFF_MAX_MS;
-    return ms / 2 + random() % (ms / 2 + 1); /* "equal jitter" */
-}
 
 /* How many head items the next request takes (0: none ready). *full tells
  * whether the batch cannot grow (limits, or a different collection next). */
@@ -582,7 +570,7 @@ int sink_progress(sink *s)
     s->stats.last_ok = false;
     snprintf(s->stats.last_error, sizeof s->stats.last_error, "%s", why);
     if (retryable(&res)) {
-        int64_t wait = backoff_ms(s->attempt++);
+        int64_t wait = backoff_jitter_ms(s->attempt++);
         if (res.retry_after >= 0 && res.retry_after * 1000 > (double)wait)
             wait = (int64_t)(res.retry_after * 1000);
         report(s, "retry", &res);

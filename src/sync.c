@@ -32,8 +32,6 @@
 #include "util.h"
 
 #define PROTO_VERSION 1
-#define BACKOFF_MIN_MS 500
-#define BACKOFF_MAX_MS 30000
 #define STANDBY_RECHECK_MS 5000
 #define ACK_SEND_MIN_GAP_MS 100
 
@@ -140,16 +138,6 @@ static int maybe_send_status(sync_state *st)
     return 0;
 }
 
-static int64_t backoff_ms(int attempt)
-{
-    int64_t ms = BACKOFF_MIN_MS;
-
-    while (attempt-- > 0 && ms < BACKOFF_MAX_MS)
-        ms *= 2;
-    if (ms > BACKOFF_MAX_MS)
-        ms = BACKOFF_MAX_MS;
-    return ms / 2 + random() % (ms / 2 + 1); /* "equal jitter" */
-}
 
 /* The current mapping of op's table (the newest Relation message's). */
 static const table_map *map_of(const sync_state *st, const qop *op)
@@ -198,7 +186,7 @@ static int read_row(sync_state *st, const qop *op, const table_map *map, PGresul
             st->sql = NULL;
         }
         {
-            int64_t wait = backoff_ms(attempt++);
+            int64_t wait = backoff_jitter_ms(attempt++);
             snprintf(ms, sizeof ms, "%lld", (long long)wait);
             if (st->conn && send_status(st, false) != 0) {
                 rc = SESSION_RETRY;
@@ -893,7 +881,7 @@ int sync_run(const p2q_config *cfg, volatile sig_atomic_t *stop, p2q_metrics *me
         if (st.streamed)
             attempt = 0; /* the connection worked for a while: start the backoff over */
         {
-            int64_t wait = rc == SESSION_STANDBY ? STANDBY_RECHECK_MS : backoff_ms(attempt++);
+            int64_t wait = rc == SESSION_STANDBY ? STANDBY_RECHECK_MS : backoff_jitter_ms(attempt++);
             char ms[32];
             snprintf(ms, sizeof ms, "%lld", (long long)wait);
             log_info("reconnecting", "in_ms", ms, NULL);

@@ -194,3 +194,14 @@ int64_t now_ms(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
+
+int64_t backoff_jitter_ms(int attempt)
+{
+    int64_t ms = 500;
+
+    while (attempt-- > 0 && ms < 30000)
+        ms *= 2;
+    if (ms > 30000)
+        ms = 30000;
+    return ms / 2 + random() % (ms / 2 + 1); /* "equal jitter" */
+}
