@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_config.h"
 #include "log.h"
 #include "metrics.h"
 #include "pgtypes.h"
@@ -509,6 +510,31 @@ cleanup:
     return rc;
 }
 
+/*
+ * What run checks before it streams, for the selected tables only: the
+ * tables and their collections (a missing one is created when
+ * create_collections is set, as run does).  Returns EXIT_OK, EXIT_CONFIG
+ * (problems logged), or EXIT_FATAL when a side could not be reached.
+ */
+static int prepare_tables(const p2q_config *cfg, qd_client *qd, const int *idx, int nidx)
+{
+    p2q_config sub = *cfg; /* shallow: the selected table sections, borrowed */
+    strlist problems = {0};
+    bool transient = false;
+    int n;
+
+    sub.tables = xcalloc((size_t)nidx, sizeof *sub.tables);
+    sub.n_tables = nidx;
+    for (int i = 0; i < nidx; i++)
+        sub.tables[i] = cfg->tables[idx[i]];
+    n = check_config_prepare_run(&sub, qd, &problems, &transient);
+    for (int i = 0; i < problems.n; i++)
+        log_error("cannot snapshot", "error", problems.items[i], NULL);
+    strlist_free(&problems);
+    free(sub.tables);
+    return n == 0 ? EXIT_OK : transient ? EXIT_FATAL : EXIT_CONFIG;
+}
+
 int snap_command(const p2q_config *cfg, char *const *names, int nnames, volatile sig_atomic_t *stop)
 {
     int *idx = xcalloc((size_t)(cfg->n_tables > 0 ? cfg->n_tables : 1), sizeof(int));
@@ -537,6 +563,10 @@ int snap_command(const p2q_config *cfg, char *const *names, int nnames, volatile
     if (qd_client_set_ca_file(qd, cfg->qdrant.ca_file) != 0) {
         log_error("cannot use [qdrant] ca_file", "file", cfg->qdrant.ca_file, NULL);
         code = EXIT_CONFIG;
+        goto cleanup;
+    }
+    if ((rc = prepare_tables(cfg, qd, idx, nidx)) != EXIT_OK) {
+        code = rc;
         goto cleanup;
     }
     {

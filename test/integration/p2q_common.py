@@ -156,9 +156,10 @@ def write_config(path, pg, q, tables, slot="p2q_snap", publication="p2q_snap_pub
     return path
 
 
-def run_cmd(binary, args, timeout=600):
-    """Runs pg2qdrant; returns (exit code, stdout, stderr)."""
-    p = subprocess.run([binary] + args, capture_output=True, text=True, timeout=timeout)
+def run_cmd(binary, args, timeout=600, env=None):
+    """Runs pg2qdrant (with env added to the environment); returns (exit code, stdout, stderr)."""
+    p = subprocess.run([binary] + args, capture_output=True, text=True, timeout=timeout,
+                       env=dict(os.environ, **env) if env else None)
     check("Sanitizer" not in p.stderr and "runtime error" not in p.stderr,
           "sanitizer report from pg2qdrant %s:\n%s" % (" ".join(args), p.stderr[-4000:]))
     check(API_KEY not in p.stdout + p.stderr, "the API key appears in pg2qdrant's output")

@@ -191,6 +191,35 @@ def run(args):
               "the snapshot command created a slot")
         log(("  %5.1fs ok   " % (time.monotonic() - t0)) + "snapshot --table fills only that table; unknown --table exits 2")
 
+        # 1b. the snapshot command and a missing collection: a config error naming it, or created
+        #     from the rows' vector size (and the default distance) with create_collections = true
+        status, _ = q.request("DELETE", "/collections/s_other")
+        check(status == 200, "deleting collection s_other: %s" % status)
+        rc, out, err = run_cmd(args.pg2qdrant, ["snapshot", "-c", cfg_path, "--table", "public.s_other"])
+        check(rc == 2 and 'collection \\"s_other\\" (table public.s_other) does not exist' in err,
+              "snapshot into a missing collection: exit %s, want 2 naming it:\n%s" % (rc, err[-1500:]))
+        check(q.request("GET", "/collections/s_other")[0] == 404, "a collection was created without create_collections")
+        rc, out, err = run_cmd(args.pg2qdrant, ["snapshot", "-c", cfg_path, "--table", "public.s_other"],
+                               env={"PG2QDRANT_QDRANT_CREATE_COLLECTIONS": "true"})
+        check(rc == 0, "snapshot with create_collections = true exited %s:\n%s" % (rc, err[-3000:]))
+        status, info = q.request("GET", "/collections/s_other")
+        params = info["result"]["config"]["params"]["vectors"] if status == 200 else None
+        check(params == {"size": 2, "distance": "Cosine"} or
+              (params and params.get("size") == 2 and params.get("distance") == "Cosine"),
+              "collection s_other created as %s, want size 2, Cosine" % params)
+        created = Table(TABLES[2].spec, TABLES[2].ddl, {"vectors": {"size": 2, "distance": "Cosine"}},
+                        TABLES[2].config_lines)
+        created.columns = TABLES[2].columns
+        diffs = differences(pg, q, [created])
+        check(not diffs, "s_other differs after a snapshot into a created collection: %s" % diffs)
+        # back to the Dot collection the later steps compare against
+        q.request("DELETE", "/collections/s_other")
+        create_collections(q, [TABLES[2]])
+        rc, out, err = run_cmd(args.pg2qdrant, ["snapshot", "-c", cfg_path, "--table", "public.s_other"])
+        check(rc == 0 and counts(q)["s_other"] == 40, "snapshot --table public.s_other again: exit %s" % rc)
+        log(("  %5.1fs ok   " % (time.monotonic() - t0)) + "snapshot into a missing collection: exit 2 naming it; "
+            "created (size 2, Cosine) with create_collections = true")
+
         # 2. run with snapshot = initial, changes running concurrently
         sync = Sync(args.pg2qdrant, cfg_path, args.workdir)
         stats = {"during": 0, "turns": 0, "lsn": None}
