@@ -103,6 +103,12 @@ void qd_collection_info_free(qd_collection_info *info);
  * caller.  0 when created; -1 with res filled (409 when it exists). */
 int qd_create_collection(qd_client *c, const char *collection, const char *body, size_t body_len, qd_result *res);
 
+/* Whether a failed result is worth the same request again (SPEC §2
+ * [qdrant]): no answer (connection error, timeout) or HTTP 408, 429, 500,
+ * 502, 503, 504, 507.  Every other status is the server's answer to this
+ * request and would be the same next time. */
+bool qd_result_transient(const qd_result *r);
+
 /* A short description of a failed result for logs and errors:
  * "HTTP 400: Wrong input: ..." or "connection refused (curl 7)". */
 const char *qd_result_describe(const qd_result *r, char *out, size_t outlen);

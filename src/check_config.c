@@ -720,7 +720,7 @@ static void check_qdrant(checker *ck)
             problem(ck, "Qdrant at %s: cannot read collection \"%s\": %s", cfg->qdrant.url, t->collection,
                     qd_result_describe(&res, desc, sizeof desc));
             qd_result_clear(&res);
-            if (res.http_status == 0 || res.http_status == 408 || res.http_status == 429 || res.http_status >= 500)
+            if (qd_result_transient(&res))
                 ck->transient = true;
             /* No answer or no access: every other collection fails the same way. */
             if (res.http_status == 0 || res.http_status == 401 || res.http_status == 403)

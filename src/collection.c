@@ -112,8 +112,7 @@ int collection_create(qd_client *qd, const table_cfg *t, const int64_t *dims, bo
     buf_init(&body);
     collection_body(t, dims, &body);
     if (qd_create_collection(qd, t->collection, body.data, body.len, &res) != 0 && res.http_status != 409) {
-        long st = res.http_status;
-        *transient = st == 0 || st == 408 || st == 429 || st >= 500;
+        *transient = qd_result_transient(&res);
         snprintf(err, errlen, "cannot create collection \"%s\" for table %s.%s: %s", t->collection, t->schema,
                  t->name, qd_result_describe(&res, why, sizeof why));
         rc = -1;

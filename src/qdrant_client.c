@@ -463,6 +463,14 @@ void qd_collection_info_free(qd_collection_info *info)
     memset(info, 0, sizeof *info);
 }
 
+bool qd_result_transient(const qd_result *r)
+{
+    switch (r->http_status) {
+    case 0: case 408: case 429: case 500: case 502: case 503: case 504: case 507: return true;
+    default: return false;
+    }
+}
+
 const char *qd_result_describe(const qd_result *r, char *out, size_t outlen)
 {
     if (r->http_status == 0)

@@ -353,13 +353,6 @@ static bool collection_missing(const qd_result *r)
 
 /* ---- sending ----------------------------------------------------------------------------- */
 
-static bool retryable(const qd_result *r)
-{
-    long st = r->http_status;
-
-    return st == 0 || st == 408 || st == 429 || st == 500 || st == 502 || st == 503 || st == 504 || st == 507;
-}
-
 
 /* How many head items the next request takes (0: none ready). *full tells
  * whether the batch cannot grow (limits, or a different collection next). */
@@ -569,7 +562,7 @@ int sink_progress(sink *s)
     qd_result_describe(&res, why, sizeof why);
     s->stats.last_ok = false;
     snprintf(s->stats.last_error, sizeof s->stats.last_error, "%s", why);
-    if (retryable(&res)) {
+    if (qd_result_transient(&res)) {
         int64_t wait = backoff_jitter_ms(s->attempt++);
         if (res.retry_after >= 0 && res.retry_after * 1000 > (double)wait)
             wait = (int64_t)(res.retry_after * 1000);

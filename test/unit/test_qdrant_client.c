@@ -399,6 +399,26 @@ static void test_api_key_wrong_never_echoed(void **state)
     qd_client_free(c);
 }
 
+/* The statuses retried without end (SPEC §2) and the ones that are the
+ * server's final answer to the request. */
+static void test_transient_statuses(void **state)
+{
+    static const long transient[] = {0, 408, 429, 500, 502, 503, 504, 507};
+    static const long final[] = {200, 400, 401, 403, 404, 409, 413, 422, 501, 505};
+    qd_result r;
+
+    (void)state;
+    memset(&r, 0, sizeof r);
+    for (size_t i = 0; i < sizeof transient / sizeof *transient; i++) {
+        r.http_status = transient[i];
+        assert_true(qd_result_transient(&r));
+    }
+    for (size_t i = 0; i < sizeof final / sizeof *final; i++) {
+        r.http_status = final[i];
+        assert_false(qd_result_transient(&r));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest open_tests[] = {
@@ -418,6 +438,7 @@ int main(void)
         cmocka_unit_test(test_connection_refused),
         cmocka_unit_test_setup(test_keep_alive_reuses_connection, reset_server),
         cmocka_unit_test_setup(test_timeout, reset_server),
+        cmocka_unit_test(test_transient_statuses),
     };
     const struct CMUnitTest auth_tests[] = {
         cmocka_unit_test(test_api_key_accepted),
