@@ -48,6 +48,13 @@ struct sink {
     int attempt;
     buf body;
 
+    /* next_batch's scan of the head batch, resumed where it stopped as
+     * items are pushed: the first scan_n items fit in one request of
+     * scan_bytes; scan_full tells that the batch cannot grow.  scan_n = 0:
+     * not scanned (the head item or its operation changed). */
+    size_t scan_n, scan_bytes;
+    bool scan_full;
+
     size_t *segs; /* isolation stack (top = last) */
     size_t nsegs, capsegs;
 
@@ -71,6 +78,7 @@ static void free_items(sink *s)
         qop_free_fields(&s->items[i].op);
     s->head = s->tail = 0;
     s->bytes = 0;
+    s->scan_n = 0;
 }
 
 void sink_reset(sink *s)
@@ -196,6 +204,7 @@ static void pop_done(sink *s, size_t n)
     s->head += n;
     if (s->head == s->tail)
         s->head = s->tail = 0;
+    s->scan_n = 0;
 }
 
 static void push_seg(sink *s, size_t n)
@@ -326,6 +335,7 @@ static int refetch_head(sink *s, bool *removed)
     } else {
         s->bytes -= it->op.json_len;
         qop_free_fields(&it->op);
+        s->scan_n = 0;
         it->op = out.items[0];
         memset(&out.items[0], 0, sizeof out.items[0]);
         s->bytes += it->op.json_len;
@@ -354,28 +364,39 @@ static bool collection_missing(const qd_result *r)
 /* ---- sending ----------------------------------------------------------------------------- */
 
 
-/* How many head items the next request takes (0: none ready). *full tells
- * whether the batch cannot grow (limits, or a different collection next). */
-static size_t next_batch(const sink *s, bool *full)
+/* How many head items the next request takes (at least 1; the queue is
+ * not empty).  *full tells whether the batch cannot grow (limits, or a
+ * refetch or a different collection next).  Items pushed since the last
+ * call are scanned; those before are not again. */
+static size_t next_batch(sink *s, bool *full)
 {
     const sink_item *first = &s->items[s->head];
-    size_t n = 1, bytes = BODY_OVERHEAD + first->op.json_len;
     size_t limit_points = s->env.cfg->sync.batch_points > 0 ? (size_t)s->env.cfg->sync.batch_points : 1;
     size_t limit_bytes = (size_t)s->env.cfg->sync.batch_bytes;
 
-    *full = true;
-    if (s->nsegs > 0)
+    if (s->nsegs > 0) {
+        *full = true;
         return s->segs[s->nsegs - 1];
-    while (s->head + n < s->tail) {
-        const sink_item *it = &s->items[s->head + n];
-        if (n >= limit_points || it->op.kind == QOP_REFETCH || it->op.table != first->op.table ||
-            bytes + 1 + it->op.json_len > limit_bytes)
-            return n;
-        bytes += 1 + it->op.json_len;
-        n++;
     }
-    *full = n >= limit_points;
-    return n;
+    if (s->scan_n == 0) {
+        s->scan_n = 1;
+        s->scan_bytes = BODY_OVERHEAD + first->op.json_len;
+        s->scan_full = false;
+    }
+    while (!s->scan_full && s->head + s->scan_n < s->tail) {
+        const sink_item *it = &s->items[s->head + s->scan_n];
+        if (s->scan_n >= limit_points || it->op.kind == QOP_REFETCH || it->op.table != first->op.table ||
+            s->scan_bytes + 1 + it->op.json_len > limit_bytes) {
+            s->scan_full = true;
+            break;
+        }
+        s->scan_bytes += 1 + it->op.json_len;
+        s->scan_n++;
+    }
+    if (s->scan_n >= limit_points)
+        s->scan_full = true;
+    *full = s->scan_full;
+    return s->scan_n;
 }
 
 static void build_body(sink *s, size_t n)
