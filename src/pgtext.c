@@ -651,10 +651,30 @@ static int vec_elem(buf *out, size_t start, const char *s, size_t n, size_t pos,
  * position of the closing bracket. */
 static int vec_list(buf *out, const char *s, size_t i, size_t close, char *err, size_t errlen)
 {
-    size_t start = out->len, pos = 1;
+    size_t start = out->len, pos = 1, j = i;
 
     if (i == close)
         return vec_fail(out, start, err, errlen, "empty vector");
+    /* The text PostgreSQL sends for a float array (and pgvector's) is JSON
+     * numbers separated by single commas: check that in one pass and copy
+     * the span as it is.  Anything else takes the element-by-element path
+     * below, which names the element at fault. */
+    for (;;) {
+        size_t len = json_number_len(s + j, close - j);
+
+        if (len == 0)
+            break;
+        j += len;
+        if (j == close) {
+            buf_putc(out, '[');
+            buf_append(out, s + i, close - i);
+            buf_putc(out, ']');
+            return 0;
+        }
+        if (s[j] != ',')
+            break;
+        j++;
+    }
     buf_putc(out, '[');
     for (;;) {
         size_t e = i;

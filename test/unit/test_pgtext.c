@@ -257,6 +257,7 @@ static void test_dense_array(void **state)
     assert_vec(pgtext_dense_array, "{0.10000000149011612}", "[0.10000000149011612]");
     assert_vec(pgtext_dense_array, "[1:3]={1,2,3}", "[1,2,3]");
     assert_vec(pgtext_dense_array, "{1.000,-2.5}", "[1.000,-2.5]");
+    assert_vec(pgtext_dense_array, "{1e+38,-2E-45,0}", "[1e+38,-2E-45,0]");
 }
 
 static void test_dense_array_rejected(void **state)
@@ -269,6 +270,12 @@ static void test_dense_array_rejected(void **state)
     assert_vec_err(pgtext_dense_array, "{Infinity}", "element 1 is not a finite number");
     assert_vec_err(pgtext_dense_array, "{1,-Infinity}", "element 2 is not a finite number");
     assert_vec_err(pgtext_dense_array, "[1,2]", "not an array literal");
+    /* what the one-pass copy must not let through */
+    assert_vec_err(pgtext_dense_array, "{1,}", "element 2 is not a finite number");
+    assert_vec_err(pgtext_dense_array, "{1 ,2}", "element 1 is not a finite number");
+    assert_vec_err(pgtext_dense_array, "{01,2}", "element 1 is not a finite number");
+    assert_vec_err(pgtext_dense_array, "{1,2.}", "element 2 is not a finite number");
+    assert_vec_err(pgtext_dense_array, "{1,\"2\"}", "element 2 is not a finite number");
 }
 
 static void test_pgvector(void **state)
