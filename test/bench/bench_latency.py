@@ -20,14 +20,12 @@ same.  Not a test: nothing is asserted.
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 import benchlib
-from benchlib import harness
+from benchlib import harness, log
 
 SLOT = "bench_lat"
 
@@ -47,10 +45,6 @@ def parse_args():
     ap.add_argument("--json", action="store_true", help="print the figures as JSON too (one object per phase)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (logs, config, apply log)")
     return ap.parse_args()
-
-
-def log(msg):
-    print("bench: " + msg, file=sys.stderr, flush=True)
 
 
 def build_txgen(workdir):
@@ -134,17 +128,9 @@ def phase(pg, q, proc, txgen, rate, first, args, applied):
 
 def main():
     args = parse_args()
-    harness.install_signal_cleanup()
-    args.pg2qdrant = os.path.abspath(args.pg2qdrant)
-    if not args.qdrant_server:
-        args.qdrant_server = os.path.join(os.path.dirname(args.pg2qdrant), "test", "qdrant_test_server")
-    for b in (args.pg2qdrant, args.qdrant_server):
-        if not os.access(b, os.X_OK):
-            sys.exit("bench_latency: %s: not found or not executable (build first, or pass --pg2qdrant/"
-                     "--qdrant-server)" % b)
+    benchlib.prepare(args, "bench_latency")
     rates = [float(x) for x in args.rate.split(",") if x.strip()]
-    workdir = args.workdir or tempfile.mkdtemp(prefix="p2q-bench-")
-    os.makedirs(workdir, exist_ok=True)
+    workdir = benchlib.make_workdir(args)
     results = []
     proc = None
     try:
@@ -154,9 +140,7 @@ def main():
                 harness.QdrantServer(args.qdrant_server, workdir, extra_args=["--apply-log", apply_log],
                                      request_log=False) as q:
             q.apply_log = apply_log
-            st, body = q.request("PUT", "/collections/items", {"vectors": {"size": benchlib.DIM, "distance": "Cosine"}})
-            if st != 200:
-                raise harness.HarnessError("creating the collection: %s %s" % (st, body))
+            benchlib.create_items_collection(q)
             pg.psql("CREATE DATABASE %s" % benchlib.DB)
             pg.psql(benchlib.TABLE_DDL.format(t="items", extra=", committed_at timestamptz") + ";\n"
                     "CREATE PUBLICATION %s FOR TABLE items;\n" % benchlib.PUBLICATION, db=benchlib.DB)
@@ -184,10 +168,7 @@ def main():
     finally:
         if proc is not None and proc.poll() is None:
             benchlib.stop(proc)
-        if not args.workdir and not args.keep:
-            shutil.rmtree(workdir, ignore_errors=True)
-        elif args.keep:
-            log("work directory kept: " + workdir)
+        benchlib.finish_workdir(args, workdir)
 
     m = benchlib.machine()
     for r in results:

@@ -32,14 +32,12 @@ import argparse
 import json
 import os
 import shlex
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 import benchlib
-from benchlib import harness
+from benchlib import harness, log
 
 
 def parse_args():
@@ -60,10 +58,6 @@ def parse_args():
     ap.add_argument("--json", action="store_true", help="print the figures as one JSON object too")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (logs, config)")
     return ap.parse_args()
-
-
-def log(msg):
-    print("bench: " + msg, file=sys.stderr, flush=True)
 
 
 def setup(pg, args):
@@ -192,33 +186,20 @@ def run_pg2qdrant(pg, q, end, args, workdir):
 
 def main():
     args = parse_args()
-    harness.install_signal_cleanup()
-    args.pg2qdrant = os.path.abspath(args.pg2qdrant)
-    if not args.qdrant_server:
-        args.qdrant_server = os.path.join(os.path.dirname(args.pg2qdrant), "test", "qdrant_test_server")
-    for b in (args.pg2qdrant, args.qdrant_server):
-        if not os.access(b, os.X_OK):
-            sys.exit("bench_throughput: %s: not found or not executable (build first, or pass --pg2qdrant/"
-                     "--qdrant-server)" % b)
-    workdir = args.workdir or tempfile.mkdtemp(prefix="p2q-bench-")
-    os.makedirs(workdir, exist_ok=True)
+    benchlib.prepare(args, "bench_throughput")
+    workdir = benchlib.make_workdir(args)
     try:
         with harness.Postgres(workdir) as pg, \
                 harness.QdrantServer(args.qdrant_server, workdir, extra_args=["--discard-writes"],
                                      request_log=False) as q:
-            st, body = q.request("PUT", "/collections/items", {"vectors": {"size": benchlib.DIM, "distance": "Cosine"}})
-            if st != 200:
-                raise harness.HarnessError("creating the collection: %s %s" % (st, body))
+            benchlib.create_items_collection(q)
             end, txns = setup(pg, args)
             log("draining bench_s1 with pg_recvlogical")
             rl = run_recvlogical(pg, end, args, workdir)
             log("draining bench_s2 with pg2qdrant")
             p2q = run_pg2qdrant(pg, q, end, args, workdir)
     finally:
-        if not args.workdir and not args.keep:
-            shutil.rmtree(workdir, ignore_errors=True)
-        elif args.keep:
-            log("work directory kept: " + workdir)
+        benchlib.finish_workdir(args, workdir)
 
     per100k = 100000 / args.rows
     res = {

@@ -5,9 +5,11 @@ Not a test: nothing here asserts timings.  See docs/performance.md.
 
 import os
 import platform
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -36,6 +38,47 @@ TABLE_DDL = ("CREATE TABLE {t} (id bigint PRIMARY KEY, title text, price numeric
 def default_binary(rel):
     """A path relative to the repository root unless it exists relative to the cwd."""
     return rel if os.path.exists(rel) else os.path.join(REPO, rel)
+
+
+def log(msg):
+    """A progress line on stderr ("bench: MSG"); the figures go to stdout."""
+    print("bench: " + msg, file=sys.stderr, flush=True)
+
+
+def prepare(args, name):
+    """The start of a benchmark: installs the harness's signal cleanup, makes --pg2qdrant absolute,
+    defaults --qdrant-server to the test server next to it (BUILD/test/qdrant_test_server), and exits
+    with a message starting with name when either is not executable."""
+    harness.install_signal_cleanup()
+    args.pg2qdrant = os.path.abspath(args.pg2qdrant)
+    if not args.qdrant_server:
+        args.qdrant_server = os.path.join(os.path.dirname(args.pg2qdrant), "test", "qdrant_test_server")
+    for b in (args.pg2qdrant, args.qdrant_server):
+        if not os.access(b, os.X_OK):
+            sys.exit("%s: %s: not found or not executable (build first, or pass --pg2qdrant/"
+                     "--qdrant-server)" % (name, b))
+
+
+def make_workdir(args):
+    """--workdir (created if missing), or else a new temporary directory."""
+    workdir = args.workdir or tempfile.mkdtemp(prefix="p2q-bench-")
+    os.makedirs(workdir, exist_ok=True)
+    return workdir
+
+
+def finish_workdir(args, workdir):
+    """At the end: removes a temporary work directory unless --keep; names a kept one."""
+    if not args.workdir and not args.keep:
+        shutil.rmtree(workdir, ignore_errors=True)
+    elif args.keep:
+        log("work directory kept: " + workdir)
+
+
+def create_items_collection(q):
+    """The collection items in the Qdrant test server: DIM-dimension Cosine vectors."""
+    st, body = q.request("PUT", "/collections/items", {"vectors": {"size": DIM, "distance": "Cosine"}})
+    if st != 200:
+        raise harness.HarnessError("creating the collection: %s %s" % (st, body))
 
 
 def machine():

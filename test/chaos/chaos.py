@@ -26,7 +26,6 @@ with exit 0.  A summary is printed; the exit status is 1 on any mismatch or fail
 Python 3 standard library only (the OpenAPI check of the request log needs python3-jsonschema).
 """
 
-import argparse
 import collections
 import json
 import os
@@ -44,7 +43,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "harness"))
 import expected as oracle  # noqa: E402
 import guarantees_lib as g  # noqa: E402
 import p2q_common as common  # noqa: E402
-from harness import PG_BIN, HarnessError, Postgres, QdrantServer, install_signal_cleanup  # noqa: E402
+from harness import PG_BIN, HarnessError, Postgres, QdrantServer  # noqa: E402
 
 DB = common.DB
 SLOT = "p2q_chaos"
@@ -282,12 +281,7 @@ def setup(pg, q, workdir, http_port=None):
         "max_inflight = 4MB", "on_error = stop", "shutdown_timeout = %ds" % SHUTDOWN_TIMEOUT,
         "", "[http]", "listen = " + ("127.0.0.1:%d" % http_port if http_port else ""),
     ]
-    for t in TABLES:
-        lines += ["", "[table %s]" % t.spec.name] + t.config_lines
-    path = os.path.join(workdir, "pg2qdrant.ini")
-    with open(path, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    return path
+    return common.write_config_file(os.path.join(workdir, "pg2qdrant.ini"), lines, TABLES)
 
 
 def validate_requests(q, openapi, limit_mb=400):
@@ -308,7 +302,7 @@ def run(args):
     summary = {}
     with Postgres(args.workdir) as pg, QdrantServer(args.qdrant_server, args.workdir, api_key=common.API_KEY) as q:
         config = setup(pg, q, args.workdir)
-        sync = g.Sync(args.pg2qdrant, config, args.workdir, args.log_level)
+        sync = common.Sync(args.pg2qdrant, config, args.workdir, args.log_level)
         sync.start()
         g.wait_slot_active(pg, DB, SLOT, sync)
         work = Workload(pg, random.Random(rng.random()))
@@ -386,26 +380,13 @@ def run(args):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--pg2qdrant", required=True)
-    p.add_argument("--qdrant-server", required=True)
-    p.add_argument("--openapi", required=True)
-    p.add_argument("--workdir", required=True)
+    p = common.argument_parser(__doc__.splitlines()[0])
     p.add_argument("--duration", type=float, default=110)
     p.add_argument("--catchup-timeout", type=float, default=300)
     p.add_argument("--seed", type=int)
     p.add_argument("--log-level", default="info")
     p.add_argument("--keep", action="store_true")
-    args = p.parse_args()
-    args.workdir = os.path.abspath(args.workdir)
-    install_signal_cleanup()
-    try:
-        run(args)
-    except (common.TestFailure, HarnessError) as e:
-        log("chaos: FAILED: %s" % e)
-        log("(work directory kept: %s)" % args.workdir)
-        return 1
-    return 0
+    return common.run_main("chaos", p, run)
 
 
 if __name__ == "__main__":

@@ -1,14 +1,13 @@
 """Helpers for the delivery-guarantee tests (test_guarantees.py) and the chaos run
-(test/chaos/chaos.py): pg2qdrant as a child process that can be killed, PostgreSQL
-restarts, slot positions, and the comparison of collections with tables through the
-independent oracle (expected.py, via p2q_common.py).
+(test/chaos/chaos.py): PostgreSQL restarts, slot positions, and the comparison of
+collections with tables through the independent oracle (expected.py, via p2q_common.py).
+pg2qdrant as a child process that can be killed is p2q_common.Sync.
 
 Python 3 standard library only.
 """
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -23,111 +22,6 @@ from harness import PG_BIN, HarnessError  # noqa: E402
 
 TestFailure = common.TestFailure
 check = common.check
-log = common.log
-
-
-def lsn_int(text):
-    hi, lo = text.strip().split("/")
-    return (int(hi, 16) << 32) | int(lo, 16)
-
-
-def lsn_text(value):
-    return "%X/%X" % (value >> 32, value & 0xFFFFFFFF)
-
-
-# --- pg2qdrant as a child process ----------------------------------------------------
-
-class Sync:
-    """`pg2qdrant run` in the background; one log file per start."""
-
-    def __init__(self, binary, config_path, workdir, log_level="info", name="pg2qdrant"):
-        self.binary = binary
-        self.config_path = config_path
-        self.workdir = workdir
-        self.log_level = log_level
-        self.name = name
-        self.proc = None
-        self.runs = 0
-        self.log_path = None
-        self.expected_exit = False  # set before a kill/SIGTERM of ours
-        self.env = {}               # PG2QDRANT_* overrides for the next starts
-
-    def start(self):
-        self.runs += 1
-        self.expected_exit = False
-        self.log_path = os.path.join(self.workdir, "%s-%d.log" % (self.name, self.runs))
-        argv = [self.binary, "run", "-c", self.config_path, "--log-level", self.log_level]
-        with open(self.log_path, "w") as out:
-            self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         env=dict(os.environ, **self.env))
-        return self
-
-    @property
-    def pid(self):
-        return self.proc.pid if self.proc else None
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def returncode(self):
-        return None if self.proc is None else self.proc.poll()
-
-    def log_text(self):
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return f.read()
-        except (OSError, TypeError):
-            return ""
-
-    def log_tail(self, lines=25):
-        return "".join(self.log_text().splitlines(True)[-lines:])
-
-    def kill9(self):
-        """SIGKILL; waits for the process."""
-        if self.alive():
-            self.expected_exit = True
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait()
-
-    def terminate(self, timeout):
-        """SIGTERM; returns (exit code or None on timeout, seconds taken)."""
-        if not self.alive():
-            return self.proc.returncode if self.proc else None, 0.0
-        self.expected_exit = True
-        t0 = time.monotonic()
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            rc = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            rc = None
-        return rc, time.monotonic() - t0
-
-    def stop(self, timeout=15):
-        if self.alive():
-            rc, _ = self.terminate(timeout)
-            if rc is None:
-                self.kill9()
-
-    def vm_hwm_kb(self):
-        """Peak resident set size (VmHWM) in kB, or None when the process is gone."""
-        try:
-            with open("/proc/%d/status" % self.proc.pid) as f:
-                for line in f:
-                    if line.startswith("VmHWM:"):
-                        return int(line.split()[1])
-        except (OSError, AttributeError):
-            return None
-        return None
-
-    def vm_rss_kb(self):
-        try:
-            with open("/proc/%d/status" % self.proc.pid) as f:
-                for line in f:
-                    if line.startswith("VmRSS:"):
-                        return int(line.split()[1])
-        except (OSError, AttributeError):
-            return None
-        return None
 
 
 # --- PostgreSQL control -------------------------------------------------------------
@@ -168,7 +62,7 @@ def slot_row(pg, db, slot):
 
 def confirmed_lsn(pg, db, slot):
     row = slot_row(pg, db, slot)
-    return lsn_int(row["confirmed"]) if row and row["confirmed"] else 0
+    return common.lsn_int(row["confirmed"]) if row and row["confirmed"] else 0
 
 
 def wait_slot_inactive(pg, db, slot, timeout=30):
@@ -186,7 +80,7 @@ def wait_slot_active(pg, db, slot, sync, timeout=60):
 
 
 def wal_insert_lsn(pg, db):
-    return lsn_int(pg.psql("SELECT pg_current_wal_insert_lsn()", db=db).strip())
+    return common.lsn_int(pg.psql("SELECT pg_current_wal_insert_lsn()", db=db).strip())
 
 
 # --- collections against tables -------------------------------------------------------
@@ -242,7 +136,7 @@ def converge(pg, q, tables, db, slot, sync, timeout, what, poll=0.5):
         if time.monotonic() > deadline:
             diffs = compare(pg, q, tables)
             raise TestFailure("%s: not converged within %ss (slot at %s, target %s)\n%s\n%s"
-                              % (what, timeout, lsn_text(confirmed_lsn(pg, db, slot)), lsn_text(target),
-                                 format_diffs(diffs), sync.log_tail() if sync else ""))
+                              % (what, timeout, common.lsn_text(confirmed_lsn(pg, db, slot)),
+                                 common.lsn_text(target), format_diffs(diffs), sync.log_tail() if sync else ""))
         time.sleep(poll)
     return time.monotonic() - t0

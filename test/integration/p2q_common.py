@@ -1,13 +1,17 @@
-"""Helpers shared by test_snapshot.py and test_reconcile.py (Python 3 stdlib only).
+"""Helpers shared by the integration tests in test/integration (with guarantees_lib.py) and
+the chaos run in test/chaos (Python 3 stdlib only).
 
 A database with a few tables of different key and vector kinds, their collections in the
 Qdrant test server, a config file, and the comparison of every collection with its table
-through the independent oracle in expected.py.
+through the independent oracle in expected.py; also `pg2qdrant run` as a child process
+(Sync), LSNs as numbers, the tests' checks and their common command line.
 """
 
+import argparse
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -17,6 +21,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "harness"))
 sys.path.insert(0, HERE)
 
 import expected as oracle  # noqa: E402
+from harness import HarnessError, install_signal_cleanup  # noqa: E402
 
 DB = "p2q"
 API_KEY = "snap-secret-0815-api-key"
@@ -27,6 +32,7 @@ class TestFailure(Exception):
 
 
 def check(cond, message):
+    """The assertion helper: fail the test with a readable message."""
     if not cond:
         raise TestFailure(message)
 
@@ -35,16 +41,49 @@ def log(message):
     print(message, flush=True)
 
 
+class Checklist:
+    """Checks that do not stop a test (test_check_config.py, test_check_lag.py): each prints
+    "ok   - WHAT" or "FAIL - WHAT" with its detail; the failed ones are kept in failures."""
+
+    def __init__(self):
+        self.failures = []
+
+    def check(self, cond, what, detail=""):
+        if cond:
+            print("ok   - %s" % what)
+        else:
+            print("FAIL - %s%s" % (what, ("\n" + detail) if detail else ""))
+            self.failures.append(what)
+
+
+def clean_env(extra=None):
+    """os.environ without libpq's PG* variables and pg2qdrant's PG2QDRANT_* overrides, plus extra."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG2QDRANT_") and not k.startswith("PG")}
+    env.update(extra or {})
+    return env
+
+
+def lsn_int(text):
+    """A pg_lsn as text ("16/B374D848") as an integer."""
+    hi, lo = text.strip().split("/")
+    return (int(hi, 16) << 32) | int(lo, 16)
+
+
+def lsn_text(value):
+    return "%X/%X" % (value >> 32, value & 0xFFFFFFFF)
+
+
 class Table:
     def __init__(self, spec, ddl, collection_body, config_lines):
         self.spec = spec
         self.ddl = ddl
         self.collection_body = collection_body
         self.config_lines = config_lines
-        self.columns = None
+        self.columns = None  # [oracle.Column], read from the catalog by load_columns
 
 
 def load_columns(pg, table):
+    """Reads the table's columns from the catalog into table.columns."""
     rows = pg.query_json(
         "SELECT json_agg(c ORDER BY c.attnum) FROM ("
         " SELECT a.attnum, a.attname, t.typname, t.typtype, et.typname AS elem, et.typtype AS elem_typtype"
@@ -56,6 +95,9 @@ def load_columns(pg, table):
 
 
 def expected_points(pg, table):
+    """The points the oracle expects for the table's rows now."""
+    # format('%s', v) gives the type's output function form, as pgoutput sends it; a cast
+    # to text is not always that (bool::text is 'true', inet::text always has a netmask).
     quoted = ['"%s"' % c.name.replace('"', '""') for c in table.columns]
     cols = ", ".join("CASE WHEN %s IS NULL THEN NULL ELSE format('%%s', %s) END" % (q, q) for q in quoted)
     rows = pg.query_json(
@@ -65,10 +107,12 @@ def expected_points(pg, table):
     return oracle.expected_points(table.spec, table.columns, rows)
 
 
-def scroll(q, collection):
+def scroll(q, collection, limit=1000):
+    """Every point of a collection, read `limit` points a page, or None when the server did not
+    answer 200."""
     points, offset = {}, None
     while True:
-        body = {"limit": 1000, "with_payload": True, "with_vector": True}
+        body = {"limit": limit, "with_payload": True, "with_vector": True}
         if offset is not None:
             body["offset"] = offset
         status, resp = q.request("POST", "/collections/%s/points/scroll" % collection, body)
@@ -149,8 +193,14 @@ def write_config(path, pg, q, tables, slot="p2q_snap", publication="p2q_snap_pub
     ] + list(sync_lines)
     if http_port:
         lines += ["", "[http]", "listen = 127.0.0.1:%d" % http_port]
+    return write_config_file(path, lines, tables)
+
+
+def write_config_file(path, lines, tables):
+    """Writes a config file: lines (the [source], [qdrant], [sync] ... sections), then a
+    [table NAME] section of each table's config_lines.  Returns path."""
     for t in tables:
-        lines += ["", "[table %s]" % t.spec.name] + t.config_lines
+        lines = lines + ["", "[table %s]" % t.spec.name] + t.config_lines
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
     return path
@@ -186,3 +236,145 @@ def wait_until(cond, timeout, what, interval=0.1):
             return r
         check(time.monotonic() < deadline, "timed out after %ss: %s" % (timeout, what))
         time.sleep(interval)
+
+
+def stop_process(proc, timeout=10):
+    """SIGTERM to a child process (pg_recvlogical, ...) if it still runs; SIGKILL when it has not
+    exited within timeout seconds."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+# --- pg2qdrant as a child process ----------------------------------------------------
+
+class Sync:
+    """`pg2qdrant run` in the background; one log file per start (NAME-N.log in workdir).
+    log_format: pg2qdrant's --log-format (None: its default); tail_lines: log_tail's default."""
+
+    def __init__(self, binary, config_path, workdir, log_level="info", name="pg2qdrant", log_format=None,
+                 tail_lines=25):
+        self.binary = binary
+        self.config_path = config_path
+        self.workdir = workdir
+        self.log_level = log_level
+        self.name = name
+        self.log_format = log_format
+        self.tail_lines = tail_lines
+        self.proc = None
+        self.runs = 0
+        self.log_path = None
+        self.expected_exit = False  # set before a kill/SIGTERM of ours
+        self.env = {}               # PG2QDRANT_* overrides for the next starts
+
+    def start(self):
+        self.runs += 1
+        self.expected_exit = False
+        self.log_path = os.path.join(self.workdir, "%s-%d.log" % (self.name, self.runs))
+        argv = [self.binary, "run", "-c", self.config_path, "--log-level", self.log_level]
+        if self.log_format:
+            argv += ["--log-format", self.log_format]
+        with open(self.log_path, "w") as out:
+            self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         env=dict(os.environ, **self.env))
+        return self
+
+    @property
+    def pid(self):
+        return self.proc.pid if self.proc else None
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def returncode(self):
+        return None if self.proc is None else self.proc.poll()
+
+    def log_text(self):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()
+        except (OSError, TypeError):
+            return ""
+
+    def log_tail(self, lines=None):
+        """The last lines of the current log (tail_lines of them by default)."""
+        lines = self.tail_lines if lines is None else lines
+        return "".join(self.log_text().splitlines(True)[-lines:])
+
+    def kill9(self):
+        """SIGKILL; waits for the process."""
+        if self.alive():
+            self.expected_exit = True
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def terminate(self, timeout):
+        """SIGTERM; returns (exit code or None on timeout, seconds taken)."""
+        if not self.alive():
+            return self.proc.returncode if self.proc else None, 0.0
+        self.expected_exit = True
+        t0 = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            rc = None
+        return rc, time.monotonic() - t0
+
+    def stop(self, timeout=15):
+        if self.alive():
+            rc, _ = self.terminate(timeout)
+            if rc is None:
+                self.kill9()
+
+    def status_kb(self, key):
+        """A "Key:  N kB" line of /proc/PID/status (VmHWM, VmRSS) in kB, or None when the process is gone."""
+        try:
+            with open("/proc/%d/status" % self.proc.pid) as f:
+                for line in f:
+                    if line.startswith(key + ":"):
+                        return int(line.split()[1])
+        except (OSError, AttributeError):
+            return None
+        return None
+
+    def vm_hwm_kb(self):
+        """Peak resident set size (VmHWM) in kB, or None when the process is gone."""
+        return self.status_kb("VmHWM")
+
+    def vm_rss_kb(self):
+        return self.status_kb("VmRSS")
+
+
+# --- the command line of a test -------------------------------------------------------
+
+def argument_parser(description=None):
+    """An argument parser with the options every test of pg2qdrant against the Qdrant test server
+    takes, all required: --pg2qdrant BIN --qdrant-server BIN --openapi PATH --workdir DIR.  The
+    caller adds its own options."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--pg2qdrant", required=True)
+    p.add_argument("--qdrant-server", required=True)
+    p.add_argument("--openapi", required=True)
+    p.add_argument("--workdir", required=True)
+    return p
+
+
+def run_main(name, parser, run):
+    """The main() of a test: parses the command line (--workdir made absolute), installs the
+    harness's signal cleanup and calls run(args).  Returns the exit status: 0, or 1 after printing
+    "NAME: FAILED: ..." and the kept work directory when run raised TestFailure or HarnessError."""
+    args = parser.parse_args()
+    args.workdir = os.path.abspath(args.workdir)
+    install_signal_cleanup()
+    try:
+        run(args)
+    except (TestFailure, HarnessError) as e:
+        log("%s: FAILED: %s" % (name, e))
+        log("(work directory kept: %s)" % args.workdir)
+        return 1
+    return 0

@@ -13,12 +13,10 @@ the test server saw is validated against Qdrant's OpenAPI document.
 Python 3 standard library only (openapi_check.py needs python3-jsonschema).
 """
 
-import argparse
 import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -30,9 +28,10 @@ sys.path.insert(0, os.path.join(HERE, "..", "harness"))
 sys.path.insert(0, HERE)
 
 import expected as oracle  # noqa: E402
-from harness import HarnessError, Postgres, QdrantServer, free_port, install_signal_cleanup  # noqa: E402
+from harness import Postgres, QdrantServer, free_port  # noqa: E402
+from p2q_common import (DB, Sync, Table, argument_parser, check, expected_points, load_columns, log,  # noqa: E402
+                        run_main, scroll, write_config_file)
 
-DB = "p2q"
 SLOT = "p2q_it"
 PUBLICATION = "p2q_it_pub"
 API_KEY = "it-secret-4711-api-key"
@@ -41,34 +40,12 @@ API_KEY = "it-secret-4711-api-key"
 DSN_PASSWORD = "it-secret-0815-dsn-password"
 CONVERGE_TIMEOUT = 30.0
 POLL_INTERVAL = 0.1
+SCROLL_PAGE = 100  # points per scroll request: several pages for the larger collections
 SHUTDOWN_TIMEOUT = 10  # seconds, written into the config
 UNCONFIGURED = "t_unconfigured"
 
 
-class TestFailure(Exception):
-    pass
-
-
-def check(cond, message):
-    """The assertion helper: fail the test with a readable message."""
-    if not cond:
-        raise TestFailure(message)
-
-
-def log(message):
-    print(message, flush=True)
-
-
 # --- the tables under test -----------------------------------------------------------
-
-class Table:
-    def __init__(self, spec, ddl, collection_body, config_lines):
-        self.spec = spec
-        self.ddl = ddl
-        self.collection_body = collection_body
-        self.config_lines = config_lines
-        self.columns = None  # [oracle.Column], read from the catalog
-
 
 def dense(size):
     return {"size": size, "distance": "Dot"}
@@ -120,51 +97,6 @@ TABLES = [
 TOAST_VEC = "ARRAY(SELECT (random() * 2 - 1)::real FROM generate_series(1, 600))"
 
 
-# --- pg2qdrant as a child process -----------------------------------------------------------
-
-class Pg2Qdrant:
-    def __init__(self, binary, config_path, workdir, log_level):
-        self.binary = binary
-        self.config_path = config_path
-        self.workdir = workdir
-        self.log_level = log_level
-        self.proc = None
-        self.runs = 0
-        self.log_path = None
-
-    def start(self):
-        self.runs += 1
-        self.log_path = os.path.join(self.workdir, "pg2qdrant-%d.log" % self.runs)
-        argv = [self.binary, "run", "-c", self.config_path, "--log-level", self.log_level]
-        with open(self.log_path, "w") as out:
-            self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def log_text(self):
-        with open(self.log_path, errors="replace") as f:
-            return f.read()
-
-    def log_tail(self, lines=30):
-        return "".join(self.log_text().splitlines(True)[-lines:])
-
-    def terminate(self, timeout):
-        """SIGTERM; returns (exit code or None on timeout, seconds taken)."""
-        t0 = time.monotonic()
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            rc = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            rc = None
-        return rc, time.monotonic() - t0
-
-    def kill(self):
-        if self.alive():
-            self.proc.kill()
-            self.proc.wait()
-
-
 # --- the test context ---------------------------------------------------------------------
 
 class Context:
@@ -175,6 +107,7 @@ class Context:
         self.sync = None
         self.http_port = free_port()
         self.last_commit_lsn = None
+        self.last_expected = None  # {collection: points} of the last converge()
         self.steps_passed = 0
         self.points_compared = 0
 
@@ -207,68 +140,43 @@ class Context:
         passed, confirmed = out.split("|")
         return passed == "t", confirmed
 
-    # expected and actual points -----------------------------------------------------------
-    def load_columns(self, table):
-        name = table.spec.name
-        rows = self.pg.query_json(
-            "SELECT json_agg(c ORDER BY c.attnum) FROM ("
-            " SELECT a.attnum, a.attname, t.typname, t.typtype, et.typname AS elem, et.typtype AS elem_typtype"
-            " FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid"
-            " LEFT JOIN pg_type et ON et.oid = t.typelem AND t.typcategory = 'A'"
-            " WHERE a.attrelid = '%s'::regclass AND a.attnum > 0 AND NOT a.attisdropped) c" % name, db=DB)
-        table.columns = [oracle.Column(r["attname"], r["typname"], r["typtype"], r["elem"], r["elem_typtype"])
-                         for r in rows]
-
-    def expected_points(self, table):
-        # format('%s', v) gives the type's output function form, as pgoutput sends it; a cast
-        # to text is not always that (bool::text is 'true', inet::text always has a netmask).
-        quoted = ['"%s"' % c.name.replace('"', '""') for c in table.columns]
-        cols = ", ".join("CASE WHEN %s IS NULL THEN NULL ELSE format('%%s', %s) END" % (q, q) for q in quoted)
-        rows = self.pg.query_json(
-            "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, MDY'; SET IntervalStyle = 'postgres';"
-            " SET bytea_output = 'hex'; SET extra_float_digits = 1;"
-            " SELECT coalesce(json_agg(json_build_array(%s)), '[]') FROM %s" % (cols, table.spec.name), db=DB)
-        return oracle.expected_points(table.spec, table.columns, rows)
-
-    def scroll(self, collection):
-        """Every point of a collection, or None when the server did not answer 200."""
-        points, offset = {}, None
-        while True:
-            body = {"limit": 100, "with_payload": True, "with_vector": True}
-            if offset is not None:
-                body["offset"] = offset
-            status, resp = self.q.request("POST", "/collections/%s/points/scroll" % collection, body)
-            if status != 200:
-                return None
-            for p in resp["result"]["points"]:
-                points[oracle.normalize_id(p["id"])] = {"vector": p.get("vector"), "payload": p.get("payload")}
-            offset = resp["result"].get("next_page_offset")
-            if offset is None:
-                return points
-
     def require_alive(self):
         check(self.sync.alive(), "pg2qdrant exited with code %s; last log lines:\n%s"
               % (self.sync.proc.returncode, self.sync.log_tail()))
 
-    def differences(self, expected):
+    def differences(self, expected, exclude=None):
+        """{collection: "scroll failed" or (missing, extra, differing)} for every collection of
+        expected {collection: points} that differs from them; the ids of exclude {collection: ids}
+        do not count as extra."""
+        exclude = exclude or {}
         out = {}
         for collection, points in expected.items():
-            actual = self.scroll(collection)
+            actual = scroll(self.q, collection, SCROLL_PAGE)
             if actual is None:
                 out[collection] = "scroll failed"
                 continue
             missing, extra, differing = oracle.diff_points(points, actual)
+            extra = [x for x in extra if x not in exclude.get(collection, ())]
             if missing or extra or differing:
                 out[collection] = (missing, extra, differing)
         return out
 
-    def converge(self, step, lsn):
-        """Polls until every collection equals its table and the slot passed lsn."""
-        expected = {t.spec.collection: self.expected_points(t) for t in TABLES}
+    def converge(self, step, lsn, tables=None, exclude=None):
+        """Polls until each table's collection (every one of TABLES by default) equals the table
+        and the slot passed lsn; then checks that nothing changes.  The points of exclude
+        {collection: ids} are left out: the collection may hold them or not.  Returns the number
+        of points compared; the expected points stay in last_expected."""
+        exclude = exclude or {}
+        expected = {}
+        for t in (TABLES if tables is None else tables):
+            points = expected_points(self.pg, t)
+            for pid in exclude.get(t.spec.collection, ()):
+                points.pop(pid, None)
+            expected[t.spec.collection] = points
         deadline = time.monotonic() + CONVERGE_TIMEOUT
         while True:
             self.require_alive()
-            diffs = self.differences(expected)
+            diffs = self.differences(expected, exclude)
             if not diffs:
                 break
             check(time.monotonic() < deadline, "step '%s': collections did not converge within %ss\n%s\n"
@@ -281,11 +189,12 @@ class Context:
             check(time.monotonic() < deadline, "step '%s': slot confirmed_flush_lsn %s did not pass %s "
                   "(taken before the last COMMIT) within %ss" % (step, confirmed, lsn, CONVERGE_TIMEOUT))
             time.sleep(POLL_INTERVAL)
-        diffs = self.differences(expected)  # nothing may change once the commit is confirmed
+        diffs = self.differences(expected, exclude)  # nothing may change once the commit is confirmed
         check(not diffs, "step '%s': collections changed after the commit was confirmed\n%s"
               % (step, format_diffs(diffs)))
         n = sum(len(p) for p in expected.values())
         self.points_compared += n
+        self.last_expected = expected
         return n
 
 
@@ -325,7 +234,7 @@ def setup_database(ctx):
     ddl.append("CREATE PUBLICATION %s FOR TABLE %s" % (PUBLICATION, names))
     ctx.sql(";\n".join(ddl) + ";\n")
     for t in TABLES:
-        ctx.load_columns(t)
+        load_columns(ctx.pg, t)
 
 
 def create_collections(ctx):
@@ -362,12 +271,7 @@ def write_config(ctx):
         "[http]",
         "listen = 127.0.0.1:%d" % ctx.http_port,
     ]
-    for t in TABLES:
-        lines += ["", "[table %s]" % t.spec.name] + t.config_lines
-    path = os.path.join(ctx.args.workdir, "pg2qdrant.ini")
-    with open(path, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    return path
+    return write_config_file(os.path.join(ctx.args.workdir, "pg2qdrant.ini"), lines, TABLES)
 
 
 def start_sync(ctx):
@@ -725,7 +629,7 @@ def scenario_http_endpoints(ctx):
 def scenario_clean_shutdown(ctx):
     rc, took = ctx.sync.terminate(SHUTDOWN_TIMEOUT + 5)
     if rc is None:
-        ctx.sync.kill()
+        ctx.sync.kill9()
     check(rc == 0, "pg2qdrant exit code after SIGTERM is %s (want 0); log tail:\n%s" % (rc, ctx.sync.log_tail()))
     check(took <= SHUTDOWN_TIMEOUT + 1, "SIGTERM took %.1fs, beyond shutdown_timeout %ss" % (took, SHUTDOWN_TIMEOUT))
     deadline = time.monotonic() + 10
@@ -801,7 +705,7 @@ def run(args):
         ctx = Context(args, pg, q)
         setup_database(ctx)
         create_collections(ctx)
-        ctx.sync = Pg2Qdrant(args.pg2qdrant, write_config(ctx), args.workdir, args.log_level)
+        ctx.sync = Sync(args.pg2qdrant, write_config(ctx), args.workdir, args.log_level, tail_lines=30)
         try:
             start_sync(ctx)
             log("  pg2qdrant streams from slot %s (postgres port %d, qdrant %s)" % (SLOT, pg.port, q.url))
@@ -823,7 +727,7 @@ def run(args):
         finally:
             if ctx.sync.alive():
                 ctx.sync.terminate(SHUTDOWN_TIMEOUT + 5)
-                ctx.sync.kill()
+                ctx.sync.kill9()
         q.stop()  # flushes the request log
         validated = validate_requests(ctx)
     log("integration: PASSED %d/%d steps, %d points compared, %d requests validated, %.1fs"
@@ -833,24 +737,11 @@ def run(args):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--pg2qdrant", required=True)
-    p.add_argument("--qdrant-server", required=True)
-    p.add_argument("--openapi", required=True)
-    p.add_argument("--workdir", required=True)
+    p = argument_parser(__doc__.splitlines()[0])
     p.add_argument("--log-level", default="info", help="pg2qdrant's --log-level")
     p.add_argument("--keep", action="store_true", help="keep the work directory (logs, config, request log)")
     p.add_argument("--stop-after", metavar="STEP", help="stop after the named step (see STEPS)")
-    args = p.parse_args()
-    args.workdir = os.path.abspath(args.workdir)
-    install_signal_cleanup()
-    try:
-        run(args)
-    except (TestFailure, HarnessError) as e:
-        log("integration: FAILED: %s" % e)
-        log("(work directory kept: %s)" % args.workdir)
-        return 1
-    return 0
+    return run_main("integration", p, run)
 
 
 if __name__ == "__main__":

@@ -15,21 +15,16 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
 
 from harness import Postgres, QdrantServer, free_port, install_signal_cleanup  # noqa: E402
+from p2q_common import Checklist, clean_env  # noqa: E402
 
 import subprocess  # noqa: E402
 
 API_KEY = "qd-key-7f3a9c"
 PG_PASSWORD = "pg-secret-5b1e"
 
-failures = []
-
-
-def check(cond, what, detail=""):
-    if cond:
-        print("ok   - %s" % what)
-    else:
-        print("FAIL - %s%s" % (what, ("\n" + detail) if detail else ""))
-        failures.append(what)
+_checks = Checklist()
+check = _checks.check
+failures = _checks.failures
 
 
 def write_config(workdir, name, dsn, qdrant_url, body, slot="p2q_slot", publication="p2q_pub",
@@ -45,9 +40,8 @@ def write_config(workdir, name, dsn, qdrant_url, body, slot="p2q_slot", publicat
 
 
 def run_check(binary, config):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PG2QDRANT_") and not k.startswith("PG")}
     r = subprocess.run([binary, "check-config", "-c", config], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       text=True, timeout=120, env=env)
+                       text=True, timeout=120, env=clean_env())
     return r.returncode, r.stdout, r.stderr
 
 

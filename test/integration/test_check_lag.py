@@ -23,6 +23,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
 
 from harness import PG_BIN, Postgres, free_port, install_signal_cleanup  # noqa: E402
+from p2q_common import Checklist, clean_env, stop_process  # noqa: E402
 
 SLOT = "p2q_slot"
 SECRET = "Sekr3t-pw-4c1d"
@@ -32,27 +33,15 @@ NAGIOS_RE = re.compile(r"^PG2QDRANT SLOT (OK|WARNING|CRITICAL|UNKNOWN) - (.+?) \
 PROM_SAMPLE_RE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)\{((?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*",?)*)\} '
                             r'(-?[0-9.eE+]+)$')
 
-failures = []
+_checks = Checklist()
+check = _checks.check
+failures = _checks.failures
 ARGS = None
-
-
-def check(cond, what, detail=""):
-    if cond:
-        print("ok   - %s" % what)
-    else:
-        print("FAIL - %s%s" % (what, ("\n" + detail) if detail else ""))
-        failures.append(what)
-
-
-def base_env(extra=None):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PG2QDRANT_") and not k.startswith("PG")}
-    env.update(extra or {})
-    return env
 
 
 def run(args, env=None):
     r = subprocess.run([ARGS.pg2qdrant] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                       timeout=60, env=base_env(env))
+                       timeout=60, env=clean_env(env))
     return r.returncode, r.stdout, r.stderr
 
 
@@ -279,7 +268,7 @@ def start_recvlogical(pg):
             "-d", "shop", "--slot", SLOT, "--start", "-o", "proto_version=1", "-o", "publication_names=p2q_pub",
             "-f", os.devnull, "-s", "1"]
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            env=base_env())
+                            env=clean_env())
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         row = slot_row(pg, SLOT)
@@ -290,16 +279,6 @@ def start_recvlogical(pg):
         time.sleep(0.2)
     proc.kill()
     raise RuntimeError("pg_recvlogical did not take the slot: %s" % proc.stderr.read())
-
-
-def stop_process(proc):
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def test_active_slot(pg, cfg, dsn):

@@ -42,7 +42,6 @@ validated against Qdrant's OpenAPI document.
 Python 3 standard library only (openapi_check.py needs python3-jsonschema).
 """
 
-import argparse
 import json
 import os
 import random
@@ -61,7 +60,7 @@ sys.path.insert(0, HERE)
 import expected as oracle  # noqa: E402
 import guarantees_lib as g  # noqa: E402
 import p2q_common as common  # noqa: E402
-from harness import PG_BIN, HarnessError, Postgres, QdrantServer, free_port, install_signal_cleanup  # noqa: E402
+from harness import PG_BIN, Postgres, QdrantServer, free_port  # noqa: E402
 
 DB = common.DB
 SLOT = "p2q_guar"
@@ -219,7 +218,7 @@ class Backlog:
                 bad.append((i, state, ws[conf[-1]], allowed[1:4]))
         check(not bad, "%s: %d rows do not reflect a confirmed transaction (slot confirmed %s); "
               "(id, state in Qdrant, last confirmed write (txn, k|None=deleted), later writes): %s"
-              % (what, len(bad), g.lsn_text(confirmed), bad[:8]))
+              % (what, len(bad), common.lsn_text(confirmed), bad[:8]))
         return checked
 
     def confirmed_txns(self, confirmed):
@@ -231,8 +230,8 @@ def commit_records(pg, start):
     rows = pg.query_json(
         "SELECT json_agg(json_build_array(xid::text::bigint, start_lsn::text, end_lsn::text))"
         " FROM pg_get_wal_records_info('%s', pg_current_wal_flush_lsn())"
-        " WHERE resource_manager = 'Transaction' AND record_type = 'COMMIT'" % g.lsn_text(start), db=DB) or []
-    return {x: (g.lsn_int(s), g.lsn_int(e)) for x, s, e in rows}
+        " WHERE resource_manager = 'Transaction' AND record_type = 'COMMIT'" % common.lsn_text(start), db=DB) or []
+    return {x: (common.lsn_int(s), common.lsn_int(e)) for x, s, e in rows}
 
 
 # --- scenarios ------------------------------------------------------------------------------
@@ -251,25 +250,25 @@ def scenario_idle_slot(ctx):
     t.start()
     try:
         time.sleep(1.0)  # the loop runs
-        wal = g.lsn_int(ctx.sql("SELECT pg_current_wal_lsn()").strip())
+        wal = common.lsn_int(ctx.sql("SELECT pg_current_wal_lsn()").strip())
         t0 = time.monotonic()
         while ctx.confirmed() < wal:
             check(time.monotonic() - t0 < 10 * STATUS_INTERVAL, "confirmed_flush_lsn %s did not reach the WAL end "
-                  "%s sampled at the start within 10 status intervals" % (g.lsn_text(ctx.confirmed()),
-                                                                        g.lsn_text(wal)))
+                  "%s sampled at the start within 10 status intervals"
+                  % (common.lsn_text(ctx.confirmed()), common.lsn_text(wal)))
             time.sleep(0.05)
         took = time.monotonic() - t0
         check(took <= 2 * STATUS_INTERVAL, "confirmed_flush_lsn reached the WAL end %s only after %.2fs, more than "
-              "two status intervals (%.0fs)" % (g.lsn_text(wal), took, 2 * STATUS_INTERVAL))
+              "two status intervals (%.0fs)" % (common.lsn_text(wal), took, 2 * STATUS_INTERVAL))
         # it keeps up while the writes go on
-        wal2 = g.lsn_int(ctx.sql("SELECT pg_current_wal_lsn()").strip())
+        wal2 = common.lsn_int(ctx.sql("SELECT pg_current_wal_lsn()").strip())
         common.wait_until(lambda: ctx.confirmed() >= wal2, 4 * STATUS_INTERVAL,
                           "confirmed_flush_lsn stopped following the busy table's WAL")
     finally:
         stop.set()
         t.join(30)
     ctx.figures["idle slot: seconds to confirm the WAL end"] = round(took, 2)
-    log("    WAL end %s confirmed after %.2fs (%d busy transactions)" % (g.lsn_text(wal), took, writes[0]))
+    log("    WAL end %s confirmed after %.2fs (%d busy transactions)" % (common.lsn_text(wal), took, writes[0]))
 
     # A keepalive that arrives while a published transaction is still unacknowledged (Qdrant
     # slow), followed by silence: pg2qdrant reports that keepalive's position as written, so
@@ -279,7 +278,7 @@ def scenario_idle_slot(ctx):
         ctx.q.fault(delay_next=1, delay_ms=delay_ms)
         ctx.backlog.write(1)
         ctx.sql("INSERT INTO busy (x) VALUES ('after the published one')")
-        wal = g.lsn_int(ctx.sql("SELECT pg_current_wal_lsn()").strip())
+        wal = common.lsn_int(ctx.sql("SELECT pg_current_wal_lsn()").strip())
         t0 = time.monotonic()
         while ctx.confirmed() < wal and time.monotonic() - t0 < 10:
             time.sleep(0.05)
@@ -289,7 +288,7 @@ def scenario_idle_slot(ctx):
     check(took2 <= delay_ms / 1000.0 + 2 * STATUS_INTERVAL,
           "after a keepalive seen while a transaction was in flight, the WAL end %s was not confirmed within two "
           "status intervals of Qdrant's answer (slot at %s after %.1fs; the walsender sends no new keepalive "
-          "until wal_sender_timeout/2)" % (g.lsn_text(wal), g.lsn_text(ctx.confirmed()), took2))
+          "until wal_sender_timeout/2)" % (common.lsn_text(wal), common.lsn_text(ctx.confirmed()), took2))
     log("    keepalive seen while a transaction was in flight: WAL end confirmed %.2fs after the commit "
         "(Qdrant delayed %d ms)" % (took2, delay_ms))
     ctx.figures["idle slot: seconds to confirm a keepalive seen while in flight"] = round(took2, 2)
@@ -303,7 +302,8 @@ def scenario_crash_safety(ctx):
     g.wait_slot_inactive(ctx.pg, DB, SLOT)
     numbers = b.write(ctx.args.backlog)
     log("    backlog of %d transactions written (commit positions %s .. %s)"
-        % (len(numbers), g.lsn_text(b.txns[numbers[0]]["start"]), g.lsn_text(b.txns[numbers[-1]]["end"])))
+        % (len(numbers), common.lsn_text(b.txns[numbers[0]]["start"]),
+           common.lsn_text(b.txns[numbers[-1]]["end"])))
     delay_ms = 60
     ctx.sync.env = {"PG2QDRANT_SYNC_BATCH_POINTS": "32"}  # more batch boundaries to kill between
     last = ctx.confirmed()
@@ -316,7 +316,7 @@ def scenario_crash_safety(ctx):
         g.wait_slot_inactive(ctx.pg, DB, SLOT)
         confirmed = ctx.confirmed()
         check(confirmed >= last, "kill %d: confirmed_flush_lsn went back from %s to %s"
-              % (k + 1, g.lsn_text(last), g.lsn_text(confirmed)))
+              % (k + 1, common.lsn_text(last), common.lsn_text(confirmed)))
         ctx.q.fault(delay_next=0, delay_ms=0)
         time.sleep(2 * delay_ms / 1000.0)  # a request of the dead process still in the server lands first
         actual = common.scroll(ctx.q, ITEMS.spec.collection)
@@ -325,7 +325,7 @@ def scenario_crash_safety(ctx):
         done = b.confirmed_txns(confirmed)
         mid_stream += 0 < done - b.confirmed_txns(last) or done < len(b.txns)
         log("    kill %2d: slot at %s, %d/%d transactions confirmed, all of them in Qdrant"
-            % (k + 1, g.lsn_text(confirmed), done, len(b.txns)))
+            % (k + 1, common.lsn_text(confirmed), done, len(b.txns)))
         last = confirmed
     check(b.confirmed_txns(last) < len(b.txns) or ctx.args.kills < 3,
           "the backlog was caught up before the last kill: the kills did not land mid-stream")
@@ -355,14 +355,14 @@ def scenario_qdrant_outage(ctx):
               % (ctx.sync.returncode(), ctx.sync.log_tail()))
         c = ctx.confirmed()
         check(c <= first_start, "during the outage the slot confirmed %s, past the commit of the first "
-              "transaction Qdrant never took (%s)" % (g.lsn_text(c), g.lsn_text(first_start)))
+              "transaction Qdrant never took (%s)" % (common.lsn_text(c), common.lsn_text(first_start)))
         samples += 1
         time.sleep(0.3)
     applied = [r for r in ctx.requests_since(mark) if r.get("status") == 200 and r["path"].endswith("/points/batch")]
     check(not applied, "a write was acknowledged during the outage: %s" % applied[:1])
     failed = sum(1 for r in ctx.requests_since(mark) if r.get("status") == 503)
     log("    12 s outage: %d writes failed, slot stayed at %s (<= %s, the first unacknowledged commit), "
-        "process up" % (failed, g.lsn_text(ctx.confirmed()), g.lsn_text(first_start)))
+        "process up" % (failed, common.lsn_text(ctx.confirmed()), common.lsn_text(first_start)))
     check(ctx.confirmed() >= before, "the confirmed position went back during the outage")
     ctx.q.fault(fail_next=0)
     took = ctx.converge("after the outage")
@@ -416,12 +416,7 @@ def scenario_slot_held(ctx):
               "the retry delays do not grow (no backoff): %s" % waits)
         check(g.slot_row(ctx.pg, DB, SLOT)["active_pid"] == holder_pid, "the slot changed hands while held")
     finally:
-        holder.terminate()
-        try:
-            holder.wait(15)
-        except subprocess.TimeoutExpired:
-            holder.kill()
-            holder.wait()
+        common.stop_process(holder, 15)
     t0 = time.monotonic()
     ctx.backlog.write(20)
     g.wait_slot_active(ctx.pg, DB, SLOT, ctx.sync, timeout=60)
@@ -475,11 +470,11 @@ def scenario_graceful_stop(ctx):
                         if b.txns[t]["start"] < confirmed:
                             replayed.append(t)
         check(not replayed, "%s: after a clean stop at %s, operations of already confirmed transactions were sent "
-              "again: %s" % (what, g.lsn_text(confirmed), sorted(set(replayed))[:10]))
+              "again: %s" % (what, common.lsn_text(confirmed), sorted(set(replayed))[:10]))
         check(what != "deadline" or unsent, "deadline: shutdown_timeout did not pass; slow Qdrant down more")
         ctx.figures["graceful stop (%s): seconds to exit" % what] = round(took, 2)
         log("    %s: exit 0 after %.2fs, slot at %s (%d/%d confirmed)%s; the restart resent from txn %s on, "
-            "none before" % (what, took, g.lsn_text(confirmed), b.confirmed_txns(confirmed), len(b.txns),
+            "none before" % (what, took, common.lsn_text(confirmed), b.confirmed_txns(confirmed), len(b.txns),
                              ", operations left unsent" if unsent else "", first_txn))
 
 
@@ -637,12 +632,8 @@ def setup(ctx):
         "max_inflight = %dMB" % ctx.args.max_inflight_mb, "on_error = stop", "shutdown_timeout = %ds" % SHUTDOWN_TIMEOUT,
         "", "[http]", "listen = 127.0.0.1:%d" % ctx.http_port,
     ]
-    for t in TABLES:
-        lines += ["", "[table %s]" % t.spec.name] + t.config_lines
-    path = os.path.join(ctx.args.workdir, "pg2qdrant.ini")
-    with open(path, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    ctx.sync = g.Sync(ctx.args.pg2qdrant, path, ctx.args.workdir, ctx.args.log_level)
+    path = common.write_config_file(os.path.join(ctx.args.workdir, "pg2qdrant.ini"), lines, TABLES)
+    ctx.sync = common.Sync(ctx.args.pg2qdrant, path, ctx.args.workdir, ctx.args.log_level)
     ctx.backlog = Backlog(ctx)
     ctx.sync.start()
     g.wait_slot_active(pg, DB, SLOT, ctx.sync)
@@ -701,11 +692,7 @@ def run(args):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--pg2qdrant", required=True)
-    p.add_argument("--qdrant-server", required=True)
-    p.add_argument("--openapi", required=True)
-    p.add_argument("--workdir", required=True)
+    p = common.argument_parser(__doc__.splitlines()[0])
     p.add_argument("--log-level", default="info")
     p.add_argument("--keep", action="store_true")
     p.add_argument("--only", help="comma-separated scenario names")
@@ -717,16 +704,7 @@ def main():
     p.add_argument("--big-verify", choices=["full", "sample"], default="full",
                    help="compare all of the big transaction's points, or their count and a sample")
     p.add_argument("--seed", type=int, default=4)
-    args = p.parse_args()
-    args.workdir = os.path.abspath(args.workdir)
-    install_signal_cleanup()
-    try:
-        run(args)
-    except (TestFailure, HarnessError) as e:
-        log("guarantees: FAILED: %s" % e)
-        log("(work directory kept: %s)" % args.workdir)
-        return 1
-    return 0
+    return common.run_main("guarantees", p, run)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ row, a row whose vector became NULL).  After --fix every collection must equal i
 under the oracle in expected.py.
 """
 
-import argparse
 import json
 import os
 import shutil
@@ -22,9 +21,10 @@ import uuid
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from p2q_common import (API_KEY, DB, Table, TestFailure, assert_equal, check, create_collections,  # noqa: E402
-                        load_columns, log, oracle, run_cmd, validate_requests, write_config)
-from harness import HarnessError, Postgres, QdrantServer, install_signal_cleanup  # noqa: E402
+from p2q_common import (API_KEY, DB, Table, TestFailure, argument_parser, assert_equal, check,  # noqa: E402
+                        create_collections, load_columns, log, oracle, run_cmd, run_main, validate_requests,
+                        write_config)
+from harness import Postgres, QdrantServer  # noqa: E402
 
 TABLES = [
     Table(oracle.TableSpec("public.r_items", "r_items", ["id"], {"": "embedding"}),
@@ -225,20 +225,7 @@ def run(args):
 
 
 def main():
-    p = argparse.ArgumentParser()
-    p.add_argument("--pg2qdrant", required=True)
-    p.add_argument("--qdrant-server", required=True)
-    p.add_argument("--openapi", required=True)
-    p.add_argument("--workdir", required=True)
-    args = p.parse_args()
-    args.workdir = os.path.abspath(args.workdir)
-    install_signal_cleanup()
-    try:
-        run(args)
-    except (TestFailure, HarnessError) as e:
-        log("reconcile: FAILED: %s\n(work directory kept: %s)" % (e, args.workdir))
-        return 1
-    return 0
+    return run_main("reconcile", argument_parser(), run)
 
 
 if __name__ == "__main__":

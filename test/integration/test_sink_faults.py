@@ -30,7 +30,6 @@ every logged request body is validated against Qdrant's OpenAPI document.
 Python 3 standard library only (openapi_check.py needs python3-jsonschema).
 """
 
-import argparse
 import json
 import os
 import shutil
@@ -45,8 +44,9 @@ sys.path.insert(0, os.path.join(HERE, "..", "harness"))
 sys.path.insert(0, HERE)
 
 import expected as oracle  # noqa: E402
-import run_integration as it  # noqa: E402  (shared helpers: Context, Pg2Qdrant, checks, OpenAPI validation)
-from harness import HarnessError, Postgres, QdrantServer, install_signal_cleanup  # noqa: E402
+import p2q_common as common  # noqa: E402
+import run_integration as it  # noqa: E402  (shared: Context, start_sync, format_diffs, OpenAPI validation)
+from harness import Postgres, QdrantServer  # noqa: E402
 
 DB = it.DB
 SLOT = it.SLOT
@@ -56,18 +56,11 @@ CONVERGE_TIMEOUT = it.CONVERGE_TIMEOUT
 TOAST_DIM = 1536
 BATCH_CHANGES = 10000
 
-check = it.check
-log = it.log
-TestFailure = it.TestFailure
-
-
-def lsn_int(text):
-    hi, lo = text.strip().split("/")
-    return (int(hi, 16) << 32) | int(lo, 16)
-
-
-def lsn_text(value):
-    return "%X/%X" % (value >> 32, value & 0xFFFFFFFF)
+check = common.check
+log = common.log
+TestFailure = common.TestFailure
+lsn_int = common.lsn_int
+lsn_text = common.lsn_text
 
 
 def f32(x):
@@ -81,36 +74,26 @@ def dense(size):
 
 
 TABLES = {
-    "stream": it.Table(oracle.TableSpec("public.t_stream", "c_stream", ["id"], {"": "embedding"}),
-                       "CREATE TABLE t_stream (id int PRIMARY KEY, seq int, embedding real[], note text)",
-                       {"vectors": dense(4)},
-                       ["collection = c_stream", "id = id", "vector = embedding", "payload = *"]),
-    "toast": it.Table(oracle.TableSpec("public.t_toast", "c_toast", ["id"], {"": "embedding"}),
-                      """CREATE TABLE t_toast (id int PRIMARY KEY, embedding real[], note text, n int);
-                         ALTER TABLE t_toast ALTER COLUMN embedding SET STORAGE EXTERNAL""",
-                      {"vectors": dense(TOAST_DIM)},
-                      ["collection = c_toast", "id = id", "vector = embedding", "payload = *"]),
-    "batch": it.Table(oracle.TableSpec("public.t_batch", "c_batch", ["id"], {"": "embedding"}),
-                      "CREATE TABLE t_batch (id int PRIMARY KEY, embedding real[], note text, n int)",
-                      {"vectors": dense(8)},
-                      ["collection = c_batch", "id = id", "vector = embedding", "payload = *"]),
+    "stream": common.Table(oracle.TableSpec("public.t_stream", "c_stream", ["id"], {"": "embedding"}),
+                           "CREATE TABLE t_stream (id int PRIMARY KEY, seq int, embedding real[], note text)",
+                           {"vectors": dense(4)},
+                           ["collection = c_stream", "id = id", "vector = embedding", "payload = *"]),
+    "toast": common.Table(oracle.TableSpec("public.t_toast", "c_toast", ["id"], {"": "embedding"}),
+                          """CREATE TABLE t_toast (id int PRIMARY KEY, embedding real[], note text, n int);
+                             ALTER TABLE t_toast ALTER COLUMN embedding SET STORAGE EXTERNAL""",
+                          {"vectors": dense(TOAST_DIM)},
+                          ["collection = c_toast", "id = id", "vector = embedding", "payload = *"]),
+    "batch": common.Table(oracle.TableSpec("public.t_batch", "c_batch", ["id"], {"": "embedding"}),
+                          "CREATE TABLE t_batch (id int PRIMARY KEY, embedding real[], note text, n int)",
+                          {"vectors": dense(8)},
+                          ["collection = c_batch", "id = id", "vector = embedding", "payload = *"]),
 }
 
 
 # --- pg2qdrant with JSON logs and per-run environment overrides ------------------------------
 
-class Sync(it.Pg2Qdrant):
-    env = None
-
-    def start(self):
-        self.runs += 1
-        self.log_path = os.path.join(self.workdir, "pg2qdrant-%d.log" % self.runs)
-        argv = [self.binary, "run", "-c", self.config_path, "--log-level", self.log_level, "--log-format", "json"]
-        env = dict(os.environ)
-        env.update(self.env or {})
-        with open(self.log_path, "w") as out:
-            self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         env=env)
+class Sync(common.Sync):
+    """Started with log_format="json" (see run): the log's lines are JSON events."""
 
     def events(self):
         out = []
@@ -290,59 +273,6 @@ class FaultContext(it.Context):
         return lsn_int(self.sql("SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = '%s'"
                                 % SLOT).strip())
 
-    def converge(self, step, lsn, tables, exclude=None):
-        """Polls until each table's collection equals the table (minus exclude {collection: ids}) and
-        the slot passed lsn; then checks nothing changes."""
-        exclude = exclude or {}
-
-        def expected_now():
-            out = {}
-            for t in tables:
-                pts = self.expected_points(t)
-                for pid in exclude.get(t.spec.collection, ()):
-                    pts.pop(pid, None)
-                out[t.spec.collection] = pts
-            return out
-
-        def diffs_now(expected):
-            out = self.differences(expected)
-            for coll, ids in exclude.items():
-                d = out.get(coll)
-                if isinstance(d, tuple):
-                    missing, extra, differing = d
-                    extra = [x for x in extra if x not in ids]
-                    if missing or extra or differing:
-                        out[coll] = (missing, extra, differing)
-                    else:
-                        del out[coll]
-            return out
-
-        expected = expected_now()
-        deadline = time.monotonic() + CONVERGE_TIMEOUT
-        while True:
-            self.require_alive()
-            diffs = diffs_now(expected)
-            if not diffs:
-                break
-            check(time.monotonic() < deadline, "step '%s': collections did not converge within %ss\n%s\n"
-                  "pg2qdrant log tail:\n%s" % (step, CONVERGE_TIMEOUT, it.format_diffs(diffs),
-                                               self.sync.log_tail()))
-            time.sleep(it.POLL_INTERVAL)
-        while True:
-            passed, confirmed = self.lsn_passed(lsn)
-            if passed:
-                break
-            check(time.monotonic() < deadline, "step '%s': slot confirmed_flush_lsn %s did not pass %s "
-                  "(taken before the last COMMIT) within %ss" % (step, confirmed, lsn, CONVERGE_TIMEOUT))
-            time.sleep(it.POLL_INTERVAL)
-        diffs = diffs_now(expected)
-        check(not diffs, "step '%s': collections changed after the commit was confirmed\n%s"
-              % (step, it.format_diffs(diffs)))
-        n = sum(len(p) for p in expected.values())
-        self.points_compared += n
-        self.last_expected = expected
-        return n
-
     # the stream of small transactions ----------------------------------------------------------
     def stream_txn(self, mon=None):
         """One transaction of the stream: a new row (id = seq) and a full update of the previous
@@ -385,12 +315,7 @@ def write_config(ctx):
         "[http]",
         "listen =",
     ]
-    for t in TABLES.values():
-        lines += ["", "[table %s]" % t.spec.name] + t.config_lines
-    path = os.path.join(ctx.args.workdir, "pg2qdrant.ini")
-    with open(path, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    return path
+    return common.write_config_file(os.path.join(ctx.args.workdir, "pg2qdrant.ini"), lines, TABLES.values())
 
 
 def setup(ctx):
@@ -399,7 +324,7 @@ def setup(ctx):
     ddl.append("CREATE PUBLICATION %s FOR TABLE %s" % (PUBLICATION, ", ".join(t.spec.name for t in TABLES.values())))
     ctx.sql(";\n".join(ddl) + ";\n")
     for t in TABLES.values():
-        ctx.load_columns(t)
+        common.load_columns(ctx.pg, t)
         status, resp = ctx.q.request("PUT", "/collections/%s" % t.spec.collection, t.collection_body)
         check(status == 200, "creating collection %s: %s %s" % (t.spec.collection, status, resp))
 
@@ -410,7 +335,7 @@ def restart(ctx, **env):
     if ctx.sync.alive():
         rc, _ = ctx.sync.terminate(20)
         if rc is None:
-            ctx.sync.kill()
+            ctx.sync.kill9()
         check(rc == 0, "pg2qdrant exit code after SIGTERM is %s; log tail:\n%s" % (rc, ctx.sync.log_tail()))
     ctx.sync.env = env
     it.start_sync(ctx)
@@ -734,7 +659,7 @@ TOAST_VEC = "ARRAY(SELECT (random() * 2 - 1)::real FROM generate_series(1, %d))"
 def exact_vectors(ctx, what):
     """Every point of c_toast has the table's vector, float32 by float32 (after converge())."""
     expected = ctx.last_expected["c_toast"]
-    actual = ctx.scroll("c_toast")
+    actual = common.scroll(ctx.q, "c_toast", it.SCROLL_PAGE)
     check(actual is not None, "%s: scroll failed" % what)
     check(set(expected) == set(actual), "%s: ids differ" % what)
     for pid, e in expected.items():
@@ -944,7 +869,8 @@ def run(args):
     with Postgres(args.workdir) as pg, QdrantServer(args.qdrant_server, args.workdir, api_key=API_KEY) as q:
         ctx = FaultContext(args, pg, q)
         setup(ctx)
-        ctx.sync = Sync(args.pg2qdrant, write_config(ctx), args.workdir, args.log_level)
+        ctx.sync = Sync(args.pg2qdrant, write_config(ctx), args.workdir, args.log_level, log_format="json",
+                        tail_lines=30)
         steps = [s for s in STEPS if only is None or s[0] == "seed" or s[1].__name__[9:] in only]
         steps += [s for s in PROBES if only and s[1].__name__[6:] in only]
         try:
@@ -959,7 +885,7 @@ def run(args):
         finally:
             if ctx.sync.alive():
                 ctx.sync.terminate(20)
-                ctx.sync.kill()
+                ctx.sync.kill9()
         q.stop()  # flushes the request log
         validated = it.validate_requests(ctx)
     log("sink faults: PASSED %d/%d steps, %d points compared, %d requests validated, %.1fs"
@@ -969,25 +895,12 @@ def run(args):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--pg2qdrant", required=True)
-    p.add_argument("--qdrant-server", required=True)
-    p.add_argument("--openapi", required=True)
-    p.add_argument("--workdir", required=True)
+    p = common.argument_parser(__doc__.splitlines()[0])
     p.add_argument("--log-level", default="info", help="pg2qdrant's --log-level")
     p.add_argument("--keep", action="store_true", help="keep the work directory (logs, config, request log)")
     p.add_argument("--only", help="comma-separated scenario function names without 'scenario_' or 'probe_' "
                    "(seed always runs; probes run only when named)")
-    args = p.parse_args()
-    args.workdir = os.path.abspath(args.workdir)
-    install_signal_cleanup()
-    try:
-        run(args)
-    except (TestFailure, HarnessError) as e:
-        log("sink faults: FAILED: %s" % e)
-        log("(work directory kept: %s)" % args.workdir)
-        return 1
-    return 0
+    return common.run_main("sink faults", p, run)
 
 
 if __name__ == "__main__":

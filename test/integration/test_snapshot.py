@@ -9,7 +9,6 @@ expected.py (Cosine vectors normalised as Qdrant stores them), and the slot's
 confirmed_flush_lsn must pass the last commit.
 """
 
-import argparse
 import json
 import os
 import shutil
@@ -23,9 +22,10 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from p2q_common import (API_KEY, DB, Table, TestFailure, check, create_collections, differences,  # noqa: E402
-                        load_columns, log, oracle, run_cmd, scroll, validate_requests, wait_until, write_config)
-from harness import HarnessError, Postgres, QdrantServer, free_port, install_signal_cleanup  # noqa: E402
+from p2q_common import (API_KEY, DB, Table, TestFailure, argument_parser, check, create_collections,  # noqa: E402
+                        differences, load_columns, log, oracle, run_cmd, run_main, scroll, validate_requests,
+                        wait_until, write_config)
+from harness import Postgres, QdrantServer, free_port  # noqa: E402
 
 SLOT = "p2q_snap"
 N_BIG = 12000
@@ -303,20 +303,7 @@ def run(args):
 
 
 def main():
-    p = argparse.ArgumentParser()
-    p.add_argument("--pg2qdrant", required=True)
-    p.add_argument("--qdrant-server", required=True)
-    p.add_argument("--openapi", required=True)
-    p.add_argument("--workdir", required=True)
-    args = p.parse_args()
-    args.workdir = os.path.abspath(args.workdir)
-    install_signal_cleanup()
-    try:
-        run(args)
-    except (TestFailure, HarnessError) as e:
-        log("snapshot: FAILED: %s\n(work directory kept: %s)" % (e, args.workdir))
-        return 1
-    return 0
+    return run_main("snapshot", argument_parser(), run)
 
 
 if __name__ == "__main__":
