@@ -2,7 +2,8 @@
 # Sets up and runs the whole test suite:
 #   1. installs the Debian packages (scripts/install-deps.sh),
 #   2. a regular build + every CTest test (unit, Qdrant test server, integration
-#      against a throwaway PostgreSQL 15), and the unit tests under valgrind,
+#      against a throwaway PostgreSQL 15, and six integration scripts again with
+#      pg2qdrant under valgrind: label `valgrind`), and the unit tests under valgrind,
 #   3. an AddressSanitizer + UndefinedBehaviorSanitizer build + every CTest test,
 #   4. a short libFuzzer run of the pgoutput decoder (clang).
 # Environment: P2Q_SHARED_DIR (folder holding qdrant/openapi.json; default
