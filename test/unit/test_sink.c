@@ -207,6 +207,70 @@ static void test_one_request_per_full_batch(void **state)
         assert_true(point_exists(f, i));
 }
 
+/* Waits until the request in flight has been answered and handled. */
+static void wait_answered(fixture *f)
+{
+    for (int i = 0; i < 500 && sink_busy(f->s); i++) {
+        assert_int_equal(sink_wait(f->s, NULL, 0, 10), 0);
+        assert_int_equal(sink_progress(f->s), SINK_OK);
+    }
+    assert_false(sink_busy(f->s));
+}
+
+/* The batch being filled grows across kicks (next_batch resumes its scan
+ * where it stopped): no request while it is partial and more input is
+ * coming, one request of exactly batch_points once it is full, and a
+ * change of collection queued later still ends a batch. */
+static void test_batch_fills_across_kicks(void **state)
+{
+    fixture *f = *state;
+    table_cfg other = f->table;
+
+    other.name = "other";
+    other.collection = "other";
+    f->cfg.sync.batch_points = 4;
+    f->cfg.sync.flush_interval_ms = 60000;
+    start_sink(f, false);
+    make_collection(f);
+    create_collection(f->qd, "other", "{\"vectors\":{\"size\":2,\"distance\":\"Dot\"}}");
+    for (int i = 1; i <= 3; i++) {
+        add_upsert(f, i, 2);
+        push_txn(f, 0x5000 + (lsn_t)i);
+        assert_int_equal(sink_kick(f->s, true), SINK_OK);
+        assert_false(sink_busy(f->s)); /* partial, and more input is coming */
+    }
+    add_upsert(f, 4, 2);
+    add_upsert(f, 5, 2);
+    push_txn(f, 0x5005);
+    assert_int_equal(sink_kick(f->s, true), SINK_OK);
+    assert_true(sink_busy(f->s)); /* 1..4: full */
+    wait_answered(f);
+    assert_int_equal(sink_get_stats(f->s)->requests, 1);
+    assert_int_equal(sink_get_stats(f->s)->ops, 4);
+    assert_int_equal(ack_confirmed(f->acks), 0x5003); /* 5 of the last transaction is still queued */
+
+    add_upsert(f, 6, 2);
+    f->ops.items[0].table = &other;
+    add_upsert(f, 7, 2);
+    push_txn(f, 0x5007);
+    for (int n = 2; n <= 3; n++) { /* [5], then [6 in "other"]: each ends at the collection change */
+        assert_int_equal(sink_kick(f->s, true), SINK_OK);
+        assert_true(sink_busy(f->s));
+        wait_answered(f);
+        assert_int_equal(sink_get_stats(f->s)->requests, n);
+        assert_int_equal(sink_get_stats(f->s)->ops, 3 + (uint64_t)n);
+    }
+    assert_int_equal(sink_kick(f->s, true), SINK_OK);
+    assert_false(sink_busy(f->s)); /* [7] is partial */
+    assert_int_equal(sink_kick(f->s, false), SINK_OK);
+    wait_answered(f);
+    assert_int_equal(sink_get_stats(f->s)->requests, 4);
+    assert_int_equal(sink_queued_ops(f->s), 0);
+    assert_int_equal(ack_confirmed(f->acks), 0x5007);
+    for (int i = 1; i <= 7; i++)
+        assert_true(i == 6 || point_exists(f, i));
+}
+
 static void test_batch_bytes_bound(void **state)
 {
     fixture *f = *state;
@@ -410,6 +474,7 @@ int main(void)
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
         T(test_one_request_per_full_batch),
+        T(test_batch_fills_across_kicks),
         T(test_batch_bytes_bound),
         T(test_transient_failures_are_retried),
         T(test_nothing_confirmed_while_qdrant_fails),
