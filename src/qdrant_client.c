@@ -40,6 +40,7 @@ struct qd_client {
     CURL *curl;
     CURLM *multi;                /* drives the asynchronous batch request (qd_batch_start) */
     bool in_multi;               /* curl is attached to multi: a batch is in flight */
+    int running;                 /* transfers left running by the last curl_multi_perform */
     char *batch_path;            /* path of the batch in flight */
     int64_t batch_start_ms;
     char *base_url;              /* without trailing '/' */
@@ -506,10 +507,7 @@ int qd_batch_start(qd_client *c, const char *collection, const char *body, size_
     }
     c->in_multi = true;
     c->batch_start_ms = now_ms();
-    {
-        int running;
-        curl_multi_perform(c->multi, &running); /* connect/send now, not on the next loop turn */
-    }
+    curl_multi_perform(c->multi, &c->running); /* connect/send now, not on the next loop turn */
     return 0;
 }
 
@@ -532,10 +530,9 @@ int qd_wait(qd_client *c, struct pollfd *fds, int nfds, int timeout_ms)
     }
     if (c->in_multi) {
         long curl_ms = -1;
-        int running = 1;
-        /* A transfer that already finished has no socket left to wait on. */
-        curl_multi_perform(c->multi, &running);
-        if (running == 0)
+        /* A transfer that already finished (in qd_batch_start's perform: a
+         * refused connection, say) has no socket left to wait on. */
+        if (c->running == 0)
             timeout_ms = 0;
         else if (curl_multi_timeout(c->multi, &curl_ms) == CURLM_OK && curl_ms >= 0 && curl_ms < timeout_ms)
             timeout_ms = (int)curl_ms;
@@ -549,13 +546,13 @@ int qd_wait(qd_client *c, struct pollfd *fds, int nfds, int timeout_ms)
 
 int qd_batch_check(qd_client *c, qd_result *res)
 {
-    int running = 0, left = 0;
+    int left = 0;
     CURLMsg *msg;
     bool enveloped;
 
     if (!c->in_multi)
         return 0;
-    curl_multi_perform(c->multi, &running);
+    curl_multi_perform(c->multi, &c->running);
     while ((msg = curl_multi_info_read(c->multi, &left)) != NULL) {
         if (msg->msg != CURLMSG_DONE || msg->easy_handle != c->curl)
             continue;

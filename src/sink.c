@@ -363,7 +363,6 @@ static bool collection_missing(const qd_result *r)
 
 /* ---- sending ----------------------------------------------------------------------------- */
 
-
 /* How many head items the next request takes (at least 1; the queue is
  * not empty).  *full tells whether the batch cannot grow (limits, or a
  * refetch or a different collection next).  Items pushed since the last

@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "ack_tracker.h"
 #include "check_config.h"
@@ -137,7 +136,6 @@ static int maybe_send_status(sync_state *st)
         return send_status(st, false);
     return 0;
 }
-
 
 /* The current mapping of op's table (the newest Relation message's). */
 static const table_map *map_of(const sync_state *st, const qop *op)
@@ -496,13 +494,7 @@ static int on_copydata(sync_state *st, const char *data, size_t len)
  */
 static bool catching_up(const sync_state *st)
 {
-    struct timespec ts;
-    int64_t now_pg_us;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    now_pg_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000 - PG_EPOCH_OFFSET_US;
-
-    return st->last_commit_ts != 0 && now_pg_us - st->last_commit_ts > st->cfg->sync.flush_interval_ms * 1000;
+    return st->last_commit_ts != 0 && pg_now_us() - st->last_commit_ts > st->cfg->sync.flush_interval_ms * 1000;
 }
 
 /* sink_drain's idle callback: keeps the walsender fed while draining. */
