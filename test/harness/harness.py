@@ -20,6 +20,7 @@ Both objects clean up on stop(), on leaving a `with` block, and at interpreter e
 import atexit
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -28,6 +29,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 PG_BIN = os.environ.get("P2Q_PG_BIN", "/usr/lib/postgresql/15/bin")
@@ -69,6 +71,27 @@ def free_port():
 
 class HarnessError(RuntimeError):
     pass
+
+
+def http_json(base_url, api_key, method, path, body_obj=None, timeout=30):
+    """One request to a Qdrant (test server or real); returns (status, parsed JSON body, or the
+    text when it is not JSON)."""
+    data = None if body_obj is None else json.dumps(body_obj).encode()
+    req = urllib.request.Request(base_url + path, data=data, method=method)
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    if api_key:
+        req.add_header("api-key", api_key)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            status, raw = resp.status, resp.read()
+    except urllib.error.HTTPError as e:
+        status, raw = e.code, e.read()
+    text = raw.decode("utf-8", errors="replace")
+    try:
+        return status, json.loads(text)
+    except ValueError:
+        return status, text
 
 
 class Postgres:
@@ -251,8 +274,29 @@ class Postgres:
         return "Postgres(port=%s, dir=%s)" % (self.port, self.dir)
 
 
-class QdrantServer:
+def QdrantServer(binary, workdir, api_key=None, extra_args=(), request_log=True, test_server_only=False):
+    """The Qdrant a test talks to: the project's test server (binary), or a real Qdrant when
+    P2Q_QDRANT_URL (a running one) or P2Q_QDRANT_BIN (a `qdrant` executable started here) is
+    set in the environment and the caller does not need the test server (test_server_only, or
+    extra_args, which only the test server takes).  Both have the same interface; a real one has
+    `real = True`, no request log, and fault() raises NeedsTestServer."""
+    if not test_server_only and not extra_args and real_qdrant_wanted():
+        return RealQdrant(workdir, api_key=api_key)
+    return QdrantTestServer(binary, workdir, api_key=api_key, extra_args=extra_args, request_log=request_log)
+
+
+def real_qdrant_wanted():
+    return bool(os.environ.get("P2Q_QDRANT_URL") or os.environ.get("P2Q_QDRANT_BIN"))
+
+
+class NeedsTestServer(HarnessError):
+    """A step asked a real Qdrant for something only the test server does (fault injection)."""
+
+
+class QdrantTestServer:
     """The project's Qdrant test server (test/qdrant_server), one process per instance."""
+
+    real = False
 
     def __init__(self, binary, workdir, api_key=None, extra_args=(), request_log=True):
         """extra_args: more server options (e.g. ["--discard-writes"]); request_log=False runs
@@ -332,22 +376,7 @@ class QdrantServer:
 
     def request(self, method, path, body_obj=None, timeout=30):
         """Returns (status, parsed JSON body, or the text when it is not JSON)."""
-        data = None if body_obj is None else json.dumps(body_obj).encode()
-        req = urllib.request.Request(self.url + path, data=data, method=method)
-        if data is not None:
-            req.add_header("Content-Type", "application/json")
-        if self.api_key:
-            req.add_header("api-key", self.api_key)
-        try:
-            with urllib.request.urlopen(req, timeout=timeout) as resp:
-                status, raw = resp.status, resp.read()
-        except urllib.error.HTTPError as e:
-            status, raw = e.code, e.read()
-        text = raw.decode("utf-8", errors="replace")
-        try:
-            return status, json.loads(text)
-        except ValueError:
-            return status, text
+        return http_json(self.url, self.api_key, method, path, body_obj, timeout)
 
     def _post_test(self, path, body):
         status, resp = self.request("POST", path, body)
@@ -366,3 +395,296 @@ class QdrantServer:
 
     def __repr__(self):
         return "QdrantServer(url=%s)" % self.url
+
+
+class RealQdrant:
+    """A real Qdrant, given by the environment (never built or shipped by this repository):
+
+    P2Q_QDRANT_URL  a running Qdrant (without an API key of its own: the tests send theirs,
+                    which such a Qdrant ignores).  Every collection and alias on it is
+                    DELETED at start and by reset(): give the tests a throwaway Qdrant.
+    P2Q_QDRANT_BIN  a `qdrant` executable, started here on 127.0.0.1 on free ports with
+                    telemetry off, the test's API key and a fresh storage directory under the
+                    work directory, removed at stop() (P2Q_KEEP_QDRANT=1 keeps it).
+
+    The interface is the test server's (url, request, reset, stop); faults come from outside:
+    kill9()/restart() and pause()/resume() (P2Q_QDRANT_BIN only), or a TcpProxy in front."""
+
+    real = True
+    request_log = None
+
+    def __init__(self, workdir, api_key=None):
+        self.workdir = os.path.abspath(workdir)
+        self.api_key = api_key
+        self.binary = os.environ.get("P2Q_QDRANT_BIN") or None
+        self.given_url = None if self.binary else os.environ.get("P2Q_QDRANT_URL", "").rstrip("/")
+        self.proc = None
+        self.port = None
+        self.grpc_port = None
+        self.url = None
+        self.dir = None
+        self.stderr_path = None
+        self.version = None
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def start(self, timeout=60):
+        if self.binary:
+            os.makedirs(self.workdir, exist_ok=True)
+            self.dir = tempfile.mkdtemp(prefix="qdrant-real-", dir=self.workdir)
+            self.stderr_path = os.path.join(self.dir, "qdrant.log")
+            self.port, self.grpc_port = free_port(), free_port()
+            self.url = "http://127.0.0.1:%d" % self.port
+            _live.append(self)
+            self._spawn()
+            self._wait_ready(timeout)
+        else:
+            self.url = self.given_url
+            if not re.match(r"^https?://[^/]+$", self.url or ""):
+                raise HarnessError("P2Q_QDRANT_URL=%r is not a base URL such as http://127.0.0.1:6333" % self.url)
+            _live.append(self)
+            self._wait_ready(5)  # a wrong URL fails fast
+        self.reset()
+        return self
+
+    def _spawn(self):
+        env = dict(os.environ,
+                   QDRANT__SERVICE__HOST="127.0.0.1",
+                   QDRANT__SERVICE__HTTP_PORT=str(self.port),
+                   QDRANT__SERVICE__GRPC_PORT=str(self.grpc_port),
+                   QDRANT__TELEMETRY_DISABLED="true",
+                   QDRANT__STORAGE__STORAGE_PATH=os.path.join(self.dir, "storage"),
+                   QDRANT__STORAGE__SNAPSHOTS_PATH=os.path.join(self.dir, "snapshots"),
+                   QDRANT__LOG_LEVEL=os.environ.get("P2Q_QDRANT_LOG_LEVEL", "WARN"))
+        env.pop("QDRANT__SERVICE__API_KEY", None)
+        if self.api_key:
+            env["QDRANT__SERVICE__API_KEY"] = self.api_key
+        with open(self.stderr_path, "a") as err:
+            self.proc = subprocess.Popen([self.binary], cwd=self.dir, env=env, stdout=err, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL)
+
+    def _wait_ready(self, timeout):
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise HarnessError("qdrant (%s) exited with %s:\n%s" % (self.binary, self.proc.returncode,
+                                                                         self.log_tail()))
+            try:
+                status, body = self.request("GET", "/", timeout=2)
+                if status == 200 and isinstance(body, dict) and "version" in body:
+                    self.version = body["version"]
+                    return
+                last = "GET / answered %s %r" % (status, str(body)[:200])
+                if self.binary is None:
+                    break  # something answers, and it is not Qdrant: no point waiting
+            except (OSError, urllib.error.URLError) as e:
+                last = str(e)
+                if self.binary is None:
+                    break  # a given URL must answer at once
+            time.sleep(0.2)
+        where = self.binary and ("%s on %s" % (self.binary, self.url)) or ("P2Q_QDRANT_URL=%s" % self.url)
+        raise HarnessError("no Qdrant answers at %s: %s" % (where, last))
+
+    def stop(self, timeout=30):
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.resume()
+                self.proc.send_signal(signal.SIGTERM)
+                try:
+                    self.proc.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait()
+            self.proc = None
+            if self.dir and not os.environ.get("P2Q_KEEP_QDRANT"):
+                shutil.rmtree(self.dir, ignore_errors=True)
+        if self in _live:
+            _live.remove(self)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+    def _own_process(self, what):
+        if self.proc is None:
+            raise NeedsTestServer("%s needs P2Q_QDRANT_BIN (a Qdrant process the harness owns)" % what)
+
+    def kill9(self):
+        """SIGKILL: Qdrant recovers from its own WAL at restart()."""
+        self._own_process("kill9")
+        self.resume()
+        self.proc.kill()
+        self.proc.wait()
+
+    def restart(self, timeout=60):
+        """Starts the killed (or stopped) process again on the same port and storage."""
+        self._own_process("restart")
+        if self.proc.poll() is None:
+            self.kill9()
+        self._spawn()
+        self._wait_ready(timeout)
+
+    def pause(self):
+        """SIGSTOP: a hung server (connections accepted by the kernel, never answered)."""
+        self._own_process("pause")
+        self.proc.send_signal(signal.SIGSTOP)
+        self._paused = True
+
+    def resume(self):
+        if self.proc is not None and getattr(self, "_paused", False):
+            self.proc.send_signal(signal.SIGCONT)
+            self._paused = False
+
+    def log_tail(self, lines=40):
+        try:
+            with open(self.stderr_path, errors="replace") as f:
+                return "".join(f.readlines()[-lines:])
+        except (OSError, TypeError):
+            return "(no qdrant log)"
+
+    # -- access ------------------------------------------------------------
+
+    def request(self, method, path, body_obj=None, timeout=30):
+        return http_json(self.url, self.api_key, method, path, body_obj, timeout)
+
+    def fault(self, **kw):
+        raise NeedsTestServer("fault injection (%s) needs the Qdrant test server" % kw)
+
+    def reset(self):
+        """Deletes every alias and collection."""
+        status, body = self.request("GET", "/aliases")
+        if status == 200:
+            actions = [{"delete_alias": {"alias_name": a["alias_name"]}} for a in body["result"]["aliases"]]
+            if actions:
+                self.request("POST", "/collections/aliases", {"actions": actions})
+        status, body = self.request("GET", "/collections")
+        if status != 200:
+            raise HarnessError("GET /collections on %s: %s %s" % (self.url, status, body))
+        for c in body["result"]["collections"]:
+            st, resp = self.request("DELETE", "/collections/%s" % urllib.parse.quote(c["name"], safe=""))
+            if st != 200:
+                raise HarnessError("deleting collection %s: %s %s" % (c["name"], st, resp))
+        return {}
+
+    def __repr__(self):
+        return "RealQdrant(url=%s, version=%s)" % (self.url, self.version)
+
+
+class TcpProxy:
+    """A TCP proxy on 127.0.0.1 between pg2qdrant and a server, for faults from outside a real
+    peer.  mode(): "pass" forwards; "refuse" closes the listening socket (connection refused)
+    and resets open connections; "reset" accepts and resets every connection; "delay" forwards
+    each chunk after delay_ms; "blackhole" accepts and reads, never forwards or answers (a
+    partition: open connections go silent too)."""
+
+    def __init__(self, target_port, target_host="127.0.0.1"):
+        import threading
+        self._threading = threading
+        self.target = (target_host, target_port)
+        self.port = free_port()
+        self.url = "http://127.0.0.1:%d" % self.port
+        self._mode, self._delay = "pass", 0.0
+        self._lock = threading.Lock()
+        self._conns = set()
+        self._listener = None
+        self._stopped = False
+        self.connections = 0
+        self._listen()
+
+    def _listen(self):
+        ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        ls.bind(("127.0.0.1", self.port))
+        ls.listen(128)
+        self._listener = ls
+        self._threading.Thread(target=self._accept_loop, args=(ls,), daemon=True).start()
+
+    def mode(self, mode, delay_ms=0):
+        assert mode in ("pass", "refuse", "reset", "delay", "blackhole"), mode
+        with self._lock:
+            old, self._mode, self._delay = self._mode, mode, delay_ms / 1000.0
+            conns = list(self._conns)
+        if mode in ("refuse", "reset"):
+            for c in conns:
+                self._rst(c)
+        if mode == "refuse" and old != "refuse":
+            self._listener.close()
+        elif old == "refuse" and mode != "refuse":
+            self._listen()
+
+    @staticmethod
+    def _rst(sock):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            sock.close()
+        except OSError:
+            pass
+
+    def _accept_loop(self, ls):
+        while True:
+            try:
+                client, _ = ls.accept()
+            except OSError:
+                return  # closed
+            self.connections += 1
+            with self._lock:
+                mode = self._mode
+            if mode == "reset":
+                self._rst(client)
+                continue
+            self._threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client):
+        import select
+        upstream = None
+        try:
+            upstream = socket.create_connection(self.target, timeout=5)
+        except OSError:
+            self._rst(client)
+            return
+        with self._lock:
+            self._conns.update((client, upstream))
+        peers = {client: upstream, upstream: client}
+        try:
+            while not self._stopped:
+                try:
+                    readable, _, _ = select.select(list(peers), [], [], 0.1)
+                except (OSError, ValueError):
+                    return
+                for s in readable:
+                    data = s.recv(65536)
+                    if not data:
+                        return
+                    with self._lock:
+                        mode, delay = self._mode, self._delay
+                    if mode == "blackhole":
+                        continue  # swallowed
+                    if mode in ("refuse", "reset"):
+                        return
+                    if mode == "delay" and delay:
+                        time.sleep(delay)
+                    peers[s].sendall(data)
+        except OSError:
+            pass
+        finally:
+            with self._lock:
+                self._conns.discard(client)
+                self._conns.discard(upstream)
+            for s in (client, upstream):
+                try:
+                    s.close()
+                except OSError:
+                    pass
+
+    def stop(self):
+        self._stopped = True
+        try:
+            self._listener.close()
+        except OSError:
+            pass
+        for c in list(self._conns):
+            self._rst(c)

@@ -42,6 +42,7 @@ CONVERGE_TIMEOUT = 30.0
 POLL_INTERVAL = 0.1
 SCROLL_PAGE = 100  # points per scroll request: several pages for the larger collections
 SHUTDOWN_TIMEOUT = 10  # seconds, written into the config
+REAL_TIMEOUT_S = 10  # [qdrant] timeout, written into the config
 UNCONFIGURED = "t_unconfigured"
 
 
@@ -110,6 +111,7 @@ class Context:
         self.last_expected = None  # {collection: points} of the last converge()
         self.steps_passed = 0
         self.points_compared = 0
+        self.skipped = 0  # steps that need the test server, against a real Qdrant
 
     # SQL ------------------------------------------------------------------------------
     def sql(self, text):
@@ -257,7 +259,7 @@ def write_config(ctx):
         "[qdrant]",
         "url = " + ctx.q.url,
         "api_key = " + API_KEY,
-        "timeout = 10s",
+        "timeout = %ds" % REAL_TIMEOUT_S,
         "create_collections = false",
         "",
         "[sync]",
@@ -467,6 +469,12 @@ def http_get(ctx, path):
         return None, str(e)
 
 
+def skip_step(ctx, why):
+    log("         (skipped against a real Qdrant: %s)" % why)
+    ctx.skipped += 1
+    return None
+
+
 def request_log_mark(ctx):
     """The current end of the test server's request log."""
     return os.path.getsize(ctx.q.request_log)
@@ -488,6 +496,15 @@ def wait_for_fault_served(ctx, mark, status, what):
 
 
 def scenario_qdrant_5xx(ctx):
+    if ctx.q.real:  # the outage from outside: Qdrant killed (kill -9) and restarted from its WAL
+        if ctx.q.proc is None:
+            return skip_step(ctx, "a Qdrant outage needs P2Q_QDRANT_BIN")
+        ctx.q.kill9()
+        lsn = ctx.commit("UPDATE t_bigint SET t = 'written through an outage' WHERE id = 1")
+        time.sleep(1.5)  # pg2qdrant meets the refused connection and retries
+        ctx.require_alive()
+        ctx.q.restart()
+        return lsn
     mark = request_log_mark(ctx)
     ctx.q.fault(fail_next=2, status=503, error="Service internal error: injected by the test")
     lsn = ctx.commit("UPDATE t_bigint SET t = 'written through 503s' WHERE id = 1")
@@ -496,6 +513,8 @@ def scenario_qdrant_5xx(ctx):
 
 
 def scenario_qdrant_429_retry_after(ctx):
+    if ctx.q.real:
+        return skip_step(ctx, "a 429 with Retry-After needs the test server's fault injection")
     mark = request_log_mark(ctx)
     ctx.q.fault(fail_next=1, status=429, error="Rate limiting exceeded: injected", retry_after=1)
     t0 = time.monotonic()
@@ -507,6 +526,14 @@ def scenario_qdrant_429_retry_after(ctx):
 
 
 def scenario_qdrant_dropped_connection(ctx):
+    if ctx.q.real:  # a hung server: SIGSTOP longer than pg2qdrant's timeout, then SIGCONT
+        if ctx.q.proc is None:
+            return skip_step(ctx, "a hung Qdrant needs P2Q_QDRANT_BIN")
+        ctx.q.pause()
+        lsn = ctx.commit("UPDATE t_bigint SET t = 'written after a hung server' WHERE id = 1")
+        time.sleep(REAL_TIMEOUT_S + 1.5)
+        ctx.q.resume()
+        return lsn
     mark = request_log_mark(ctx)
     ctx.q.fault(drop_next=1)
     lsn = ctx.commit("UPDATE t_bigint SET t = 'written after a dropped connection' WHERE id = 1")
@@ -604,6 +631,8 @@ def scenario_http_endpoints(ctx):
     check(after["pg2qdrant_up"] == 1, "pg2qdrant_up is %s while ready" % after["pg2qdrant_up"])
 
     # A Qdrant outage: not ready with Qdrant's answer as the reason, ready again after it.
+    if ctx.q.real:
+        return http_outage_real(ctx, after)
     ctx.q.fault(fail_next=1000, status=503, error="Service internal error: injected outage")
     lsn = ctx.commit("UPDATE t_bigint SET t = 'written after an outage' WHERE id = 43")
     reason = wait_http(ctx, "/readyz", 503, "readiness during a Qdrant outage", contains="qdrant: HTTP 503")
@@ -618,6 +647,29 @@ def scenario_http_endpoints(ctx):
     check("injected outage" in (doc.get("last_error") or ""), "/status last_error is %r" % doc.get("last_error"))
     check(doc.get("state") == "retrying", "/status state is %r during the outage" % doc.get("state"))
     ctx.q.fault(fail_next=0)
+    wait_http(ctx, "/readyz", 200, "readiness after the outage")
+    text, _ = scrape(ctx)
+    check_no_secrets("/metrics", text)
+    check_no_secrets("/status", http_get(ctx, "/status")[1])
+    check_no_secrets("pg2qdrant's log", ctx.sync.log_text())
+    return lsn
+
+
+def http_outage_real(ctx, after):
+    """The outage half of the endpoint step against a real Qdrant: killed, so the reason is the
+    refused connection rather than an injected 503."""
+    if ctx.q.proc is None:
+        return skip_step(ctx, "a Qdrant outage needs P2Q_QDRANT_BIN")
+    ctx.q.kill9()
+    lsn = ctx.commit("UPDATE t_bigint SET t = 'written after an outage' WHERE id = 43")
+    wait_http(ctx, "/readyz", 503, "readiness during a Qdrant outage", contains="qdrant")
+    _, during = scrape(ctx)
+    check(during["pg2qdrant_up"] == 0, "pg2qdrant_up is %s during the outage" % during["pg2qdrant_up"])
+    check(during["pg2qdrant_qdrant_retries_total"] > after["pg2qdrant_qdrant_retries_total"],
+          "pg2qdrant_qdrant_retries_total did not grow during the outage")
+    doc = json.loads(http_get(ctx, "/status")[1])
+    check(doc.get("state") == "retrying", "/status state is %r during the outage" % doc.get("state"))
+    ctx.q.restart()
     wait_http(ctx, "/readyz", 200, "readiness after the outage")
     text, _ = scrape(ctx)
     check_no_secrets("/metrics", text)
@@ -676,7 +728,11 @@ STEPS = [
 
 
 def validate_requests(ctx):
-    """Runs openapi_check.py over the test server's request log; returns the number validated."""
+    """Runs openapi_check.py over the test server's request log; returns the number validated
+    (0 against a real Qdrant: it has no request log, and validates every body itself)."""
+    if ctx.q.request_log is None:
+        log("  OpenAPI validation of the request log: none against a real Qdrant (it validates every body)")
+        return 0
     script = os.path.join(HERE, "openapi_check.py")
     check(os.path.exists(script), "missing %s" % script)
     python = sys.executable
@@ -730,8 +786,9 @@ def run(args):
                 ctx.sync.kill9()
         q.stop()  # flushes the request log
         validated = validate_requests(ctx)
-    log("integration: PASSED %d/%d steps, %d points compared, %d requests validated, %.1fs"
-        % (ctx.steps_passed, len(STEPS), ctx.points_compared, validated, time.monotonic() - t_start))
+    log("integration: PASSED %d/%d steps (%d skipped), %d points compared, %d requests validated, %.1fs, %s"
+        % (ctx.steps_passed, len(STEPS), ctx.skipped, ctx.points_compared, validated, time.monotonic() - t_start,
+           "real Qdrant %s" % q.version if q.real else "the Qdrant test server"))
     if not args.keep:
         shutil.rmtree(args.workdir, ignore_errors=True)
 
