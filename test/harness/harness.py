@@ -389,6 +389,10 @@ class QdrantTestServer:
         fault(delay_next=1, delay_ms=500), fault(drop_next=1)."""
         return self._post_test("/__test/fault", kw)
 
+    def slow_writes(self, delay_ms, count=1000000):
+        """The next count requests answered delay_ms later (0: back to full speed)."""
+        return self.fault(delay_next=count if delay_ms else 0, delay_ms=delay_ms)
+
     def reset(self):
         """POST /__test/reset: drop every collection and pending fault."""
         return self._post_test("/__test/reset", {})
@@ -550,6 +554,10 @@ class RealQdrant:
 
     def request(self, method, path, body_obj=None, timeout=30):
         return http_json(self.url, self.api_key, method, path, body_obj, timeout)
+
+    def slow_writes(self, delay_ms, count=1000000):
+        """Nothing: a real Qdrant's wait=true writes are slow enough for the steps that ask."""
+        return None
 
     def fault(self, **kw):
         raise NeedsTestServer("fault injection (%s) needs the Qdrant test server" % kw)

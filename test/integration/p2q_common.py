@@ -217,6 +217,8 @@ def run_cmd(binary, args, timeout=600, env=None):
 
 
 def validate_requests(q, openapi):
+    if q.request_log is None:
+        return "no request log to validate against a real Qdrant %s (it validates every body itself)" % q.version
     script = os.path.join(HERE, "openapi_check.py")
     python = sys.executable
     if subprocess.run([python, "-c", "import jsonschema"], capture_output=True).returncode != 0:

@@ -60,7 +60,7 @@ sys.path.insert(0, HERE)
 import expected as oracle  # noqa: E402
 import guarantees_lib as g  # noqa: E402
 import p2q_common as common  # noqa: E402
-from harness import PG_BIN, Postgres, QdrantServer, free_port  # noqa: E402
+from harness import PG_BIN, Postgres, QdrantServer, free_port, real_qdrant_wanted  # noqa: E402
 
 DB = common.DB
 SLOT = "p2q_guar"
@@ -275,7 +275,7 @@ def scenario_idle_slot(ctx):
     # the walsender sends no other; it must be confirmed once Qdrant has acknowledged.
     delay_ms = 600
     for attempt in range(3):
-        ctx.q.fault(delay_next=1, delay_ms=delay_ms)
+        ctx.q.slow_writes(delay_ms, count=1)
         ctx.backlog.write(1)
         ctx.sql("INSERT INTO busy (x) VALUES ('after the published one')")
         wal = common.lsn_int(ctx.sql("SELECT pg_current_wal_lsn()").strip())
@@ -309,7 +309,7 @@ def scenario_crash_safety(ctx):
     last = ctx.confirmed()
     mid_stream = checked_total = 0
     for k in range(ctx.args.kills):
-        ctx.q.fault(delay_next=1000000, delay_ms=delay_ms)  # slow Qdrant: the kills land mid-stream
+        ctx.q.slow_writes(delay_ms)  # slow Qdrant: the kills land mid-stream
         ctx.sync.start()
         time.sleep(ctx.rng.uniform(0.3, 2.0))
         ctx.sync.kill9()
@@ -317,7 +317,7 @@ def scenario_crash_safety(ctx):
         confirmed = ctx.confirmed()
         check(confirmed >= last, "kill %d: confirmed_flush_lsn went back from %s to %s"
               % (k + 1, common.lsn_text(last), common.lsn_text(confirmed)))
-        ctx.q.fault(delay_next=0, delay_ms=0)
+        ctx.q.slow_writes(0)
         time.sleep(2 * delay_ms / 1000.0)  # a request of the dead process still in the server lands first
         actual = common.scroll(ctx.q, ITEMS.spec.collection)
         check(actual is not None, "scroll failed")
@@ -342,6 +342,8 @@ def scenario_qdrant_outage(ctx):
     b = ctx.backlog
     ctx.converge("before the outage")
     before = ctx.confirmed()
+    if ctx.q.real:
+        return qdrant_outage_real(ctx, before)
     mark = ctx.log_mark()
     ctx.q.fault(fail_next=1000000, status=503, error="Service internal error: injected outage")
     numbers = b.write(30)
@@ -374,13 +376,13 @@ def scenario_pg_restarts(ctx):
     """PostgreSQL stopped -m fast and -m immediate in mid-stream."""
     b = ctx.backlog
     for mode in ("fast", "immediate"):
-        ctx.q.fault(delay_next=1000000, delay_ms=30)
+        ctx.q.slow_writes(30)
         b.write(300)
         time.sleep(ctx.rng.uniform(0.5, 1.5))
         runs = ctx.sync.log_text().count("streaming started")
         g.pg_restart(ctx.pg, mode, down_seconds=1.0)
         b.write(50)  # more changes after the restart
-        ctx.q.fault(delay_next=0, delay_ms=0)
+        ctx.q.slow_writes(0)
         took = ctx.converge("PostgreSQL restart -m %s" % mode)
         check(ctx.sync.log_text().count("streaming started") > runs,
               "pg2qdrant did not reconnect after the -m %s restart (no new 'streaming started')" % mode)
@@ -436,7 +438,7 @@ def scenario_graceful_stop(ctx):
     b = ctx.backlog
     # "deadline": every request takes longer than shutdown_timeout (and [qdrant] timeout)
     for what, delay_ms, n, queued in (("drained", 400, 800, 1), ("deadline", 12000, 300, 1)):
-        ctx.q.fault(delay_next=1000000, delay_ms=delay_ms)
+        ctx.q.slow_writes(delay_ms)
         b.write(n)
         # SIGTERM once the sink holds work
         common.wait_until(lambda: ((ctx.status() or {}).get("inflight_bytes") or 0) >= queued, 60,
@@ -449,7 +451,7 @@ def scenario_graceful_stop(ctx):
               % (what, took, SHUTDOWN_TIMEOUT))
         g.wait_slot_inactive(ctx.pg, DB, SLOT)
         confirmed = ctx.confirmed()
-        ctx.q.fault(delay_next=0, delay_ms=0)
+        ctx.q.slow_writes(0)
         time.sleep(delay_ms / 1000.0 + 1)  # a request still sleeping in the server lands first
         actual = common.scroll(ctx.q, ITEMS.spec.collection)
         b.check_confirmed_prefix(confirmed, actual, "after SIGTERM (%s)" % what)
@@ -484,6 +486,30 @@ def sanitized(binary):
         return b"__asan_init" in f.read()
 
 
+def qdrant_outage_real(ctx, before):
+    """The outage against a real Qdrant: killed (kill -9) for 12 s, then restarted from its WAL."""
+    if ctx.q.proc is None:
+        log("    (skipped: a Qdrant outage needs P2Q_QDRANT_BIN)")
+        return
+    ctx.q.kill9()
+    numbers = ctx.backlog.write(30)
+    first_start = min(ctx.backlog.txns[t]["start"] for t in numbers)
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 12:
+        check(ctx.sync.alive(), "pg2qdrant exited during the outage with %s:\n%s"
+              % (ctx.sync.returncode(), ctx.sync.log_tail()))
+        c = ctx.confirmed()
+        check(c <= first_start, "during the outage the slot confirmed %s, past the commit of the first "
+              "transaction Qdrant never took (%s)" % (common.lsn_text(c), common.lsn_text(first_start)))
+        time.sleep(0.3)
+    check(ctx.confirmed() >= before, "the confirmed position went back during the outage")
+    ctx.q.restart()
+    took = ctx.converge("after the outage")
+    ctx.figures["qdrant outage: seconds to converge after recovery"] = round(took, 1)
+    log("    12 s outage (Qdrant killed), slot stayed <= %s; converged %.1fs after the restart"
+        % (common.lsn_text(first_start), took))
+
+
 def scenario_bounded_memory(ctx):
     """One big transaction drains with peak RSS under max_inflight + 32 MB."""
     n = ctx.args.big_rows
@@ -492,7 +518,7 @@ def scenario_bounded_memory(ctx):
     ctx.sync.start()  # a fresh process: VmHWM counts this transaction only
     g.wait_slot_active(ctx.pg, DB, SLOT, ctx.sync)
     base = ctx.sync.vm_hwm_kb()
-    ctx.q.fault(delay_next=1000000, delay_ms=ctx.args.big_delay_ms)
+    ctx.q.slow_writes(ctx.args.big_delay_ms)
     t0 = time.monotonic()
     ctx.sql("INSERT INTO big SELECT g, ARRAY(SELECT ((g * 31 + j * 17) %% 1000)::real / 997 - 0.5"
             " FROM generate_series(1, %d) j) FROM generate_series(1, %d) g" % (BIG_DIM, n))
@@ -510,9 +536,9 @@ def scenario_bounded_memory(ctx):
         time.sleep(0.2)
     drained = time.monotonic() - t0
     hwm = ctx.sync.vm_hwm_kb()
-    ctx.q.fault(delay_next=0, delay_ms=0)
+    ctx.q.slow_writes(0)
     json_bytes = 0
-    with open(ctx.q.request_log, "rb") as f:  # streamed: the log holds every body
+    with open(ctx.q.request_log or os.devnull, "rb") as f:  # streamed: the log holds every body
         for raw in f:
             if b'"path":"/collections/big/points/batch"' in raw[:200] and raw.endswith(b"\n"):
                 r = json.loads(raw)
@@ -645,6 +671,8 @@ def sample_request_log(q, keep=20):
     """The bounded-memory batches are hundreds of equal-shaped 256-point bodies: keep the first
     `keep` of them for the OpenAPI check (which takes about a second per ten), everything else whole."""
     path, seen = q.request_log, 0
+    if path is None:
+        return
     with open(path, "rb") as src, open(path + ".sampled", "wb") as dst:
         for raw in src:
             if b'"path":"/collections/big/points/batch"' in raw[:200]:
@@ -661,7 +689,8 @@ def run(args):
     os.makedirs(args.workdir)
     only = set(args.only.split(",")) if args.only else None
     t_start = time.monotonic()
-    log("guarantees: PostgreSQL 15 + Qdrant test server in %s (seed %s)" % (args.workdir, args.seed))
+    log("guarantees: PostgreSQL 15 + %s in %s (seed %s)"
+        % ("a real Qdrant" if real_qdrant_wanted() else "Qdrant test server", args.workdir, args.seed))
     with Postgres(args.workdir) as pg, QdrantServer(args.qdrant_server, args.workdir, api_key=common.API_KEY) as q:
         ctx = Ctx(args, pg, q)
         try:

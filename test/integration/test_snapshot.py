@@ -224,7 +224,7 @@ def run(args):
         sync = Sync(args.pg2qdrant, cfg_path, args.workdir)
         stats = {"during": 0, "turns": 0, "lsn": None}
         stop = threading.Event()
-        q.fault(delay_next=300, delay_ms=10)  # a slower Qdrant: the snapshot overlaps more transactions
+        q.slow_writes(10, count=300)  # a slower Qdrant: the snapshot overlaps more transactions
         sync.start()
         wait_until(lambda: "initial snapshot" in sync.log_text() or not sync.alive(), 30, "the snapshot to start")
         sync.require_alive()
@@ -233,7 +233,7 @@ def run(args):
         th.join(300)
         stop.set()
         check(not th.is_alive(), "the writer did not finish")
-        q.fault(delay_next=0, delay_ms=0)
+        q.slow_writes(0)
         sync.require_alive()
         check(stats["during"] >= 3, "only %d transactions overlapped the snapshot: make it slower (N_BIG)"
               % stats["during"])
@@ -280,13 +280,13 @@ def run(args):
         config("initial")
         for t in TABLES:
             q.request("POST", "/collections/%s/points/delete?wait=true" % t.spec.collection, {"filter": {}})
-        q.fault(delay_next=1000, delay_ms=50)
+        q.slow_writes(50, count=1000)
         sync.start()
         wait_until(lambda: "snapshot of table started" in sync.log_text(), 30, "the snapshot to start again")
         time.sleep(0.5)
         rc = sync.stop()
         check(rc == 0, "SIGTERM during the snapshot: exit %s\n%s" % (rc, sync.log_text()[-2000:]))
-        q.fault(delay_next=0, delay_ms=0)
+        q.slow_writes(0)
         check(pg.psql("SELECT count(*) FROM pg_replication_slots WHERE slot_name = '%s'" % SLOT, db=DB).strip()
               == "0", "the slot of an interrupted initial snapshot was kept:\n%s" % sync.log_text()[-2000:])
         sync.start()
