@@ -19,7 +19,7 @@ import urllib.request
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "test", "harness"))
 
-from harness import Postgres, QdrantServer, cleanup_all, free_port, install_signal_cleanup  # noqa: E402
+from harness import Postgres, QdrantServer, cleanup_all, free_port, http_json, install_signal_cleanup  # noqa: E402
 
 DB = "shop"
 COLLECTION = os.environ.get("DEMO_COLLECTION", "products")
@@ -33,20 +33,7 @@ class RealQdrant:
         self.api_key = api_key
 
     def request(self, method, path, body_obj=None):
-        data = None if body_obj is None else json.dumps(body_obj).encode()
-        req = urllib.request.Request(self.url + path, data=data, method=method)
-        req.add_header("Content-Type", "application/json")
-        if self.api_key:
-            req.add_header("api-key", self.api_key)
-        try:
-            with urllib.request.urlopen(req, timeout=30) as r:
-                status, raw = r.status, r.read()
-        except urllib.error.HTTPError as e:
-            status, raw = e.code, e.read()
-        try:
-            return status, json.loads(raw)
-        except ValueError:
-            return status, raw.decode("utf-8", "replace")
+        return http_json(self.url, self.api_key, method, path, body_obj)
 
 
 def say(msg):

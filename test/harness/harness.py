@@ -556,8 +556,13 @@ class RealQdrant:
         return http_json(self.url, self.api_key, method, path, body_obj, timeout)
 
     def slow_writes(self, delay_ms, count=1000000):
-        """Nothing: a real Qdrant's wait=true writes are slow enough for the steps that ask."""
-        return None
+        """A real Qdrant cannot be slowed per request.  A delay of 5 s or more (beyond the
+        tests' timeouts) becomes a hung server: SIGSTOP until slow_writes(0) (P2Q_QDRANT_BIN
+        only).  A shorter one is nothing: its wait=true writes are slow enough for those steps."""
+        if delay_ms >= 5000:
+            self.pause()
+        elif delay_ms == 0:
+            self.resume()
 
     def fault(self, **kw):
         raise NeedsTestServer("fault injection (%s) needs the Qdrant test server" % kw)
