@@ -15,6 +15,16 @@ moments:
   pg_fast      PostgreSQL restarted with pg_ctl stop -m fast
   pg_immediate PostgreSQL restarted with pg_ctl stop -m immediate (crash recovery)
 
+Against a real Qdrant (P2Q_QDRANT_BIN; see docs/testing.md) the Qdrant faults come from outside
+it, and pg2qdrant talks to it through the harness's TcpProxy:
+
+  qdrant_kill      Qdrant SIGKILLed, restarted after 0-3 s (it recovers from its own WAL)
+  qdrant_hang      Qdrant SIGSTOPped for 1-8 s (longer than the 5 s timeout), then SIGCONT
+  proxy_refuse     connections refused for 1-5 s
+  proxy_reset      connections reset for 1-5 s
+  proxy_delay      every chunk delayed 100-1500 ms for 2-10 s
+  proxy_blackhole  bytes swallowed, nothing answered, for 2-8 s (a partition)
+
 Then the faults stop, the workload stops, and pg2qdrant must catch up: the slot confirms the
 last commit and every collection equals its table under SPEC §3 (the oracle of expected.py).
 pg2qdrant must never exit by itself (only our SIGKILL/SIGTERM), and every SIGTERM must end
@@ -43,7 +53,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "harness"))
 import expected as oracle  # noqa: E402
 import guarantees_lib as g  # noqa: E402
 import p2q_common as common  # noqa: E402
-from harness import PG_BIN, HarnessError, Postgres, QdrantServer  # noqa: E402
+from harness import PG_BIN, HarnessError, Postgres, QdrantServer, TcpProxy  # noqa: E402
 
 DB = common.DB
 SLOT = "p2q_chaos"
@@ -183,10 +193,11 @@ class Workload:
 # --- faults ---------------------------------------------------------------------------------
 
 class Chaos:
-    def __init__(self, args, pg, q, sync, rng):
+    def __init__(self, args, pg, q, sync, rng, proxy=None):
         self.args = args
         self.pg = pg
         self.q = q
+        self.proxy = proxy  # a real Qdrant: pg2qdrant talks to it through this
         self.sync = sync
         self.rng = rng
         self.faults = collections.Counter()
@@ -206,8 +217,13 @@ class Chaos:
         self.sync.start()
 
     def inject(self):
-        kind = self.rng.choices(["kill9", "sigterm", "qdrant_503", "qdrant_delay", "qdrant_drop", "pg_fast",
-                                 "pg_immediate"], weights=[30, 8, 20, 15, 8, 10, 9])[0]
+        if self.q.real:
+            kind = self.rng.choices(["kill9", "sigterm", "qdrant_kill", "qdrant_hang", "proxy_refuse", "proxy_reset",
+                                     "proxy_delay", "proxy_blackhole", "pg_fast", "pg_immediate"],
+                                    weights=[30, 8, 8, 6, 6, 6, 8, 6, 10, 9])[0]
+        else:
+            kind = self.rng.choices(["kill9", "sigterm", "qdrant_503", "qdrant_delay", "qdrant_drop", "pg_fast",
+                                     "pg_immediate"], weights=[30, 8, 20, 15, 8, 10, 9])[0]
         if kind == "kill9":
             self.sync.kill9()
             time.sleep(self.rng.random() * 2)
@@ -230,7 +246,31 @@ class Chaos:
             self.q.fault(drop_next=self.rng.randint(1, 3))
         elif kind in ("pg_fast", "pg_immediate"):
             self.restart_pg("fast" if kind == "pg_fast" else "immediate")
+        elif kind == "qdrant_kill":
+            self.q.kill9()
+            time.sleep(self.rng.random() * 3)
+            self.q.restart()
+        elif kind == "qdrant_hang":
+            self.q.pause()
+            time.sleep(self.rng.uniform(1, 8))
+            self.q.resume()
+        elif kind.startswith("proxy_"):
+            mode = kind[len("proxy_"):]
+            span = {"refuse": (1, 5), "reset": (1, 5), "delay": (2, 10), "blackhole": (2, 8)}[mode]
+            self.proxy.mode(mode, delay_ms=self.rng.randint(100, 1500))
+            time.sleep(self.rng.uniform(*span))
+            self.proxy.mode("pass")
         self.faults[kind] += 1
+
+    def clear(self):
+        """Every fault off."""
+        if self.q.real:
+            self.q.resume()
+            self.proxy.mode("pass")
+            return
+        self.q.fault(fail_next=0)
+        self.q.fault(delay_next=0, delay_ms=0)
+        self.q.fault(drop_next=0)
 
     def restart_pg(self, mode):
         """pg_ctl stop -m MODE, a pause, start.  A fast shutdown waits until every logical walsender's
@@ -265,7 +305,7 @@ class Chaos:
             self.check_process()
 
 
-def setup(pg, q, workdir, http_port=None):
+def setup(pg, q, workdir, http_port=None, qdrant_url=None):
     pg.psql("CREATE DATABASE %s" % DB)
     pg.psql("CREATE SEQUENCE ids; " + ";\n".join(t.ddl for t in TABLES) + ";\n"
             "CREATE PUBLICATION %s FOR TABLE %s" % (PUBLICATION, ", ".join(t.spec.name for t in TABLES)), db=DB)
@@ -275,7 +315,7 @@ def setup(pg, q, workdir, http_port=None):
     lines = [
         "[source]", "dsn = " + pg.dsn(DB), "slot = " + SLOT, "publication = " + PUBLICATION,
         "create_slot = true", "create_publication = false", "status_interval = 1s",
-        "", "[qdrant]", "url = " + q.url, "api_key = " + common.API_KEY, "timeout = 5s",
+        "", "[qdrant]", "url = " + (qdrant_url or q.url), "api_key = " + common.API_KEY, "timeout = 5s",
         "create_collections = false",
         "", "[sync]", "snapshot = never", "batch_points = 64", "batch_bytes = 1MB", "flush_interval = 50ms",
         "max_inflight = 4MB", "on_error = stop", "shutdown_timeout = %ds" % SHUTDOWN_TIMEOUT,
@@ -285,6 +325,8 @@ def setup(pg, q, workdir, http_port=None):
 
 
 def validate_requests(q, openapi, limit_mb=400):
+    if q.request_log is None:
+        return common.validate_requests(q, openapi)
     size = os.path.getsize(q.request_log) / 1e6
     if size > limit_mb:
         return "SKIPPED: request log is %.0f MB (over %d MB)" % (size, limit_mb)
@@ -301,12 +343,15 @@ def run(args):
     t_start = time.monotonic()
     summary = {}
     with Postgres(args.workdir) as pg, QdrantServer(args.qdrant_server, args.workdir, api_key=common.API_KEY) as q:
-        config = setup(pg, q, args.workdir)
+        proxy = TcpProxy(q.port) if q.real else None
+        if q.real:
+            log("chaos: real Qdrant %s at %s, pg2qdrant through the proxy %s" % (q.version, q.url, proxy.url))
+        config = setup(pg, q, args.workdir, qdrant_url=proxy.url if proxy else None)
         sync = common.Sync(args.pg2qdrant, config, args.workdir, args.log_level)
         sync.start()
         g.wait_slot_active(pg, DB, SLOT, sync)
         work = Workload(pg, random.Random(rng.random()))
-        chaos = Chaos(args, pg, q, sync, random.Random(rng.random()))
+        chaos = Chaos(args, pg, q, sync, random.Random(rng.random()), proxy)
         work.thread.start()
         try:
             last_report = time.monotonic()
@@ -321,9 +366,7 @@ def run(args):
                         % (time.monotonic() - t_start, work.committed, work.total_changes(),
                            dict(chaos.faults), sync.runs))
             # stop the faults, then the workload; let pg2qdrant catch up
-            q.fault(fail_next=0)
-            q.fault(delay_next=0, delay_ms=0)
-            q.fault(drop_next=0)
+            chaos.clear()
             work.stop.set()
             work.thread.join(120)
             chaos.check_process()
@@ -343,6 +386,8 @@ def run(args):
         finally:
             work.stop.set()
             sync.stop()
+            if proxy:
+                proxy.stop()
         q.stop()
         openapi = validate_requests(q, args.openapi)
         mismatches = g.mismatch_count(diffs)

@@ -625,7 +625,7 @@ class TcpProxy:
             for c in conns:
                 self._rst(c)
         if mode == "refuse" and old != "refuse":
-            self._listener.close()
+            self._close_listener()
         elif old == "refuse" and mode != "refuse":
             self._listen()
 
@@ -693,11 +693,17 @@ class TcpProxy:
                 except OSError:
                     pass
 
-    def stop(self):
-        self._stopped = True
+    def _close_listener(self):
+        # shutdown() first: a close() alone leaves the socket listening while accept() blocks in
+        # its thread, and the kernel would keep taking connections
         try:
-            self._listener.close()
+            self._listener.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
+        self._listener.close()
+
+    def stop(self):
+        self._stopped = True
+        self._close_listener()
         for c in list(self._conns):
             self._rst(c)
