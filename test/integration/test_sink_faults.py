@@ -866,7 +866,8 @@ def run(args):
     only = set(args.only.split(",")) if args.only else None
     log("sink faults: starting PostgreSQL 15 and the Qdrant test server in %s" % args.workdir)
     passed = 0
-    with Postgres(args.workdir) as pg, QdrantServer(args.qdrant_server, args.workdir, api_key=API_KEY, test_server_only=True) as q:
+    with Postgres(args.workdir) as pg, \
+            QdrantServer(args.qdrant_server, args.workdir, api_key=API_KEY, test_server_only=True) as q:
         ctx = FaultContext(args, pg, q)
         setup(ctx)
         ctx.sync = Sync(args.pg2qdrant, write_config(ctx), args.workdir, args.log_level, log_format="json",
