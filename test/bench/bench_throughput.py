@@ -24,6 +24,12 @@ Reports both wall times (process start to end), their ratio, pg2qdrant's CPU sec
 peak RSS (VmHWM).  pg2qdrant's confirmation reaches the slot with a status update at most
 ~100 ms after Qdrant's answer, and the poll adds up to --poll-ms: compare runs of similar length.
 
+Against a real Qdrant (P2Q_QDRANT_BIN or P2Q_QDRANT_URL, see docs/testing.md) the writes are
+applied, and the run first measures Qdrant's ingest ceiling on this machine: qdrant_loader (next
+to the test server) sends the same rows as 256-point wait=true upserts over K = 1, 2, 4, 8
+connections into a fresh collection; the best rate is the ceiling, and pg2qdrant's rate is
+reported as a fraction of it.  --dim sets the vector size (64, or 1536 for the common embedding).
+
 Not a test: nothing is asserted.  PG2QDRANT_* environment overrides (e.g.
 PG2QDRANT_SYNC_BATCH_POINTS=1024) reach pg2qdrant unchanged.
 """
@@ -44,6 +50,8 @@ def parse_args():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rows", type=int, default=100000)
     ap.add_argument("--shape", choices=("small", "large"), default="small")
+    ap.add_argument("--dim", type=int, default=benchlib.DIM, help="vector dimensions (default %(default)s)")
+    ap.add_argument("--ceiling-conns", default="1,2,4,8", help="real Qdrant: connections of the ceiling runs")
     ap.add_argument("--txn-rows", type=int, default=1, help="rows per transaction for --shape small (default 1)")
     ap.add_argument("--pg2qdrant", default=benchlib.default_binary("build/pg2qdrant"))
     ap.add_argument("--qdrant-server", default=None,
@@ -68,7 +76,7 @@ def setup(pg, args):
             "SELECT pg_create_logical_replication_slot('bench_s2', 'pgoutput');\n" % benchlib.PUBLICATION,
             db=benchlib.DB)
     t0 = time.monotonic()
-    select = "SELECT %s FROM generate_series(%%s, %%s) i" % benchlib.ROW_EXPRS
+    select = "SELECT %s FROM generate_series(%%s, %%s) i" % benchlib.row_exprs(args.dim)
     if args.shape == "large":
         pg.psql("INSERT INTO items (%s) %s;" % (benchlib.COLUMNS, select % (1, args.rows)), db=benchlib.DB,
                 timeout=args.timeout)
@@ -150,7 +158,7 @@ def run_pg2qdrant(pg, q, end, args, workdir):
             with open(os.path.join(workdir, "attach.log"), "w") as alog:
                 perf = subprocess.Popen(attach + ["-p", str(proc.pid)], stdout=subprocess.DEVNULL, stderr=alog)
         walsender = WalsenderCpu(poll, "bench_s2")
-        server_cpu0 = benchlib.proc_cpu_seconds(q.proc.pid)
+        server_cpu0 = benchlib.proc_cpu_seconds(q.proc.pid) if q.proc else None
         deadline = t0 + args.timeout
         while True:
             walsender.sample()
@@ -166,7 +174,7 @@ def run_pg2qdrant(pg, q, end, args, workdir):
         wall = time.monotonic() - t0
         cpu = benchlib.proc_cpu_seconds(proc.pid)
         walsender.sample()
-        server_cpu = benchlib.proc_cpu_seconds(q.proc.pid) - server_cpu0
+        server_cpu = benchlib.proc_cpu_seconds(q.proc.pid) - server_cpu0 if q.proc else None
         hwm = benchlib.proc_status_kb(proc.pid, "VmHWM")
         if perf:
             perf.send_signal(2)
@@ -178,10 +186,28 @@ def run_pg2qdrant(pg, q, end, args, workdir):
         poll.close()
         if perf and perf.poll() is None:
             perf.kill()
-    stats = q.request("GET", "/__test/stats")[1]
+    stats = q.request("GET", "/__test/stats")[1] if not q.real else None
     return {"wall_s": wall, "cpu_s": cpu, "cpu_total_s": (ru.ru_utime + ru.ru_stime) if ru else None,
             "vmhwm_kb": hwm, "exit": code, "walsender_cpu_s": walsender.cpu, "qdrant_server_cpu_s": server_cpu,
             "qdrant_requests": stats.get("writes") if isinstance(stats, dict) else None}
+
+
+def ceiling(q, args):
+    """Qdrant's ingest rate for the same rows from qdrant_loader over K connections: {K: rows/s}."""
+    loader = os.path.join(os.path.dirname(args.qdrant_server), "qdrant_loader")
+    out = {}
+    for k in [int(x) for x in args.ceiling_conns.split(",")]:
+        env = dict(os.environ, QDRANT_API_KEY=q.api_key or "")
+        r = subprocess.run([loader, q.url, "ceiling", str(args.rows), str(args.dim), str(k)], capture_output=True,
+                           text=True, env=env, timeout=args.timeout)
+        if r.returncode != 0:
+            raise harness.HarnessError("qdrant_loader with %d connections: %s" % (k, r.stderr[-2000:]))
+        res = json.loads(r.stdout)
+        out[k] = res["rows_per_s"]
+        log("ceiling: %d connection(s): %d rows in %.2f s, %.0f rows/s" % (k, args.rows, res["seconds"],
+                                                                           res["rows_per_s"]))
+    q.request("DELETE", "/collections/ceiling")
+    return out
 
 
 def main():
@@ -189,10 +215,16 @@ def main():
     benchlib.prepare(args, "bench_throughput")
     workdir = benchlib.make_workdir(args)
     try:
+        real = harness.real_qdrant_wanted()
         with harness.Postgres(workdir) as pg, \
-                harness.QdrantServer(args.qdrant_server, workdir, extra_args=["--discard-writes"],
+                harness.QdrantServer(args.qdrant_server, workdir, extra_args=[] if real else ["--discard-writes"],
                                      request_log=False) as q:
-            benchlib.create_items_collection(q)
+            best = None
+            if q.real:
+                log("real Qdrant %s at %s" % (q.version, q.url))
+                rates = ceiling(q, args)
+                best = max(rates.items(), key=lambda kv: kv[1])
+            benchlib.create_items_collection(q, args.dim)
             end, txns = setup(pg, args)
             log("draining bench_s1 with pg_recvlogical")
             rl = run_recvlogical(pg, end, args, workdir)
@@ -210,7 +242,15 @@ def main():
         "pg2qdrant_cpu_s_per_100k": p2q["cpu_s"] * per100k if p2q["cpu_s"] is not None else None,
         "pg2qdrant_changes_per_s": args.rows / p2q["wall_s"],
         "machine": benchlib.machine(),
+        "dim": args.dim,
+        "qdrant": ("real %s" % q.version) if q.real else "test server (--discard-writes)",
     }
+    if best:
+        res["ceiling_rows_per_s"], res["ceiling_connections"] = best[1], best[0]
+        res["fraction_of_ceiling"] = res["pg2qdrant_changes_per_s"] / best[1]
+        print("ceiling (qdrant_loader, best of %s connections): %.0f rows/s with %d; pg2qdrant %.0f rows/s = %.2fx "
+              "the ceiling" % (args.ceiling_conns, best[1], best[0], res["pg2qdrant_changes_per_s"],
+                               res["fraction_of_ceiling"]))
     print("throughput %s rows=%d txns=%d: pg_recvlogical %.2f s, pg2qdrant %.2f s (ratio %.2f, %.0f changes/s), "
           "pg2qdrant CPU %.2f s per 100k changes, peak RSS %.1f MiB, %s Qdrant requests; "
           "walsender CPU %.2f s / %.2f s, test server CPU %.2f s" %

@@ -27,9 +27,13 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 # One row of the benchmark tables as SQL expressions of the bigint i (64-dimension embedding,
 # values with full float precision as a real model would give).
 # (No "%" in it: callers format SQL around it.)
-ROW_EXPRS = ("i, 'item ' || i || ' ' || md5(i::text), round(mod(i, 100000) / 100.0, 2), "
-             "ARRAY['tag' || mod(i, 7), 'tag' || mod(i, 11), 'c' || mod(i, 3)], "
-             "ARRAY(SELECT sin(i * {dim} + j)::real FROM generate_series(1, {dim}) j)".format(dim=DIM))
+def row_exprs(dim=DIM):
+    return ("i, 'item ' || i || ' ' || md5(i::text), round(mod(i, 100000) / 100.0, 2), "
+            "ARRAY['tag' || mod(i, 7), 'tag' || mod(i, 11), 'c' || mod(i, 3)], "
+            "ARRAY(SELECT sin(i * {dim} + j)::real FROM generate_series(1, {dim}) j)".format(dim=dim))
+
+
+ROW_EXPRS = row_exprs(DIM)
 COLUMNS = "id, title, price, tags, embedding"
 TABLE_DDL = ("CREATE TABLE {t} (id bigint PRIMARY KEY, title text, price numeric(12,2), tags text[], "
              "embedding real[]{extra})")
@@ -74,9 +78,9 @@ def finish_workdir(args, workdir):
         log("work directory kept: " + workdir)
 
 
-def create_items_collection(q):
-    """The collection items in the Qdrant test server: DIM-dimension Cosine vectors."""
-    st, body = q.request("PUT", "/collections/items", {"vectors": {"size": DIM, "distance": "Cosine"}})
+def create_items_collection(q, dim=DIM):
+    """The collection items: dim-dimension Cosine vectors."""
+    st, body = q.request("PUT", "/collections/items", {"vectors": {"size": dim, "distance": "Cosine"}})
     if st != 200:
         raise harness.HarnessError("creating the collection: %s %s" % (st, body))
 
