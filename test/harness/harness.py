@@ -245,9 +245,17 @@ class Postgres:
         out = self.psql(sql, db=db).strip()
         return json.loads(out) if out else None
 
+    def real_pgvector(self):
+        """P2Q_PGVECTOR=1 and pgvector installed into this PostgreSQL (the tests then use its
+        real types; nothing of pgvector is in this repository)."""
+        if os.environ.get("P2Q_PGVECTOR") != "1":
+            return False
+        return self.psql("SELECT count(*) FROM pg_available_extensions WHERE name = 'vector'").strip() == "1"
+
     def create_pgvector_types(self, db):
-        """pgvector is not packaged for Debian 12 here: emulate its types vector, halfvec and
-        sparsevec in db's public schema, as pgvector's CREATE EXTENSION would place them.
+        """With real_pgvector(): CREATE EXTENSION vector.  Otherwise, pgvector not being packaged
+        for Debian 12 here, emulate its types vector, halfvec and sparsevec in db's public
+        schema, as pgvector's CREATE EXTENSION would place them.
 
         Each is a real base type whose I/O functions are PostgreSQL's own text functions
         (LANGUAGE internal 'textin'/'textout'/...), so a value is stored and printed exactly
@@ -255,6 +263,10 @@ class Postgres:
         named public.vector etc., as with the extension.  (A domain over text would not do:
         pgoutput names a domain's Type message after its base type, "text".)  pgvector's
         input validation, typmods and operators are not emulated: insert well-formed values."""
+        if self.real_pgvector():
+            self.psql("CREATE EXTENSION IF NOT EXISTS vector WITH SCHEMA public", db=db)
+            return "pgvector " + self.psql("SELECT extversion FROM pg_extension WHERE extname = 'vector'",
+                                           db=db).strip()
         sql = []
         for t in ("vector", "halfvec", "sparsevec"):
             sql.append(
@@ -266,6 +278,7 @@ class Postgres:
                 "CREATE TYPE {t} (INPUT = {t}_in, OUTPUT = {t}_out, RECEIVE = {t}_recv, SEND = {t}_send,\n"
                 "                 INTERNALLENGTH = VARIABLE, STORAGE = extended, CATEGORY = 'U');\n".format(t=t))
         self.psql("SET search_path = public;\n" + "".join(sql), db=db)
+        return "emulated pgvector types"
 
     # The name other tests were written against.
     create_pgvector_domains = create_pgvector_types

@@ -14,6 +14,9 @@
      "sparse_vectors";
    and every collection then equals its table (expected.py oracle).
 3. A vector size that differs from an existing collection's stops `run` at start (exit 2).
+4. With real pgvector (P2Q_PGVECTOR=1 and the extension installed; skipped otherwise): an EMPTY
+   table's vector(5), halfvec(4) and sparsevec(100) columns give their sizes by typmod, so the
+   collection is created at start, before any row; rows then arrive equal to the table.
 Every logged request body is validated against Qdrant's OpenAPI document.
 """
 
@@ -48,6 +51,41 @@ TABLES = [
 ]
 
 
+TYPMOD = Table(oracle.TableSpec("public.cc_typmod", "cc_typmod", ["id"], {"v": "v", "h": "h", "s": "s"}),
+               "CREATE TABLE cc_typmod (id int PRIMARY KEY, v vector(5), h halfvec(4), s sparsevec(100), label text)",
+               {}, ["collection = cc_typmod", "vector.v = v", "vector.h = h", "vector.s = s", "distance = Dot"])
+
+
+def real_pgvector_typmods(args, pg, q, cfg):
+    """Step 4: sizes from pgvector's typmods, an empty table's collection created at start."""
+    pg.psql(TYPMOD.ddl, db=DB)
+    load_columns(pg, TYPMOD)
+    write_config(cfg, pg, q, [TYPMOD], slot="p2q_typmod", publication="p2q_typmod_pub",
+                 sync_lines=["snapshot = initial"])
+    with open(cfg) as f:
+        text = f.read()
+    with open(cfg, "w") as f:
+        f.write(text.replace("timeout = 10s\n", "timeout = 10s\ncreate_collections = true\n"))
+    with open(os.path.join(args.workdir, "typmod.log"), "w") as logf:
+        proc = subprocess.Popen([args.pg2qdrant, "run", "-c", cfg], stdout=logf, stderr=subprocess.STDOUT)
+    try:
+        params = wait_until(lambda: collection_info(q, "cc_typmod"), 30, "cc_typmod created at start (empty table)")
+        check(params["vectors"]["v"]["size"] == 5 and params["vectors"]["h"]["size"] == 4
+              and "s" in params.get("sparse_vectors", {}), "cc_typmod params from typmods: %s" % params)
+        pg.psql("INSERT INTO cc_typmod VALUES (1, '[1,2,3,4,5]', '[0.5,0.25,1,2]', '{1:0.5,100:2}/100', 'one'),"
+                " (2, '[0.1,0.2,0.3,0.4,0.5]', '[1.5,2.5,3.5,4.5]', '{3:1}/100', 'two');"
+                "UPDATE cc_typmod SET h = '[4,3,2,1]' WHERE id = 2; DELETE FROM cc_typmod WHERE id = 1;"
+                "INSERT INTO cc_typmod VALUES (3, '[5,4,3,2,1]', NULL, '{}/100', 'three')", db=DB)
+        wait_until(lambda: not differences(pg, q, [TYPMOD]), 30, "cc_typmod equal to its table")
+        check(proc.poll() is None, "pg2qdrant exited")
+        proc.send_signal(signal.SIGTERM)
+        check(proc.wait(30) == 0, "exit code after SIGTERM")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def run_until_exit(binary, cfg, timeout=60):
     p = subprocess.run([binary, "run", "-c", cfg], capture_output=True, text=True, timeout=timeout)
     return p.returncode, p.stderr
@@ -73,7 +111,7 @@ def main():
         with Postgres(os.path.join(args.workdir, "pg")) as pg, \
                 QdrantServer(args.qdrant_server, os.path.join(args.workdir, "q")) as q:
             pg.psql("CREATE DATABASE %s" % DB)
-            pg.create_pgvector_types(DB)
+            log("  pgvector: %s" % pg.create_pgvector_types(DB))
             for t in TABLES:
                 pg.psql(t.ddl, db=DB)
                 load_columns(pg, t)
@@ -127,6 +165,13 @@ def main():
             check(rc == 2 and "mismatch" in err and "cc_rows" in err,
                   "size mismatch: exit %s, want 2 with a message:\n%s" % (rc, err[-2000:]))
             log("  ok   vector size mismatch stops run: exit 2")
+
+            if pg.real_pgvector():
+                real_pgvector_typmods(args, pg, q, cfg)
+                log("  ok   real pgvector: vector(5), halfvec(4), sparsevec(100) of an empty table sized by typmod "
+                    "at start; rows equal to the table")
+            else:
+                log("  skip real pgvector typmods (P2Q_PGVECTOR=1 with pgvector installed runs them)")
             log("  " + validate_requests(q, args.openapi))
     except (TestFailure, HarnessError) as e:
         print("create collections: FAILED: %s" % e, flush=True)
