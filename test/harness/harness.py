@@ -94,7 +94,25 @@ def http_json(base_url, api_key, method, path, body_obj=None, timeout=30):
         return status, text
 
 
-class Postgres:
+class _Managed:
+    """A server the harness starts: a `with` block (start/stop) and the tail of its log."""
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+    def log_tail(self, lines=40):
+        try:
+            with open(self.log_path(), errors="replace") as f:
+                return "".join(f.readlines()[-lines:])
+        except (OSError, TypeError):
+            return "(no log of %r)" % self
+
+
+class Postgres(_Managed):
     """A throwaway PostgreSQL 15 cluster, configured for logical replication."""
 
     def __init__(self, workdir, port=None):
@@ -206,19 +224,8 @@ class Postgres:
         if self in _live:
             _live.remove(self)
 
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
-        return False
-
-    def log_tail(self, lines=40):
-        try:
-            with open(self.logfile, errors="replace") as f:
-                return "".join(f.readlines()[-lines:])
-        except OSError:
-            return "(no postgres log)"
+    def log_path(self):
+        return self.logfile
 
     # -- access ------------------------------------------------------------
 
@@ -306,7 +313,22 @@ class NeedsTestServer(HarnessError):
     """A step asked a real Qdrant for something only the test server does (fault injection)."""
 
 
-class QdrantTestServer:
+class _Qdrant(_Managed):
+    """What the test server and a real Qdrant share: a `with` block, request(), log_tail()."""
+
+    url = None
+    api_key = None
+    stderr_path = None
+
+    def log_path(self):
+        return self.stderr_path
+
+    def request(self, method, path, body_obj=None, timeout=30):
+        """Returns (status, parsed JSON body, or the text when it is not JSON)."""
+        return http_json(self.url, self.api_key, method, path, body_obj, timeout)
+
+
+class QdrantTestServer(_Qdrant):
     """The project's Qdrant test server (test/qdrant_server), one process per instance."""
 
     real = False
@@ -373,24 +395,6 @@ class QdrantTestServer:
         if self in _live:
             _live.remove(self)
 
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
-        return False
-
-    def log_tail(self, lines=40):
-        try:
-            with open(self.stderr_path, errors="replace") as f:
-                return "".join(f.readlines()[-lines:])
-        except (OSError, TypeError):
-            return "(no server log)"
-
-    def request(self, method, path, body_obj=None, timeout=30):
-        """Returns (status, parsed JSON body, or the text when it is not JSON)."""
-        return http_json(self.url, self.api_key, method, path, body_obj, timeout)
-
     def _post_test(self, path, body):
         status, resp = self.request("POST", path, body)
         if status != 200:
@@ -414,7 +418,7 @@ class QdrantTestServer:
         return "QdrantServer(url=%s)" % self.url
 
 
-class RealQdrant:
+class RealQdrant(_Qdrant):
     """A real Qdrant, given by the environment (never built or shipped by this repository):
 
     P2Q_QDRANT_URL  a running Qdrant (without an API key of its own: the tests send theirs,
@@ -519,13 +523,6 @@ class RealQdrant:
         if self in _live:
             _live.remove(self)
 
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
-        return False
-
     def _own_process(self, what):
         if self.proc is None:
             raise NeedsTestServer("%s needs P2Q_QDRANT_BIN (a Qdrant process the harness owns)" % what)
@@ -556,17 +553,7 @@ class RealQdrant:
             self.proc.send_signal(signal.SIGCONT)
             self._paused = False
 
-    def log_tail(self, lines=40):
-        try:
-            with open(self.stderr_path, errors="replace") as f:
-                return "".join(f.readlines()[-lines:])
-        except (OSError, TypeError):
-            return "(no qdrant log)"
-
     # -- access ------------------------------------------------------------
-
-    def request(self, method, path, body_obj=None, timeout=30):
-        return http_json(self.url, self.api_key, method, path, body_obj, timeout)
 
     def slow_writes(self, delay_ms, count=1000000):
         """A real Qdrant cannot be slowed per request.  A delay of 5 s or more (beyond the

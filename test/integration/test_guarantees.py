@@ -340,6 +340,19 @@ def scenario_crash_safety(ctx):
     ctx.figures["crash safety: row checks"] = checked_total
 
 
+def hold_outage(ctx, first_start, seconds=12):
+    """For `seconds` of an outage: pg2qdrant stays up and the slot stays at or before first_start,
+    the commit of the first transaction Qdrant never took."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < seconds:
+        check(ctx.sync.alive(), "pg2qdrant exited during the outage with %s:\n%s"
+              % (ctx.sync.returncode(), ctx.sync.log_tail()))
+        c = ctx.confirmed()
+        check(c <= first_start, "during the outage the slot confirmed %s, past the commit of the first "
+              "transaction Qdrant never took (%s)" % (common.lsn_text(c), common.lsn_text(first_start)))
+        time.sleep(0.3)
+
+
 def scenario_qdrant_outage(ctx):
     """Every write fails for a while: nothing confirmed past what Qdrant took; no exit; converges."""
     b = ctx.backlog
@@ -353,16 +366,7 @@ def scenario_qdrant_outage(ctx):
     first_start = min(b.txns[t]["start"] for t in numbers)
     common.wait_until(lambda: any(r.get("status") == 503 for r in ctx.requests_since(mark)), 30,
                       "pg2qdrant never met the outage")
-    t0 = time.monotonic()
-    samples = 0
-    while time.monotonic() - t0 < 12:
-        check(ctx.sync.alive(), "pg2qdrant exited during the outage with %s:\n%s"
-              % (ctx.sync.returncode(), ctx.sync.log_tail()))
-        c = ctx.confirmed()
-        check(c <= first_start, "during the outage the slot confirmed %s, past the commit of the first "
-              "transaction Qdrant never took (%s)" % (common.lsn_text(c), common.lsn_text(first_start)))
-        samples += 1
-        time.sleep(0.3)
+    hold_outage(ctx, first_start)
     applied = [r for r in ctx.requests_since(mark) if r.get("status") == 200 and r["path"].endswith("/points/batch")]
     check(not applied, "a write was acknowledged during the outage: %s" % applied[:1])
     failed = sum(1 for r in ctx.requests_since(mark) if r.get("status") == 503)
@@ -497,14 +501,7 @@ def qdrant_outage_real(ctx, before):
     ctx.q.kill9()
     numbers = ctx.backlog.write(30)
     first_start = min(ctx.backlog.txns[t]["start"] for t in numbers)
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < 12:
-        check(ctx.sync.alive(), "pg2qdrant exited during the outage with %s:\n%s"
-              % (ctx.sync.returncode(), ctx.sync.log_tail()))
-        c = ctx.confirmed()
-        check(c <= first_start, "during the outage the slot confirmed %s, past the commit of the first "
-              "transaction Qdrant never took (%s)" % (common.lsn_text(c), common.lsn_text(first_start)))
-        time.sleep(0.3)
+    hold_outage(ctx, first_start)
     check(ctx.confirmed() >= before, "the confirmed position went back during the outage")
     ctx.q.restart()
     took = ctx.converge("after the outage")
