@@ -6,8 +6,16 @@ error texts it reproduces, the fault-injection control API and the request
 log.  Exits non-zero when any check fails.
 
 usage: test_qdrant_server.py [--server PATH] [--wrap "valgrind --error-exitcode=1 ..."]
+       test_qdrant_server.py --real
 The server path defaults to $QDRANT_TEST_SERVER.  With --wrap the server
 runs under that command (e.g. valgrind) and its exit status must be 0.
+
+With --real the same checks of Qdrant's behaviour run against a real Qdrant
+(P2Q_QDRANT_BIN or P2Q_QDRANT_URL, see docs/testing.md) instead: what the
+test server reproduces must hold for Qdrant itself, so a check that fails
+there is a divergence (docs/qdrant-test-server.md).  The test server's own
+extras (fault injection, request log, --discard-writes, --apply-log) are
+skipped; the version check accepts any version.
 """
 import argparse
 import http.client
@@ -33,7 +41,32 @@ def check(cond, what):
     return cond
 
 
+class RealServer:
+    """A real Qdrant with Server's interface (req, api_key, stop)."""
+
+    def __init__(self, workdir, api_key=None):
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
+        import harness
+        self.q = harness.RealQdrant(workdir, api_key=api_key).start()
+        self.api_key = api_key
+        self.host, self.port = self.q.url.split("//")[1].split(":")
+        self.port = int(self.port)
+        self.real = True
+
+    def reset(self):
+        self.q.reset()
+
+    def req(self, *a, **kw):
+        return Server.req(self, *a, **kw)
+
+    def stop(self):
+        self.q.stop()
+
+
 class Server:
+    real = False
+    host = "127.0.0.1"
+
     def __init__(self, binary, workdir, wrap=None, api_key=None, extra=()):
         self.workdir = workdir
         self.port_file = os.path.join(workdir, "port")
@@ -82,7 +115,7 @@ class Server:
         if self.api_key:
             h["api-key"] = self.api_key
         h.update(headers or {})
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
         try:
             conn.request(method, path, body=data, headers=h)
             r = conn.getresponse()
@@ -127,7 +160,8 @@ W = "?wait=true"
 
 def t_basic_routes(s):
     st, body, _ = s.req("GET", "/")
-    check(st == 200 and body.get("version") == "1.19.0" and "title" in body, "GET / %r" % (body,))
+    check(st == 200 and (body.get("version") == "1.19.0" or s.real and "version" in body) and "title" in body,
+          "GET / %r" % (body,))
     for p, text in (("/healthz", "healthz check passed"), ("/livez", "healthz check passed"),
                     ("/readyz", "all shards are ready")):
         st, body, _ = s.req("GET", p)
@@ -550,7 +584,7 @@ def t_request_log(s):
 
 
 def t_auth(binary, workdir, wrap):
-    s = Server(binary, workdir, wrap, api_key="sekret")
+    s = Server(binary, workdir, wrap, api_key="sekret") if binary else RealServer(workdir, api_key="sekret")
     try:
         for path in ("/", "/healthz", "/livez", "/readyz"):
             st, _, _ = s.req("GET", path, headers={"api-key": ""})
@@ -564,8 +598,9 @@ def t_auth(binary, workdir, wrap):
         check(st == 200, "bearer token accepted")
         st, body, _ = s.req("GET", "/collections", headers={"api-key": "sekret"})
         check(st == 200, "api-key accepted")
-        st, body, _ = s.req("GET", "/__test/stats")
-        check(st == 200, "control API needs no key")
+        if not s.real:
+            st, body, _ = s.req("GET", "/__test/stats")
+            check(st == 200, "control API needs no key")
     finally:
         s.stop()
 
@@ -638,25 +673,52 @@ def t_apply_log(binary, workdir, wrap):
     check(r.returncode == 2, "--discard-writes with --apply-log is a usage error (%s)" % r.returncode)
 
 
+def run_tests(s, tests):
+    for t in tests:
+        if s.real:
+            s.reset()
+        else:
+            ok(s.req("POST", "/__test/reset"), "reset")
+        try:
+            t(s)
+        except Exception as e:  # a crash in one test must not hide the others
+            check(False, "%s raised %r" % (t.__name__, e))
+
+
+API_TESTS = [t_basic_routes, t_collections, t_upsert_and_vectors, t_ids, t_payload_ops, t_batch, t_scroll_filters,
+             t_request_errors]
+
+
+def main_real():
+    """--real: the checks of Qdrant's own behaviour against a real Qdrant."""
+    with tempfile.TemporaryDirectory() as wd:
+        s = RealServer(wd)
+        try:
+            print("real Qdrant %s at %s" % (s.q.version, s.q.url))
+            run_tests(s, API_TESTS)
+        finally:
+            s.stop()
+        if os.environ.get("P2Q_QDRANT_BIN"):
+            t_auth(None, wd, None)
+    print("%d checks against a real Qdrant, %d failed" % (CHECKS[0], len(FAILS)))
+    return 1 if FAILS else 0
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--server", default=os.environ.get("QDRANT_TEST_SERVER"))
     ap.add_argument("--wrap", default=os.environ.get("QDRANT_TEST_SERVER_WRAP"))
+    ap.add_argument("--real", action="store_true", help="run the API checks against a real Qdrant")
     args = ap.parse_args()
+    if args.real:
+        return main_real()
     if not args.server or not os.path.exists(args.server):
         print("usage: test_qdrant_server.py --server PATH (or $QDRANT_TEST_SERVER)", file=sys.stderr)
         return 2
-    tests = [t_basic_routes, t_collections, t_upsert_and_vectors, t_ids, t_payload_ops, t_batch, t_scroll_filters,
-             t_request_errors, t_faults, t_request_log]
     with tempfile.TemporaryDirectory() as wd:
         s = Server(args.server, wd, args.wrap)
         try:
-            for t in tests:
-                ok(s.req("POST", "/__test/reset"), "reset")
-                try:
-                    t(s)
-                except Exception as e:  # a crash in one test must not hide the others
-                    check(False, "%s raised %r" % (t.__name__, e))
+            run_tests(s, API_TESTS + [t_faults, t_request_log])
         finally:
             s.stop()
         t_auth(args.server, wd, args.wrap)
