@@ -350,15 +350,14 @@ cleanup:
 /* Qdrant's answer to a partial update of a point it does not have. */
 static bool point_missing(const qop *op, const qd_result *r)
 {
-    return (op->kind == QOP_SET_PAYLOAD || op->kind == QOP_UPDATE_VECTORS) && op->key_vals && r->http_status == 404 &&
-           strstr(r->error, "No point with id") != NULL;
+    return (op->kind == QOP_SET_PAYLOAD || op->kind == QOP_UPDATE_VECTORS) && op->key_vals &&
+           r->outcome == QD_POINT_MISSING;
 }
 
 /* Qdrant's answer for a collection that does not exist. */
 static bool collection_missing(const qd_result *r)
 {
-    return r->http_status == 404 && strstr(r->error, "doesn't exist") != NULL &&
-           strstr(r->error, "Collection") != NULL;
+    return r->outcome == QD_COLLECTION_MISSING;
 }
 
 /* ---- sending ----------------------------------------------------------------------------- */
@@ -488,7 +487,10 @@ static void report(sink *s, const char *result, const qd_result *res)
         s->env.on_request(s->env.on_request_arg, result, res->elapsed, s->inflight_n);
 }
 
-/* A deterministic rejection of the request in flight. */
+/* A deterministic answer (not QD_OK, not QD_TRANSIENT) to the request in
+ * flight.  Only QD_REJECTED, QD_POINT_MISSING and QD_COLLECTION_MISSING are
+ * Qdrant's word about the operations; the others stop the sink with the
+ * slot where it is. */
 static int rejected(sink *s, const qd_result *res, const char *why)
 {
     size_t n = s->inflight_n;
@@ -496,10 +498,23 @@ static int rejected(sink *s, const qd_result *res, const char *why)
 
     s->stats.rejected++;
     /* Not about an operation: no bisection, no dead letters. */
-    if (res->http_status == 401 || res->http_status == 403) {
+    switch (res->outcome) {
+    case QD_AUTH:
         log_error("Qdrant refused the credentials; check [qdrant] api_key", "collection", op->table->collection,
                   "error", why, NULL);
         return SINK_FATAL;
+    case QD_NOT_QDRANT:
+        log_error("the answer is not Qdrant's (a proxy, a redirect or another server at [qdrant] url?); stopping "
+                  "with the slot before the transaction",
+                  "url", qd_client_url(s->env.qd), "collection", op->table->collection, "error", why, NULL);
+        return SINK_FATAL;
+    case QD_OK:
+    case QD_TRANSIENT: /* not here: sink_progress handles them */
+        log_error("internal error: a success or transient answer taken for a rejection", "error", why, NULL);
+        return SINK_FATAL;
+    case QD_COLLECTION_MISSING:
+    case QD_POINT_MISSING:
+    case QD_REJECTED: break;
     }
     if (!s->env.create_collection && collection_missing(res)) {
         log_error("the collection does not exist; create it or set [qdrant] create_collections = true",
@@ -581,8 +596,8 @@ int sink_progress(sink *s)
     }
     qd_result_describe(&res, why, sizeof why);
     s->stats.last_ok = false;
-    snprintf(s->stats.last_error, sizeof s->stats.last_error, "%s", why);
-    if (qd_result_transient(&res)) {
+    snprintf_utf8(s->stats.last_error, sizeof s->stats.last_error, "%s", why);
+    if (res.outcome == QD_TRANSIENT) {
         int64_t wait = backoff_jitter_ms(s->attempt++);
         if (res.retry_after >= 0 && res.retry_after * 1000 > (double)wait)
             wait = (int64_t)(res.retry_after * 1000);
