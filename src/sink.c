@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -250,6 +251,41 @@ static int dead_letter(sink *s, const qop *op, const char *why)
                             op->json, op->json_len);
 }
 
+/*
+ * Opens the dead-letter file for appending (docs/failure-modes.md): it
+ * holds row data, so it is created 0600 and a symbolic link is refused
+ * (O_NOFOLLOW).  A last line cut short (a crash mid-write, or a full disk)
+ * is ended with '\n' first, so every following line is a JSON line of its
+ * own.  Returns the descriptor, or -1 (logged).
+ */
+static int dead_letter_open(const char *path)
+{
+    int fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    struct stat st;
+    char last;
+
+    if (fd < 0) {
+        log_error(errno == ELOOP ? "the dead-letter file is a symbolic link; refusing to write row data through it"
+                                 : "cannot open the dead-letter file",
+                  "file", path, "error", strerror(errno), NULL);
+        return -1;
+    }
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        log_error("the dead-letter file is not a regular file", "file", path, NULL);
+        close(fd);
+        return -1;
+    }
+    if (st.st_size > 0 && (pread(fd, &last, 1, st.st_size - 1) != 1 || last != '\n')) {
+        log_warn("the dead-letter file ends with a cut line; ending it before appending", "file", path, NULL);
+        if (write(fd, "\n", 1) != 1) {
+            log_error("cannot write the dead-letter file", "file", path, "error", strerror(errno), NULL);
+            close(fd);
+            return -1;
+        }
+    }
+    return fd;
+}
+
 int sink_dead_letter(sink *s, const table_cfg *t, const char *key, const char *point_id, const char *kind,
                      lsn_t at, const char *why, const char *op_json, size_t op_len)
 {
@@ -261,13 +297,8 @@ int sink_dead_letter(sink *s, const table_cfg *t, const char *key, const char *p
     size_t off = 0;
 
     buf_init(&line);
-    if (s->dead_fd < 0) {
-        s->dead_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-        if (s->dead_fd < 0) {
-            log_error("cannot open the dead-letter file", "file", path, "error", strerror(errno), NULL);
-            goto cleanup;
-        }
-    }
+    if (s->dead_fd < 0 && (s->dead_fd = dead_letter_open(path)) < 0)
+        goto cleanup;
     log_timestamp(ts, sizeof ts);
     buf_putc(&line, '{');
     json_field(&line, "ts", ts);
