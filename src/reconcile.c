@@ -674,7 +674,8 @@ static int scroll_points(recon_table *rt)
     rt->last_log = now_ms();
     for (;;) {
         const json_t *points, *p, *next;
-        pt_id nid;
+        pt_id nid, top = offset; /* the highest id seen in this page (or the offset asked for) */
+        bool has_top = has_offset;
         size_t i;
         int r;
 
@@ -708,6 +709,10 @@ static int scroll_points(recon_table *rt)
             id_insert(&rt->ids, &id, recon_payload_digest(json_object_get(p, "payload")),
                       recon_vector_digest(json_object_get(p, "vector"), NULL));
             rt->points++;
+            if (!has_top || id_cmp(&id, &top) > 0) {
+                top = id;
+                has_top = true;
+            }
         }
         next = json_object_get(res.result, "next_page_offset");
         if (!next || json_is_null(next))
@@ -717,10 +722,11 @@ static int scroll_points(recon_table *rt)
                       "collection", rt->tcfg->collection, NULL);
             goto cleanup;
         }
-        /* Ids ascend: an offset that repeats or goes back would loop forever. */
-        if (has_offset && id_cmp(&nid, &offset) <= 0) {
+        /* Ids ascend: the next page starts after every id of this one.  An
+         * offset that repeats or goes back would loop forever. */
+        if (has_top && id_cmp(&nid, &top) <= 0) {
             log_error("protocol error: the scroll's next_page_offset does not advance", "table", rt->name,
-                      "collection", rt->tcfg->collection, "offset", id_text(&offset, otext), "next_page_offset",
+                      "collection", rt->tcfg->collection, "offset", has_offset ? id_text(&offset, otext) : "none", "next_page_offset",
                       id_text(&nid, ntext), NULL);
             goto cleanup;
         }
