@@ -249,12 +249,12 @@ static int classify(qd_client *c, qd_result *res)
     if (json_is_string(err) && has_time)
         snprintf_utf8(res->error, sizeof res->error, "%s", json_string_value(err));
     else if (c->body.len == 0)
-        snprintf(res->error, sizeof res->error, "HTTP %ld with empty body", st);
+        snprintf_utf8(res->error, sizeof res->error, "HTTP %ld with empty body", st);
     else
         body_excerpt(c->body.data, c->body.len, res->error, sizeof res->error);
     if (res->outcome == QD_NOT_QDRANT && c->location[0]) {
         char tmp[sizeof res->error];
-        snprintf(tmp, sizeof tmp, "%s", res->error);
+        snprintf_utf8(tmp, sizeof tmp, "%s", res->error);
         snprintf_utf8(res->error, sizeof res->error, "Location: %s; %s", c->location, tmp);
     }
     json_decref(root);
@@ -436,7 +436,7 @@ static int request_prepare(qd_client *c, const char *method, const char *path_qu
     c->retry_after = -1;
     if (curl_easy_setopt(c->curl, CURLOPT_URL, c->url.data) != CURLE_OK ||
         request_method(c, method, body, body_len) != 0) {
-        snprintf(res->error, sizeof res->error, "cannot set up the request to %s", path_query);
+        snprintf_utf8(res->error, sizeof res->error, "cannot set up the request to %s", path_query);
         res->curl_code = CURLE_FAILED_INIT;
         return -1;
     }
@@ -455,7 +455,7 @@ static int request_finish(qd_client *c, CURLcode code, int64_t start, qd_result 
         curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &res->http_status);
         res->outcome = QD_NOT_QDRANT;
         res->too_large = true;
-        snprintf(res->error, sizeof res->error, "the answer is larger than %zu bytes (the response body cap)",
+        snprintf_utf8(res->error, sizeof res->error, "the answer is larger than %zu bytes (the response body cap)",
                  c->max_body);
         buf_reset(&c->body);
         return -1;
@@ -479,7 +479,7 @@ static int client_perform(qd_client *c, const char *method, const char *path_que
 
     result_init(res);
     if (c->in_multi) {
-        snprintf(res->error, sizeof res->error, "a batch request is in flight");
+        snprintf_utf8(res->error, sizeof res->error, "a batch request is in flight");
         res->curl_code = CURLE_FAILED_INIT;
         return -1;
     }
@@ -567,7 +567,7 @@ int qd_get_collection(qd_client *c, const char *collection, qd_collection_info *
     if (!path) {
         result_init(res);
         res->curl_code = CURLE_OUT_OF_MEMORY;
-        snprintf(res->error, sizeof res->error, "cannot URL-encode the collection name");
+        snprintf_utf8(res->error, sizeof res->error, "cannot URL-encode the collection name");
         goto cleanup;
     }
     if (client_perform(c, "GET", path, NULL, 0, res) != 0) {
@@ -580,7 +580,7 @@ int qd_get_collection(qd_client *c, const char *collection, qd_collection_info *
     info->exists = true;
     if (info_parse(res->result, info) != 0) {
         qd_collection_info_free(info);
-        snprintf(res->error, sizeof res->error, "unexpected collection info for '%s': no config.params.vectors",
+        snprintf_utf8(res->error, sizeof res->error, "unexpected collection info for '%s': no config.params.vectors",
                  collection);
         goto cleanup;
     }
@@ -657,7 +657,7 @@ int qd_batch_start(qd_client *c, const char *collection, const char *body, size_
 {
     result_init(res);
     if (c->in_multi) {
-        snprintf(res->error, sizeof res->error, "a batch request is already in flight");
+        snprintf_utf8(res->error, sizeof res->error, "a batch request is already in flight");
         res->curl_code = CURLE_FAILED_INIT;
         return -1;
     }
@@ -665,14 +665,14 @@ int qd_batch_start(qd_client *c, const char *collection, const char *body, size_
     c->batch_path = collection_path(c, collection, "/points/batch?wait=true");
     if (!c->batch_path) {
         res->curl_code = CURLE_OUT_OF_MEMORY;
-        snprintf(res->error, sizeof res->error, "cannot URL-encode the collection name");
+        snprintf_utf8(res->error, sizeof res->error, "cannot URL-encode the collection name");
         return -1;
     }
     if (request_prepare(c, "POST", c->batch_path, body, body_len, res) != 0)
         return -1;
     if (curl_multi_add_handle(c->multi, c->curl) != CURLM_OK) {
         res->curl_code = CURLE_FAILED_INIT;
-        snprintf(res->error, sizeof res->error, "cannot start the request");
+        snprintf_utf8(res->error, sizeof res->error, "cannot start the request");
         return -1;
     }
     c->in_multi = true;
@@ -753,7 +753,7 @@ int qd_collection_request(qd_client *c, const char *method, const char *collecti
     if (!path) {
         result_init(res);
         res->curl_code = CURLE_OUT_OF_MEMORY;
-        snprintf(res->error, sizeof res->error, "cannot URL-encode the collection name");
+        snprintf_utf8(res->error, sizeof res->error, "cannot URL-encode the collection name");
         return -1;
     }
     rc = client_perform(c, method, path, body, body_len, res);

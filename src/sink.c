@@ -636,7 +636,7 @@ int sink_progress(sink *s)
         s->stats.retries++;
         s->retry_pending = true;
         s->retry_at = now_ms() + wait;
-        snprintf(ms, sizeof ms, "%lld", (long long)wait);
+        snprintf_utf8(ms, sizeof ms, "%lld", (long long)wait);
         log_warn("Qdrant request failed, retrying", "collection", s->items[s->head].op.table->collection, "error",
                  why, "retry_in_ms", ms, NULL);
         qd_result_clear(&res);

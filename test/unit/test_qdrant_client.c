@@ -488,6 +488,34 @@ static void test_qdrant_outcomes(void **state)
     qd_client_free(c);
 }
 
+/* A long error text is cut at a character boundary, not inside one. */
+static void test_long_error_cut_at_utf8_boundary(void **state)
+{
+    server *s = *state;
+    qd_client *c = client_for(s, NULL, 5000);
+    char fault[1024];
+    size_t n = 0, len;
+    qd_result r;
+    char desc[300];
+
+    n += (size_t)snprintf(fault + n, sizeof fault - n, "{\"fail_next\":1,\"status\":400,\"error\":\"");
+    for (int i = 0; i < 300; i++) /* 600 bytes of "é" */
+        n += (size_t)snprintf(fault + n, sizeof fault - n, "\xc3\xa9");
+    snprintf(fault + n, sizeof fault - n, "\"}");
+    create_collection(c, "cut", "{\"vectors\":{\"size\":4,\"distance\":\"Dot\"}}");
+    control(s, "/__test/fault", fault);
+    assert_int_equal(qd_post_batch(c, "cut", BATCH4, strlen(BATCH4), &r), -1);
+    len = strlen(r.error);
+    assert_true(len >= sizeof r.error - 2);
+    assert_int_equal(len % 2, 0);
+    assert_int_equal((unsigned char)r.error[len - 1], 0xa9);
+    qd_result_describe(&r, desc, sizeof desc); /* "HTTP 400: " is 10 bytes: an odd cut */
+    len = strlen(desc);
+    assert_int_equal((unsigned char)desc[len - 1], 0xa9);
+    qd_result_clear(&r);
+    qd_client_free(c);
+}
+
 /* An answer above the body cap is abandoned as it streams in. */
 static void test_oversized_answer(void **state)
 {
@@ -600,6 +628,7 @@ int main(void)
         cmocka_unit_test_setup(test_hostile_answers_not_qdrant, reset_server),
         cmocka_unit_test_setup(test_qdrant_outcomes, reset_server),
         cmocka_unit_test_setup(test_oversized_answer, reset_server),
+        cmocka_unit_test_setup(test_long_error_cut_at_utf8_boundary, reset_server),
         cmocka_unit_test_setup(test_proxy_environment_ignored, reset_server),
         cmocka_unit_test_setup(test_u64_numbers, reset_server),
         cmocka_unit_test(test_json_loadb_markers),
