@@ -55,7 +55,7 @@ const char *qd_outcome_name(qd_outcome o);
 
 /* Default cap of a response body (qd_client_set_max_body): above any
  * answer the code asks for (a scroll page of 1000 points, docs/reconcile.md). */
-#define QD_MAX_BODY_DEFAULT ((size_t)256 << 20)
+#define QD_MAX_BODY_DEFAULT ((size_t)64 << 20)
 
 typedef struct qd_result {
     qd_outcome outcome;

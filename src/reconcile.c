@@ -11,7 +11,7 @@
  *      id -> digests in an open-addressing table; each next_page_offset
  *      must be beyond the previous one (ids ascend), else the scroll stops
  *      with a protocol error; a page larger than the client's body cap is
- *      asked again with half the limit;
+ *      asked again with half the limit (doubled again after each page);
  *   3. one REPEATABLE READ snapshot of the table (taken after the scroll,
  *      so a point seen there has its row committed before the snapshot):
  *      each row -> map_row -> id, digests -> missing / stale / in sync;
@@ -732,6 +732,8 @@ static int scroll_points(recon_table *rt)
         }
         offset = nid;
         has_offset = true;
+        if (limit < RECON_PAGE) /* back up after a halved page: the big points may be behind us */
+            limit = limit * 2 < RECON_PAGE ? limit * 2 : RECON_PAGE;
         if (rt->stop && *rt->stop) {
             log_warn("reconcile interrupted", NULL);
             goto cleanup;

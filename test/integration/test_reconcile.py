@@ -262,6 +262,15 @@ def run(args):
         q.fault(scroll_stuck_next=0)
         log("  ok   a scroll offset that does not advance: exit 2 naming the collection")
 
+        # An answer above the client's 64 MiB cap (streamed by the test server) is abandoned as it
+        # arrives; reconcile asks for the page again with half the limit.
+        q.fault(raw_next=1, raw_path="/points/scroll", raw_status=200, raw_type="application/json",
+                raw_body="[1,", raw_bytes=80 << 20)
+        rc, out, err = reconcile(args, cfg, "--table", "public.r_items")
+        check(rc == 0 and "larger than the response cap" in err,
+              "oversized scroll page: exit %s (want 0 after halving) %s" % (rc, err[-1500:]))
+        log("  ok   a scroll answer above the response cap: page asked again in halves, in sync")
+
         big_numbers(args, pg, q)
 
         status, _ = q.request("DELETE", "/collections/r_named")
