@@ -9,6 +9,8 @@
  *     {"status": {"error": "..."}, "time": ...}            error
  * and the error text is surfaced in qd_result.error (plain-text bodies,
  * such as 401 from the auth layer, are surfaced as they are).
+ * Every answer is classified once, here, into a qd_outcome (see below);
+ * callers switch on it and never match statuses or texts.
  * The client never logs; the API key never appears in any message.
  */
 #ifndef P2Q_QDRANT_CLIENT_H
@@ -22,10 +24,46 @@
 
 typedef struct qd_client qd_client;
 
+/*
+ * What an exchange means (docs/failure-modes.md, "Answers that are not
+ * Qdrant's").  Only an answer that carries Qdrant's JSON envelope
+ * ({"status":{"error":...},"time":...}) can be about the operation:
+ *   QD_OK                  2xx with {"result":...,"status":"ok","time":...}
+ *   QD_TRANSIENT           no answer (connection error, timeout), or HTTP
+ *                          408, 429, 500, 502, 503, 504, 507 whatever the body
+ *   QD_AUTH                401 or 403 (the auth layer answers plain text)
+ *   QD_COLLECTION_MISSING  enveloped 404 "Not found: Collection `c` doesn't exist!"
+ *   QD_POINT_MISSING       enveloped 404 "Not found: No point with id ..."
+ *   QD_REJECTED            any other enveloped 4xx: Qdrant refused this request
+ *   QD_NOT_QDRANT          anything else: 1xx/3xx, a 2xx or 4xx whose body is
+ *                          not the envelope (an HTML page, an ingress 404,
+ *                          an empty body), other 5xx (501, 505, ...), an
+ *                          answer larger than the body cap
+ */
+typedef enum qd_outcome {
+    QD_OK,
+    QD_TRANSIENT,
+    QD_AUTH,
+    QD_COLLECTION_MISSING,
+    QD_POINT_MISSING,
+    QD_REJECTED,
+    QD_NOT_QDRANT,
+} qd_outcome;
+
+/* "ok", "transient", "auth", "collection missing", ... */
+const char *qd_outcome_name(qd_outcome o);
+
+/* Default cap of a response body (qd_client_set_max_body): above any
+ * answer the code asks for (a scroll page of 1000 points, docs/reconcile.md). */
+#define QD_MAX_BODY_DEFAULT ((size_t)64 << 20)
+
 typedef struct qd_result {
+    qd_outcome outcome;
     long http_status;   /* 0 when no HTTP answer arrived (transport error) */
     int curl_code;      /* CURLcode; 0 on a completed exchange */
-    char error[512];    /* Qdrant's status.error, the plain-text body, or curl's error */
+    char error[512];    /* Qdrant's status.error, the plain-text body, or curl's error
+                           (cut at a UTF-8 character boundary) */
+    bool too_large;     /* the answer exceeded the body cap (QD_NOT_QDRANT) */
     double retry_after; /* seconds from a Retry-After header, else -1 */
     json_t *result;     /* the parsed "result" on success, owned: qd_result_clear */
     double elapsed;     /* seconds */
@@ -42,6 +80,14 @@ void qd_client_free(qd_client *c);
 /* Verifies https peers against the CA bundle in path instead of the
  * system's (NULL or "" keeps the default).  0, or -1 when curl refuses. */
 int qd_client_set_ca_file(qd_client *c, const char *path);
+
+/* Caps the response body at max bytes (0: QD_MAX_BODY_DEFAULT); a larger
+ * answer is abandoned as it arrives and is QD_NOT_QDRANT with too_large. */
+void qd_client_set_max_body(qd_client *c, size_t max);
+
+/* The base URL without credentials (user:password@ removed), for messages.
+ * Owned by the client. */
+const char *qd_client_url(const qd_client *c);
 
 /* Number of connections the client has opened so far (1 while the
  * kept-alive connection is reused); for metrics and tests. */
@@ -104,13 +150,27 @@ void qd_collection_info_free(qd_collection_info *info);
 int qd_create_collection(qd_client *c, const char *collection, const char *body, size_t body_len, qd_result *res);
 
 /* Whether a failed result is worth the same request again (SPEC §2
- * [qdrant]): no answer (connection error, timeout) or HTTP 408, 429, 500,
- * 502, 503, 504, 507.  Every other status is the server's answer to this
- * request and would be the same next time. */
+ * [qdrant]): outcome QD_TRANSIENT. */
 bool qd_result_transient(const qd_result *r);
 
+/*
+ * Parses a JSON text from Qdrant (or built for it) so that every number
+ * survives (docs/reconcile.md): jansson holds int64 and double only, so
+ * before parsing an integer in (INT64_MAX, UINT64_MAX] and any number
+ * beyond double range becomes a string "\u0000" + its text (a marker no
+ * PostgreSQL text can produce, NUL being impossible there); an integer
+ * beyond 64 bits within double range becomes a real (as Qdrant stores it).
+ * Returns a new reference, or NULL with err filled (err may be NULL).
+ */
+json_t *qd_json_loadb(const char *data, size_t len, json_error_t *err);
+
+/* Whether v is such a marker; *text and *len then give the number's text. */
+bool qd_json_big_number(const json_t *v, const char **text, size_t *len);
+
 /* A short description of a failed result for logs and errors:
- * "HTTP 400: Wrong input: ..." or "connection refused (curl 7)". */
+ * "HTTP 400: Wrong input: ..." or "connection refused (curl 7)"; an answer
+ * that is not Qdrant's: "not a Qdrant answer: HTTP 302 (Location: ...): <body excerpt>".
+ * The text is cut at a UTF-8 character boundary. */
 const char *qd_result_describe(const qd_result *r, char *out, size_t outlen);
 
 /*

@@ -48,6 +48,39 @@ void buf_json_str(buf *b, const char *s, size_t n);
 /* Takes ownership of the data: returns it (never NULL) and re-inits b. */
 char *buf_steal(buf *b);
 
+/* snprintf whose truncation never splits a UTF-8 character: when the text
+ * does not fit, an incomplete multi-byte sequence at the cut is dropped.
+ * Returns what snprintf returns. */
+int snprintf_utf8(char *out, size_t outlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* The largest k <= n such that s[0..k) does not end inside a UTF-8
+ * multi-byte sequence (bytes that are not UTF-8 count as characters of
+ * their own). */
+size_t utf8_cut(const char *s, size_t n);
+
+/*
+ * Number tokens of a JSON text (outside strings) that a plain parser
+ * cannot hold exactly (docs/reconcile.md, docs/mapping.md):
+ *   JSON_NUM_FIT       an integer in int64 range, or a real within double range
+ *   JSON_NUM_U64       an integer in (INT64_MAX, UINT64_MAX]
+ *   JSON_NUM_BIG_INT   an integer beyond those ranges, within double range
+ *   JSON_NUM_OVERFLOW  beyond double range (e.g. 1e400, a 400-digit integer)
+ */
+typedef enum { JSON_NUM_FIT, JSON_NUM_U64, JSON_NUM_BIG_INT, JSON_NUM_OVERFLOW } json_num_class;
+json_num_class json_number_class(const char *tok, size_t n);
+
+/*
+ * Copies the JSON text in[0..n) to out, each number token replaced by
+ * rewrite(tok, len, class, out) when its class is not JSON_NUM_FIT (the
+ * callback appends the replacement).  Returns false, leaving out
+ * untouched, when no token needed it.  The text is not validated: a
+ * malformed text is copied as it is for the parser to refuse.
+ */
+bool json_rewrite_numbers(const char *in, size_t n, buf *out,
+                          void (*rewrite)(const char *tok, size_t len, json_num_class cls, buf *out));
+
+/* Overwrites n bytes of p with zeros in a way the compiler keeps (secrets). */
+void wipe(void *p, size_t n);
+
 /* Monotonic clock in milliseconds. */
 int64_t now_ms(void);
 

@@ -723,7 +723,8 @@ static void check_qdrant(checker *ck)
             if (qd_result_transient(&res))
                 ck->transient = true;
             /* No answer or no access: every other collection fails the same way. */
-            if (res.http_status == 0 || res.http_status == 401 || res.http_status == 403)
+            if ((res.outcome == QD_TRANSIENT && res.http_status == 0) || res.outcome == QD_AUTH ||
+                res.outcome == QD_NOT_QDRANT)
                 break;
             continue;
         }

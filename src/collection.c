@@ -65,7 +65,7 @@ int collection_dims_from_upsert(const qop *op, int64_t *dims, char *err, size_t 
         snprintf(err, errlen, "not an upsert");
         return -1;
     }
-    root = json_loadb(op->json, op->json_len, 0, NULL);
+    root = qd_json_loadb(op->json, op->json_len, NULL);
     vec = json_object_get(json_array_get(json_object_get(json_object_get(root, "upsert"), "points"), 0), "vector");
     if (!vec) {
         snprintf(err, errlen, "upsert without a vector");
@@ -111,7 +111,8 @@ int collection_create(qd_client *qd, const table_cfg *t, const int64_t *dims, bo
     }
     buf_init(&body);
     collection_body(t, dims, &body);
-    if (qd_create_collection(qd, t->collection, body.data, body.len, &res) != 0 && res.http_status != 409) {
+    if (qd_create_collection(qd, t->collection, body.data, body.len, &res) != 0 &&
+        !(res.outcome == QD_REJECTED && res.http_status == 409)) { /* 409: it exists already */
         *transient = qd_result_transient(&res);
         snprintf(err, errlen, "cannot create collection \"%s\" for table %s.%s: %s", t->collection, t->schema,
                  t->name, qd_result_describe(&res, why, sizeof why));

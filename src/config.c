@@ -343,9 +343,18 @@ static void key_env_name(const key_spec *k, char out[ENV_NAME_MAX])
         *p = (char)toupper((unsigned char)*p);
 }
 
+/* Frees a string that may hold a secret, zeroed first (no copy of an API
+ * key or password is left in freed memory). */
+static void free_secret(char *p)
+{
+    if (p)
+        wipe(p, strlen(p));
+    free(p);
+}
+
 static void set_string(char **field, const char *value, size_t n)
 {
-    free(*field);
+    free_secret(*field); /* any field: the cost is nothing, the secrets are covered */
     *field = xstrndup(value, n);
 }
 
@@ -482,12 +491,14 @@ typedef struct load_state {
 
 static void load_state_free(load_state *st)
 {
+    if (st->text)
+        wipe(st->text, st->text_cap); /* the last line read may be a secret's */
     free(st->text);
     for (int i = 0; i < st->n_sections; i++)
         free(st->sections[i].title);
     free(st->sections);
     for (int i = 0; i < N_KEYS; i++)
-        free(st->key_raw[i]);
+        free_secret(st->key_raw[i]);
 }
 
 static char *trim(char *s)
@@ -964,7 +975,7 @@ static void resolve_secrets(load_state *st)
             value = content;
         if (value)
             key_set(st->cfg, st->errs, k, value, where);
-        free(content);
+        free_secret(content);
         free(where);
     }
 }
@@ -1097,11 +1108,11 @@ int config_load(const char *path, p2q_config *cfg, strlist *errs)
 void config_free(p2q_config *cfg)
 {
     free(cfg->path);
-    free(cfg->source.dsn);
+    free_secret(cfg->source.dsn); /* may hold a password */
     free(cfg->source.slot);
     free(cfg->source.publication);
     free(cfg->qdrant.url);
-    free(cfg->qdrant.api_key);
+    free_secret(cfg->qdrant.api_key);
     free(cfg->qdrant.ca_file);
     free(cfg->sync.dead_letter_file);
     free(cfg->http.listen);

@@ -7,6 +7,7 @@
  * and format the copy afterwards.
  */
 #include "metrics.h"
+#include "util.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -45,7 +46,7 @@ const char *metrics_result_name(metrics_result r)
 
 static void copy_text(char *dst, size_t cap, const char *src)
 {
-    snprintf(dst, cap, "%s", src ? src : "");
+    snprintf_utf8(dst, cap, "%s", src ? src : "");
 }
 
 p2q_metrics *metrics_new(const char *slot)

@@ -427,6 +427,15 @@ static bool numeric_in_range(const char *s, size_t n)
     return digits(s + i, n - i) <= PGT_MAX_NUMERIC_INT_DIGITS;
 }
 
+/* json_rewrite_numbers callback: out-of-range numbers as strings. */
+static void json_number_out(const char *tok, size_t len, json_num_class cls, buf *out)
+{
+    if (cls == JSON_NUM_OVERFLOW)
+        buf_json_str(out, tok, len);
+    else
+        buf_append(out, tok, len);
+}
+
 /* Writes s as its kind demands; false when s does not have that kind's
  * shape (the caller then writes it as a string). */
 static bool scalar_to_json(buf *out, pgt_kind kind, const char *s, size_t n)
@@ -453,7 +462,11 @@ static bool scalar_to_json(buf *out, pgt_kind kind, const char *s, size_t n)
     case PGT_JSON:
         if (n == 0)
             return false;
-        buf_append(out, s, n);
+        /* A number Qdrant cannot parse (beyond double range, e.g. 1e400 or a
+         * 400-digit integer) goes out as a string of its text, as a numeric
+         * column's does (docs/mapping.md). */
+        if (!json_rewrite_numbers(s, n, out, json_number_out))
+            buf_append(out, s, n);
         return true;
     case PGT_TIMESTAMP: return timestamp_to_json(out, s, n);
     case PGT_TIMESTAMPTZ: return timestamptz_to_json(out, s, n);

@@ -18,6 +18,18 @@
  * A kept-alive connection that the server closed before answering (its
  * idle timeout racing our request) is re-dialled once by curl itself and
  * the request re-sent; a failure after that is a transport error.
+ *
+ * Every exchange is classified once, in classify(), into a qd_outcome: only
+ * an answer that carries Qdrant's envelope may say something about the
+ * operation (rejected, point or collection missing); a redirect, an HTML
+ * page, an ingress's 404 or a 501 is QD_NOT_QDRANT, which callers treat as
+ * fatal.  The body is read up to max_body bytes; a larger answer is
+ * abandoned as it arrives (the write callback refuses it).
+ *
+ * Proxies: curl would take http_proxy / https_proxy / all_proxy from the
+ * environment and send the api-key through them; CURLOPT_PROXY = "" turns
+ * that off, so requests always go straight to [qdrant] url
+ * (docs/configuration.md).
  */
 #include "qdrant_client.h"
 
@@ -33,6 +45,8 @@
 
 /* Bytes of a non-JSON body copied into qd_result.error. */
 #define QD_BODY_EXCERPT 200
+/* Bytes of a Location header kept for the message about a redirect. */
+#define QD_LOCATION_MAX 200
 /* Upper bound of the TCP/TLS connect phase. */
 #define QD_MAX_CONNECT_MS 10000
 
@@ -44,6 +58,10 @@ struct qd_client {
     char *batch_path;            /* path of the batch in flight */
     int64_t batch_start_ms;
     char *base_url;              /* without trailing '/' */
+    char *safe_url;              /* base_url without user:password@, for messages */
+    size_t max_body;             /* response body cap */
+    bool body_too_large;         /* the current response exceeded max_body */
+    char location[QD_LOCATION_MAX + 1]; /* Location header of the current response */
     struct curl_slist *headers;  /* Content-Type, Expect, api-key */
     buf url;                     /* scratch: base_url + path_query */
     buf body;                    /* response body of the current request */
@@ -62,13 +80,34 @@ static void result_init(qd_result *r)
 {
     memset(r, 0, sizeof *r);
     r->retry_after = -1;
+    r->outcome = QD_TRANSIENT; /* local failures before an exchange, as no answer */
+}
+
+const char *qd_outcome_name(qd_outcome o)
+{
+    switch (o) {
+    case QD_OK: return "ok";
+    case QD_TRANSIENT: return "transient";
+    case QD_AUTH: return "auth";
+    case QD_COLLECTION_MISSING: return "collection missing";
+    case QD_POINT_MISSING: return "point missing";
+    case QD_REJECTED: return "rejected";
+    case QD_NOT_QDRANT: return "not Qdrant";
+    }
+    return "?";
 }
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
 {
     qd_client *c = userdata;
-    buf_append(&c->body, data, size * nmemb);
-    return size * nmemb;
+    size_t n = size * nmemb;
+
+    if (n > c->max_body - c->body.len) { /* body.len <= max_body always */
+        c->body_too_large = true;
+        return 0; /* curl aborts the transfer: CURLE_WRITE_ERROR */
+    }
+    buf_append(&c->body, data, n);
+    return n;
 }
 
 /* Value of a Retry-After header in seconds, or -1 when unparsable. */
@@ -102,15 +141,32 @@ static double retry_after_parse(const char *v, size_t n)
 static size_t on_header(char *data, size_t size, size_t nmemb, void *userdata)
 {
     static const char name[] = "retry-after:";
+    static const char loc[] = "location:";
     qd_client *c = userdata;
     size_t n = size * nmemb;
 
     /* A new status line starts a new response (after 100 Continue or an
      * auth round trip): only the final response's header counts. */
-    if (n >= 5 && memcmp(data, "HTTP/", 5) == 0)
+    if (n >= 5 && memcmp(data, "HTTP/", 5) == 0) {
         c->retry_after = -1;
-    else if (n > sizeof name - 1 && strncasecmp(data, name, sizeof name - 1) == 0)
+        c->location[0] = '\0';
+    } else if (n > sizeof name - 1 && strncasecmp(data, name, sizeof name - 1) == 0) {
         c->retry_after = retry_after_parse(data + sizeof name - 1, n - (sizeof name - 1));
+    } else if (n > sizeof loc - 1 && strncasecmp(data, loc, sizeof loc - 1) == 0) {
+        size_t m = n - (sizeof loc - 1), k = 0;
+        const char *v = data + sizeof loc - 1;
+        while (m > 0 && (*v == ' ' || *v == '\t')) {
+            v++;
+            m--;
+        }
+        while (m > 0 && (v[m - 1] == '\r' || v[m - 1] == '\n' || v[m - 1] == ' '))
+            m--;
+        if (m > QD_LOCATION_MAX)
+            m = utf8_cut(v, QD_LOCATION_MAX);
+        for (k = 0; k < m; k++)
+            c->location[k] = iscntrl((unsigned char)v[k]) ? ' ' : v[k];
+        c->location[m] = '\0';
+    }
     return n;
 }
 
@@ -123,6 +179,7 @@ static void body_excerpt(const char *body, size_t len, char *out, size_t outlen)
 
     if (n >= outlen)
         n = outlen - 1;
+    n = utf8_cut(body, n);
     while (n > 0 && isspace((unsigned char)*body)) {
         body++;
         n--;
@@ -134,39 +191,74 @@ static void body_excerpt(const char *body, size_t len, char *out, size_t outlen)
     out[n] = '\0';
 }
 
-/*
- * Interprets the response in c->body for res->http_status.  Returns 0 on a
- * 2xx "ok" envelope (res->result set), else -1 with res->error set.
- * *enveloped tells whether the body was a Qdrant error envelope.
- */
-static int envelope_parse(qd_client *c, qd_result *res, bool *enveloped)
+/* Qdrant's answer for a collection / a point it does not have (QDRANT.md §2). */
+static bool text_collection_missing(const char *e)
 {
+    return strncmp(e, "Not found: Collection", 21) == 0 && strstr(e, "doesn't exist") != NULL;
+}
+
+static bool text_point_missing(const char *e)
+{
+    return strncmp(e, "Not found: No point with id", 27) == 0;
+}
+
+/*
+ * Interprets the response in c->body for res->http_status into
+ * res->outcome (see qd_outcome), res->result on success and res->error
+ * otherwise.  Returns 0 for QD_OK, else -1.
+ */
+static int classify(qd_client *c, qd_result *res)
+{
+    long st = res->http_status;
     json_t *root = NULL;
     json_t *status;
-    json_t *err;
-    int rc = -1;
+    json_t *err = NULL;
+    bool has_time;
 
-    *enveloped = false;
-    root = json_loadb(c->body.data ? c->body.data : "", c->body.len, 0, NULL);
+    root = qd_json_loadb(c->body.data ? c->body.data : "", c->body.len, NULL);
     status = json_is_object(root) ? json_object_get(root, "status") : NULL;
-    if (res->http_status >= 200 && res->http_status < 300) {
-        if (json_is_string(status) && strcmp(json_string_value(status), "ok") == 0) {
+    has_time = json_is_number(json_object_get(root, "time"));
+    if (json_is_object(status))
+        err = json_object_get(status, "error");
+    switch (st) {
+    case 408: case 429: case 500: case 502: case 503: case 504: case 507:
+        res->outcome = QD_TRANSIENT;
+        break;
+    case 401: case 403:
+        res->outcome = QD_AUTH;
+        break;
+    default:
+        if (st >= 200 && st < 300 && has_time && json_is_string(status) &&
+            strcmp(json_string_value(status), "ok") == 0 && json_object_get(root, "result")) {
+            res->outcome = QD_OK;
             res->result = json_incref(json_object_get(root, "result"));
-            rc = 0;
-            goto cleanup;
+            json_decref(root);
+            return 0;
         }
-    } else if (json_is_object(status) && json_is_string(err = json_object_get(status, "error"))) {
-        *enveloped = true;
-        snprintf(res->error, sizeof res->error, "%s", json_string_value(err));
-        goto cleanup;
+        if (st >= 400 && st < 500 && has_time && json_is_string(err)) {
+            const char *e = json_string_value(err);
+            res->outcome = st != 404              ? QD_REJECTED
+                           : text_collection_missing(e) ? QD_COLLECTION_MISSING
+                           : text_point_missing(e)      ? QD_POINT_MISSING
+                                                        : QD_REJECTED;
+        } else {
+            res->outcome = QD_NOT_QDRANT;
+        }
+        break;
     }
-    if (c->body.len == 0)
-        snprintf(res->error, sizeof res->error, "HTTP %ld with empty body", res->http_status);
+    if (json_is_string(err) && has_time)
+        snprintf_utf8(res->error, sizeof res->error, "%s", json_string_value(err));
+    else if (c->body.len == 0)
+        snprintf_utf8(res->error, sizeof res->error, "HTTP %ld with empty body", st);
     else
         body_excerpt(c->body.data, c->body.len, res->error, sizeof res->error);
-cleanup:
+    if (res->outcome == QD_NOT_QDRANT && c->location[0]) {
+        char tmp[sizeof res->error];
+        snprintf_utf8(tmp, sizeof tmp, "%s", res->error);
+        snprintf_utf8(res->error, sizeof res->error, "Location: %s; %s", c->location, tmp);
+    }
     json_decref(root);
-    return rc;
+    return -1;
 }
 
 /*
@@ -195,6 +287,7 @@ static int client_setup(qd_client *c, int64_t timeout_ms)
         curl_easy_setopt(c->curl, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK ||
         curl_easy_setopt(c->curl, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK ||
         curl_easy_setopt(c->curl, CURLOPT_TCP_KEEPALIVE, 1L) != CURLE_OK ||
+        curl_easy_setopt(c->curl, CURLOPT_PROXY, "") != CURLE_OK ||
         curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, c->headers) != CURLE_OK ||
         curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, c->errbuf) != CURLE_OK ||
         curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_body) != CURLE_OK ||
@@ -203,6 +296,22 @@ static int client_setup(qd_client *c, int64_t timeout_ms)
         curl_easy_setopt(c->curl, CURLOPT_HEADERDATA, c) != CURLE_OK)
         return -1;
     return client_setup_tls(c);
+}
+
+/* "scheme://user:pw@host/..." -> "scheme://host/..."; caller frees. */
+static char *url_without_userinfo(const char *url)
+{
+    const char *p = strstr(url, "://");
+    const char *host = p ? p + 3 : url;
+    size_t auth_len = strcspn(host, "/?#");
+    const char *at = memchr(host, '@', auth_len);
+    const char *last = at;
+
+    while (at && (at = memchr(at + 1, '@', auth_len - (size_t)(at + 1 - host))) != NULL)
+        last = at;
+    if (!last)
+        return xstrdup(url);
+    return xasprintf("%.*s%s", (int)(host - url), url, last + 1);
 }
 
 qd_client *qd_client_new(const char *url, const char *api_key, int64_t timeout_ms)
@@ -219,6 +328,8 @@ qd_client *qd_client_new(const char *url, const char *api_key, int64_t timeout_m
     while (n > 0 && url[n - 1] == '/')
         n--;
     c->base_url = xstrndup(url, n);
+    c->safe_url = url_without_userinfo(c->base_url);
+    c->max_body = QD_MAX_BODY_DEFAULT;
     buf_init(&c->url);
     buf_init(&c->body);
     c->retry_after = -1;
@@ -234,6 +345,7 @@ qd_client *qd_client_new(const char *url, const char *api_key, int64_t timeout_m
     if (api_key && *api_key) {
         key_header = xasprintf("api-key: %s", api_key);
         h = curl_slist_append(c->headers, key_header);
+        wipe(key_header, strlen(key_header));
         free(key_header);
         if (!h)
             goto fail;
@@ -257,8 +369,11 @@ void qd_client_free(qd_client *c)
     if (c->multi)
         curl_multi_cleanup(c->multi);
     free(c->batch_path);
+    for (struct curl_slist *h = c->headers; h; h = h->next) /* the api-key header */
+        wipe(h->data, strlen(h->data));
     curl_slist_free_all(c->headers);
     free(c->base_url);
+    free(c->safe_url);
     buf_free(&c->url);
     buf_free(&c->body);
     free(c);
@@ -270,6 +385,16 @@ int qd_client_set_ca_file(qd_client *c, const char *path)
     if (!path || !*path)
         return 0;
     return curl_easy_setopt(c->curl, CURLOPT_CAINFO, path) == CURLE_OK ? 0 : -1;
+}
+
+void qd_client_set_max_body(qd_client *c, size_t max)
+{
+    c->max_body = max > 0 ? max : QD_MAX_BODY_DEFAULT;
+}
+
+const char *qd_client_url(const qd_client *c)
+{
+    return c->safe_url;
 }
 
 long qd_client_connections(const qd_client *c)
@@ -305,11 +430,13 @@ static int request_prepare(qd_client *c, const char *method, const char *path_qu
     buf_puts(&c->url, c->base_url);
     buf_puts(&c->url, path_query);
     buf_reset(&c->body);
+    c->body_too_large = false;
+    c->location[0] = '\0';
     c->errbuf[0] = '\0';
     c->retry_after = -1;
     if (curl_easy_setopt(c->curl, CURLOPT_URL, c->url.data) != CURLE_OK ||
         request_method(c, method, body, body_len) != 0) {
-        snprintf(res->error, sizeof res->error, "cannot set up the request to %s", path_query);
+        snprintf_utf8(res->error, sizeof res->error, "cannot set up the request to %s", path_query);
         res->curl_code = CURLE_FAILED_INIT;
         return -1;
     }
@@ -317,46 +444,54 @@ static int request_prepare(qd_client *c, const char *method, const char *path_qu
 }
 
 /* Interprets the finished exchange (code) into res; see qd_request. */
-static int request_finish(qd_client *c, CURLcode code, int64_t start, qd_result *res, bool *enveloped)
+static int request_finish(qd_client *c, CURLcode code, int64_t start, qd_result *res)
 {
     long connects = 0;
 
     res->elapsed = (double)(now_ms() - start) / 1000.0;
     if (curl_easy_getinfo(c->curl, CURLINFO_NUM_CONNECTS, &connects) == CURLE_OK)
         c->connects += connects;
+    if (code == CURLE_WRITE_ERROR && c->body_too_large) {
+        curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &res->http_status);
+        res->outcome = QD_NOT_QDRANT;
+        res->too_large = true;
+        snprintf_utf8(res->error, sizeof res->error, "the answer is larger than %zu bytes (the response body cap)",
+                 c->max_body);
+        buf_reset(&c->body);
+        return -1;
+    }
     if (code != CURLE_OK) {
+        res->outcome = QD_TRANSIENT;
         res->curl_code = (int)code;
-        snprintf(res->error, sizeof res->error, "%s", c->errbuf[0] ? c->errbuf : curl_easy_strerror(code));
+        snprintf_utf8(res->error, sizeof res->error, "%s", c->errbuf[0] ? c->errbuf : curl_easy_strerror(code));
         return -1;
     }
     curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &res->http_status);
     res->retry_after = c->retry_after;
-    return envelope_parse(c, res, enveloped);
+    return classify(c, res);
 }
 
 /* Performs one exchange and parses it; see qd_request. */
 static int client_perform(qd_client *c, const char *method, const char *path_query, const char *body,
-                          size_t body_len, qd_result *res, bool *enveloped)
+                          size_t body_len, qd_result *res)
 {
     int64_t start = now_ms();
 
     result_init(res);
-    *enveloped = false;
     if (c->in_multi) {
-        snprintf(res->error, sizeof res->error, "a batch request is in flight");
+        snprintf_utf8(res->error, sizeof res->error, "a batch request is in flight");
         res->curl_code = CURLE_FAILED_INIT;
         return -1;
     }
     if (request_prepare(c, method, path_query, body, body_len, res) != 0)
         return -1;
-    return request_finish(c, curl_easy_perform(c->curl), start, res, enveloped);
+    return request_finish(c, curl_easy_perform(c->curl), start, res);
 }
 
 int qd_request(qd_client *c, const char *method, const char *path_query, const char *body, size_t body_len,
                qd_result *res)
 {
-    bool enveloped;
-    return client_perform(c, method, path_query, body, body_len, res, &enveloped);
+    return client_perform(c, method, path_query, body, body_len, res);
 }
 
 /* "/collections/<escaped name><suffix>"; caller frees.  NULL if curl
@@ -426,27 +561,26 @@ static int info_parse(const json_t *result, qd_collection_info *info)
 int qd_get_collection(qd_client *c, const char *collection, qd_collection_info *info, qd_result *res)
 {
     char *path = collection_path(c, collection, "");
-    bool enveloped = false;
     int rc = -1;
 
     memset(info, 0, sizeof *info);
     if (!path) {
         result_init(res);
         res->curl_code = CURLE_OUT_OF_MEMORY;
-        snprintf(res->error, sizeof res->error, "cannot URL-encode the collection name");
+        snprintf_utf8(res->error, sizeof res->error, "cannot URL-encode the collection name");
         goto cleanup;
     }
-    if (client_perform(c, "GET", path, NULL, 0, res, &enveloped) != 0) {
+    if (client_perform(c, "GET", path, NULL, 0, res) != 0) {
         /* Only Qdrant's own "Not found" envelope means a missing collection;
-         * an empty 404 comes from a wrong base URL. */
-        if (res->http_status == 404 && enveloped)
+         * an empty 404 comes from a wrong base URL (QD_NOT_QDRANT). */
+        if (res->outcome == QD_COLLECTION_MISSING)
             rc = 0;
         goto cleanup;
     }
     info->exists = true;
     if (info_parse(res->result, info) != 0) {
         qd_collection_info_free(info);
-        snprintf(res->error, sizeof res->error, "unexpected collection info for '%s': no config.params.vectors",
+        snprintf_utf8(res->error, sizeof res->error, "unexpected collection info for '%s': no config.params.vectors",
                  collection);
         goto cleanup;
     }
@@ -466,19 +600,55 @@ void qd_collection_info_free(qd_collection_info *info)
 
 bool qd_result_transient(const qd_result *r)
 {
-    switch (r->http_status) {
-    case 0: case 408: case 429: case 500: case 502: case 503: case 504: case 507: return true;
-    default: return false;
-    }
+    return r->outcome == QD_TRANSIENT;
 }
 
 const char *qd_result_describe(const qd_result *r, char *out, size_t outlen)
 {
-    if (r->http_status == 0)
-        snprintf(out, outlen, "%s (curl %d)", r->error[0] ? r->error : "no response", r->curl_code);
+    if (r->http_status == 0 && !r->too_large)
+        snprintf_utf8(out, outlen, "%s (curl %d)", r->error[0] ? r->error : "no response", r->curl_code);
+    else if (r->outcome == QD_NOT_QDRANT)
+        snprintf_utf8(out, outlen, "not a Qdrant answer: HTTP %ld: %s", r->http_status, r->error);
     else
-        snprintf(out, outlen, "HTTP %ld: %s", r->http_status, r->error);
+        snprintf_utf8(out, outlen, "HTTP %ld: %s", r->http_status, r->error);
     return out;
+}
+
+/* ---- JSON with every number ------------------------------------------------- */
+
+static void big_number_rewrite(const char *tok, size_t len, json_num_class cls, buf *out)
+{
+    if (cls == JSON_NUM_BIG_INT) { /* beyond 64 bits: Qdrant holds it as f64, so do we */
+        buf_append(out, tok, len);
+        buf_puts(out, ".0");
+        return;
+    }
+    buf_puts(out, "\"\\u0000"); /* the marker: "\u0000" + the text */
+    buf_append(out, tok, len);
+    buf_putc(out, '"');
+}
+
+json_t *qd_json_loadb(const char *data, size_t len, json_error_t *err)
+{
+    buf text;
+    json_t *j;
+
+    buf_init(&text);
+    if (!json_rewrite_numbers(data, len, &text, big_number_rewrite))
+        j = json_loadb(data, len, 0, err);
+    else
+        j = json_loadb(text.data, text.len, JSON_ALLOW_NUL, err);
+    buf_free(&text);
+    return j;
+}
+
+bool qd_json_big_number(const json_t *v, const char **text, size_t *len)
+{
+    if (!json_is_string(v) || json_string_length(v) < 2 || json_string_value(v)[0] != '\0')
+        return false;
+    *text = json_string_value(v) + 1;
+    *len = json_string_length(v) - 1;
+    return true;
 }
 
 /* ---- the asynchronous batch request ----------------------------------------- */
@@ -487,7 +657,7 @@ int qd_batch_start(qd_client *c, const char *collection, const char *body, size_
 {
     result_init(res);
     if (c->in_multi) {
-        snprintf(res->error, sizeof res->error, "a batch request is already in flight");
+        snprintf_utf8(res->error, sizeof res->error, "a batch request is already in flight");
         res->curl_code = CURLE_FAILED_INIT;
         return -1;
     }
@@ -495,14 +665,14 @@ int qd_batch_start(qd_client *c, const char *collection, const char *body, size_
     c->batch_path = collection_path(c, collection, "/points/batch?wait=true");
     if (!c->batch_path) {
         res->curl_code = CURLE_OUT_OF_MEMORY;
-        snprintf(res->error, sizeof res->error, "cannot URL-encode the collection name");
+        snprintf_utf8(res->error, sizeof res->error, "cannot URL-encode the collection name");
         return -1;
     }
     if (request_prepare(c, "POST", c->batch_path, body, body_len, res) != 0)
         return -1;
     if (curl_multi_add_handle(c->multi, c->curl) != CURLM_OK) {
         res->curl_code = CURLE_FAILED_INIT;
-        snprintf(res->error, sizeof res->error, "cannot start the request");
+        snprintf_utf8(res->error, sizeof res->error, "cannot start the request");
         return -1;
     }
     c->in_multi = true;
@@ -548,7 +718,6 @@ int qd_batch_check(qd_client *c, qd_result *res)
 {
     int left = 0;
     CURLMsg *msg;
-    bool enveloped;
 
     if (!c->in_multi)
         return 0;
@@ -561,7 +730,7 @@ int qd_batch_check(qd_client *c, qd_result *res)
             curl_multi_remove_handle(c->multi, c->curl);
             c->in_multi = false;
             result_init(res);
-            return request_finish(c, code, c->batch_start_ms, res, &enveloped) == 0 ? 1 : -1;
+            return request_finish(c, code, c->batch_start_ms, res) == 0 ? 1 : -1;
         }
     }
     return 0;
@@ -579,16 +748,15 @@ int qd_collection_request(qd_client *c, const char *method, const char *collecti
                           const char *body, size_t body_len, qd_result *res)
 {
     char *path = collection_path(c, collection, suffix);
-    bool enveloped;
     int rc;
 
     if (!path) {
         result_init(res);
         res->curl_code = CURLE_OUT_OF_MEMORY;
-        snprintf(res->error, sizeof res->error, "cannot URL-encode the collection name");
+        snprintf_utf8(res->error, sizeof res->error, "cannot URL-encode the collection name");
         return -1;
     }
-    rc = client_perform(c, method, path, body, body_len, res, &enveloped);
+    rc = client_perform(c, method, path, body, body_len, res);
     free(path);
     return rc;
 }

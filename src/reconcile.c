@@ -4,10 +4,14 @@
  *
  * Per table, memory bounded by the number of points (24 bytes each) plus
  * one page of each side:
- *   1. GET /collections/{c}: points_count (to size the id table) and which
- *      vectors are Cosine;
+ *   1. GET /collections/{c}: points_count (a hint for the id table's first
+ *      size, capped at RECON_TABLE_HINT_MAX; the table grows as needed) and
+ *      which vectors are Cosine;
  *   2. scroll every point (limit RECON_PAGE, with payload and vector):
- *      id -> digests in an open-addressing table;
+ *      id -> digests in an open-addressing table; each next_page_offset
+ *      must be beyond the previous one (ids ascend), else the scroll stops
+ *      with a protocol error; a page larger than the client's body cap is
+ *      asked again with half the limit (doubled again after each page);
  *   3. one REPEATABLE READ snapshot of the table (taken after the scroll,
  *      so a point seen there has its row committed before the snapshot):
  *      each row -> map_row -> id, digests -> missing / stale / in sync;
@@ -17,6 +21,7 @@
  */
 #include "reconcile.h"
 
+#include <errno.h>
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
@@ -38,6 +43,7 @@
 #define RECON_SAMPLE 10     /* ids listed per kind and table */
 #define RECON_PROGRESS_MS 5000
 #define RECON_TOL 1e-6      /* vector tolerance, docs/reconcile.md */
+#define RECON_TABLE_HINT_MAX ((size_t)1 << 20) /* points_count trusted this far for the first table size */
 
 /* ---- digests ------------------------------------------------------------- */
 
@@ -94,7 +100,17 @@ static uint64_t value_digest(const json_t *v)
     case JSON_NULL: return 1;
     case JSON_TRUE: return 2;
     case JSON_FALSE: return 3;
-    case JSON_STRING: return hash_bytes(json_string_value(v), json_string_length(v), 's');
+    case JSON_STRING: {
+        /* A number jansson cannot hold (an integer in (2^63, 2^64), say),
+         * kept as its text by qd_json_loadb on both sides: equal numbers
+         * have equal text, as Qdrant prints a u64 canonically and so does
+         * PostgreSQL. */
+        const char *num;
+        size_t len;
+        if (qd_json_big_number(v, &num, &len))
+            return hash_bytes(num, len, 'n');
+        return hash_bytes(json_string_value(v), json_string_length(v), 's');
+    }
     case JSON_INTEGER: return combine('i', (uint64_t)json_integer_value(v));
     case JSON_REAL: {
         double d = json_real_value(v);
@@ -344,15 +360,42 @@ static int parse_uuid(const char *s, pt_id *out)
 
 static int id_from_json(const json_t *j, pt_id *out)
 {
+    const char *num;
+    size_t len;
+
     if (json_is_integer(j) && json_integer_value(j) >= 0) {
         out->hi = 0;
         out->lo = (uint64_t)json_integer_value(j);
         out->uuid = false;
         return 0;
     }
+    if (qd_json_big_number(j, &num, &len)) { /* an id above 2^63 */
+        char tmp[24], *end;
+        if (len >= sizeof tmp || num[0] == '-')
+            return -1;
+        memcpy(tmp, num, len);
+        tmp[len] = '\0';
+        errno = 0;
+        out->hi = 0;
+        out->lo = strtoull(tmp, &end, 10);
+        out->uuid = false;
+        return *end == '\0' && errno == 0 ? 0 : -1;
+    }
     if (json_is_string(j))
         return parse_uuid(json_string_value(j), out);
     return -1;
+}
+
+/* Scroll order (QDRANT.md §3): numeric ids first, ascending, then UUIDs by bytes. */
+static int id_cmp(const pt_id *a, const pt_id *b)
+{
+    if (a->uuid != b->uuid)
+        return a->uuid ? 1 : -1;
+    if (a->hi != b->hi)
+        return a->hi < b->hi ? -1 : 1;
+    if (a->lo != b->lo)
+        return a->lo < b->lo ? -1 : 1;
+    return 0;
 }
 
 /* qop.point_id: 42 or "uuid". */
@@ -375,16 +418,30 @@ static int id_from_text(const char *s, pt_id *out)
     return *end == '\0' && end != s ? 0 : -1;
 }
 
+/* The id as JSON text, as Qdrant takes it: 42 or "uuid" (u64 exact). */
+static const char *id_text(const pt_id *id, char out[48])
+{
+    if (!id->uuid)
+        snprintf(out, 48, "%llu", (unsigned long long)id->lo);
+    else
+        snprintf(out, 48, "\"%08x-%04x-%04x-%04x-%04x%08x\"", (unsigned)(id->hi >> 32),
+                 (unsigned)(id->hi >> 16 & 0xffff), (unsigned)(id->hi & 0xffff), (unsigned)(id->lo >> 48),
+                 (unsigned)(id->lo >> 32 & 0xffff), (unsigned)(id->lo & 0xffffffffu));
+    return out;
+}
+
+/* For the report: an integer, a string of digits above 2^63-1, or the UUID. */
 static json_t *id_to_json(const pt_id *id)
 {
-    char s[40];
+    char s[48];
 
-    if (!id->uuid)
+    if (!id->uuid && id->lo <= (uint64_t)INT64_MAX)
         return json_integer((json_int_t)id->lo);
-    snprintf(s, sizeof s, "%08x-%04x-%04x-%04x-%04x%08x", (unsigned)(id->hi >> 32), (unsigned)(id->hi >> 16 & 0xffff),
-             (unsigned)(id->hi & 0xffff), (unsigned)(id->lo >> 48), (unsigned)(id->lo >> 32 & 0xffff),
-             (unsigned)(id->lo & 0xffffffffu));
-    return json_string(s);
+    id_text(id, s);
+    if (!id->uuid)
+        return json_string(s);
+    s[strlen(s) - 1] = '\0';
+    return json_string(s + 1);
 }
 
 #define SLOT_USED 1u
@@ -432,6 +489,8 @@ static id_slot *id_find(const id_table *t, const pt_id *id)
 
 static void id_table_init(id_table *t, size_t expected)
 {
+    if (expected > RECON_TABLE_HINT_MAX) /* a hint only: id_insert_slot grows the table */
+        expected = RECON_TABLE_HINT_MAX;
     t->cap = expected + expected / 3 + 1024; /* load <= 0.75 */
     t->n = 0;
     t->slots = xcalloc(t->cap, sizeof *t->slots);
@@ -558,7 +617,7 @@ static int read_collection(recon_table *rt, size_t *points_count)
 
     *points_count = 0;
     if (qd_collection_request(rt->qd, "GET", rt->tcfg->collection, "", NULL, 0, &res) != 0) {
-        if (res.http_status == 404)
+        if (res.outcome == QD_COLLECTION_MISSING)
             log_error("collection does not exist", "table", rt->name, "collection", rt->tcfg->collection, NULL);
         else
             describe_failure("cannot read the collection", rt, &res);
@@ -603,25 +662,38 @@ static void log_count(const char *msg, const recon_table *rt, const char *key, u
 /* 2. Every point into the id table. */
 static int scroll_points(recon_table *rt)
 {
-    json_t *offset = NULL;
+    pt_id offset = {0};
+    bool has_offset = false;
+    char otext[48], ntext[48];
+    int limit = RECON_PAGE;
     qd_result res = {0};
+    buf body;
     int rc = -1;
 
+    buf_init(&body);
     rt->last_log = now_ms();
     for (;;) {
-        json_t *body = json_pack("{s:i,s:b,s:b}", "limit", RECON_PAGE, "with_payload", 1, "with_vector", 1);
-        char *text;
-        const json_t *points, *p;
+        const json_t *points, *p, *next;
+        pt_id nid, top = offset; /* the highest id seen in this page (or the offset asked for) */
+        bool has_top = has_offset;
         size_t i;
         int r;
 
-        if (offset)
-            json_object_set(body, "offset", offset);
-        text = json_dumps(body, JSON_COMPACT);
-        json_decref(body);
+        buf_reset(&body);
+        buf_printf(&body, "{\"limit\":%d,\"with_payload\":true,\"with_vector\":true", limit);
+        if (has_offset)
+            buf_printf(&body, ",\"offset\":%s", id_text(&offset, otext));
+        buf_putc(&body, '}');
         qd_result_clear(&res);
-        r = qd_collection_request(rt->qd, "POST", rt->tcfg->collection, "/points/scroll", text, strlen(text), &res);
-        free(text);
+        r = qd_collection_request(rt->qd, "POST", rt->tcfg->collection, "/points/scroll", body.data, body.len, &res);
+        if (r != 0 && res.too_large && limit > 1) { /* big points: the same page in halves */
+            char l[16];
+            limit /= 2;
+            snprintf(l, sizeof l, "%d", limit);
+            log_warn("a scroll page is larger than the response cap; asking for fewer points", "table", rt->name,
+                     "collection", rt->tcfg->collection, "limit", l, NULL);
+            continue;
+        }
         if (r != 0) {
             describe_failure("cannot scroll the collection", rt, &res);
             goto cleanup;
@@ -637,11 +709,31 @@ static int scroll_points(recon_table *rt)
             id_insert(&rt->ids, &id, recon_payload_digest(json_object_get(p, "payload")),
                       recon_vector_digest(json_object_get(p, "vector"), NULL));
             rt->points++;
+            if (!has_top || id_cmp(&id, &top) > 0) {
+                top = id;
+                has_top = true;
+            }
         }
-        json_decref(offset);
-        offset = json_incref(json_object_get(res.result, "next_page_offset"));
-        if (!offset || json_is_null(offset))
+        next = json_object_get(res.result, "next_page_offset");
+        if (!next || json_is_null(next))
             break;
+        if (id_from_json(next, &nid) != 0) {
+            log_error("Qdrant returned a next_page_offset that is neither an integer nor a UUID", "table", rt->name,
+                      "collection", rt->tcfg->collection, NULL);
+            goto cleanup;
+        }
+        /* Ids ascend: the next page starts after every id of this one.  An
+         * offset that repeats or goes back would loop forever. */
+        if (has_top && id_cmp(&nid, &top) <= 0) {
+            log_error("protocol error: the scroll's next_page_offset does not advance", "table", rt->name,
+                      "collection", rt->tcfg->collection, "offset", has_offset ? id_text(&offset, otext) : "none", "next_page_offset",
+                      id_text(&nid, ntext), NULL);
+            goto cleanup;
+        }
+        offset = nid;
+        has_offset = true;
+        if (limit < RECON_PAGE) /* back up after a halved page: the big points may be behind us */
+            limit = limit * 2 < RECON_PAGE ? limit * 2 : RECON_PAGE;
         if (rt->stop && *rt->stop) {
             log_warn("reconcile interrupted", NULL);
             goto cleanup;
@@ -653,7 +745,7 @@ static int scroll_points(recon_table *rt)
     }
     rc = 0;
 cleanup:
-    json_decref(offset);
+    buf_free(&body);
     qd_result_clear(&res);
     return rc;
 }
@@ -661,20 +753,22 @@ cleanup:
 /* Confirms (with the tolerance) the vector-only digest mismatches pending. */
 static int verify_pending(recon_table *rt)
 {
-    json_t *body = NULL, *ids = json_array();
-    char *text = NULL;
+    buf body;
+    char idt[48];
     qd_result res = {0};
     int rc = -1;
 
-    if (rt->npend == 0) {
-        json_decref(ids);
+    if (rt->npend == 0)
         return 0;
+    buf_init(&body);
+    buf_puts(&body, "{\"ids\":[");
+    for (size_t i = 0; i < rt->npend; i++) {
+        if (i)
+            buf_putc(&body, ',');
+        buf_puts(&body, id_text(&rt->pend[i].id, idt));
     }
-    for (size_t i = 0; i < rt->npend; i++)
-        json_array_append_new(ids, id_to_json(&rt->pend[i].id));
-    body = json_pack("{s:o,s:b,s:b}", "ids", ids, "with_payload", 0, "with_vector", 1);
-    text = json_dumps(body, JSON_COMPACT);
-    if (qd_collection_request(rt->qd, "POST", rt->tcfg->collection, "/points", text, strlen(text), &res) != 0) {
+    buf_puts(&body, "],\"with_payload\":false,\"with_vector\":true}");
+    if (qd_collection_request(rt->qd, "POST", rt->tcfg->collection, "/points", body.data, body.len, &res) != 0) {
         describe_failure("cannot retrieve points to compare their vectors", rt, &res);
         goto cleanup;
     }
@@ -708,8 +802,7 @@ cleanup:
         qop_free_fields(&rt->pend[i].op);
     }
     rt->npend = 0;
-    json_decref(body);
-    free(text);
+    buf_free(&body);
     qd_result_clear(&res);
     return rc;
 }
@@ -756,9 +849,7 @@ static int recon_row(void *arg, const snap_table *t, const pgo_tuple *tup)
         goto cleanup;
     }
     slot->meta |= SLOT_SEEN;
-    root = json_loadb(op->json, op->json_len, 0, NULL);
-    if (!root) /* an integer beyond 64 bits in the payload */
-        root = json_loadb(op->json, op->json_len, JSON_DECODE_INT_AS_REAL, NULL);
+    root = qd_json_loadb(op->json, op->json_len, NULL); /* numbers as Qdrant's answers are read */
     point = json_array_get(json_object_get(json_object_get(root, "upsert"), "points"), 0);
     if (!point) {
         log_error("internal error: cannot parse the mapped point", "table", rt->name, "key", op->key_text, NULL);
@@ -796,7 +887,7 @@ static int find_orphans(recon_table *rt)
     for (size_t i = 0; i < rt->ids.cap; i++) {
         const id_slot *s = &rt->ids.slots[i];
         pt_id id = {s->hi, s->lo, (s->meta & SLOT_UUID) != 0};
-        json_t *j;
+        char idt[48];
         qop op = {0};
         buf b;
 
@@ -805,10 +896,8 @@ static int find_orphans(recon_table *rt)
         add_sample(rt, K_ORPHANED, &id, NULL);
         if (!rt->opt->fix)
             continue;
-        j = id_to_json(&id);
         buf_init(&b);
-        op.point_id = json_dumps(j, JSON_ENCODE_ANY);
-        json_decref(j);
+        op.point_id = xstrdup(id_text(&id, idt));
         buf_printf(&b, "{\"delete\":{\"points\":[%s]}}", op.point_id);
         op.kind = QOP_DELETE;
         op.table = rt->tcfg;

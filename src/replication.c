@@ -73,7 +73,7 @@ int repl_connect(const char *dsn, bool replication, PGconn **out, char *err, siz
     opts = PQconninfoParse(dsn ? dsn : "", &perr);
     if (!opts) {
         /* perr quotes the offending part of the string, which may be a password. */
-        snprintf(err, errlen, "invalid [source] dsn: %s", perr ? "cannot parse the connection string" : "out of memory");
+        snprintf_utf8(err, errlen, "invalid [source] dsn: %s", perr ? "cannot parse the connection string" : "out of memory");
         goto cleanup;
     }
     for (o = opts; o->keyword; o++)
@@ -107,7 +107,7 @@ int repl_connect(const char *dsn, bool replication, PGconn **out, char *err, siz
 
     conn = PQconnectdbParams(keys, vals, 0);
     if (PQstatus(conn) != CONNECTION_OK) {
-        snprintf(err, errlen, "cannot connect to PostgreSQL: %s", pq_err(conn, msg, sizeof msg));
+        snprintf_utf8(err, errlen, "cannot connect to PostgreSQL: %s", pq_err(conn, msg, sizeof msg));
         goto cleanup;
     }
     *out = conn;
@@ -150,25 +150,25 @@ int repl_identify_system(PGconn *conn, repl_system *out, char *err, size_t errle
     memset(out, 0, sizeof *out);
     res = exec_ok(conn, "IDENTIFY_SYSTEM", true, msg, sizeof msg);
     if (!res) {
-        snprintf(err, errlen, "IDENTIFY_SYSTEM failed: %s", msg);
+        snprintf_utf8(err, errlen, "IDENTIFY_SYSTEM failed: %s", msg);
         goto cleanup;
     }
     if (PQntuples(res) != 1 || PQnfields(res) < 4) {
-        snprintf(err, errlen, "IDENTIFY_SYSTEM returned %d rows and %d fields, expected 1 and 4 or more",
+        snprintf_utf8(err, errlen, "IDENTIFY_SYSTEM returned %d rows and %d fields, expected 1 and 4 or more",
                  PQntuples(res), PQnfields(res));
         goto cleanup;
     }
     if (PQgetisnull(res, 0, 3)) {
-        snprintf(err, errlen, "could not establish a database-specific replication connection (set dbname in [source] dsn)");
+        snprintf_utf8(err, errlen, "could not establish a database-specific replication connection (set dbname in [source] dsn)");
         goto cleanup;
     }
-    snprintf(out->systemid, sizeof out->systemid, "%s", PQgetvalue(res, 0, 0));
+    snprintf_utf8(out->systemid, sizeof out->systemid, "%s", PQgetvalue(res, 0, 0));
     out->timeline = atoi(PQgetvalue(res, 0, 1));
     if (lsn_parse(PQgetvalue(res, 0, 2), &out->xlogpos) != 0) {
-        snprintf(err, errlen, "IDENTIFY_SYSTEM returned an invalid xlogpos \"%s\"", PQgetvalue(res, 0, 2));
+        snprintf_utf8(err, errlen, "IDENTIFY_SYSTEM returned an invalid xlogpos \"%s\"", PQgetvalue(res, 0, 2));
         goto cleanup;
     }
-    snprintf(out->dbname, sizeof out->dbname, "%s", PQgetvalue(res, 0, 3));
+    snprintf_utf8(out->dbname, sizeof out->dbname, "%s", PQgetvalue(res, 0, 3));
     rc = 0;
 
 cleanup:
@@ -182,7 +182,7 @@ int repl_in_recovery(PGconn *conn, bool *out, char *err, size_t errlen)
     PGresult *res = exec_ok(conn, "SELECT pg_catalog.pg_is_in_recovery()", true, msg, sizeof msg);
 
     if (!res) {
-        snprintf(err, errlen, "cannot query pg_is_in_recovery(): %s", msg);
+        snprintf_utf8(err, errlen, "cannot query pg_is_in_recovery(): %s", msg);
         return -1;
     }
     *out = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
@@ -194,7 +194,7 @@ static void copy_json_str(json_t *obj, const char *key, char *out, size_t outlen
 {
     const char *s = json_string_value(json_object_get(obj, key));
 
-    snprintf(out, outlen, "%s", s ? s : "");
+    snprintf_utf8(out, outlen, "%s", s ? s : "");
 }
 
 int repl_get_slot(PGconn *conn, const char *slot, repl_slot *out, char *err, size_t errlen)
@@ -210,14 +210,14 @@ int repl_get_slot(PGconn *conn, const char *slot, repl_slot *out, char *err, siz
     memset(out, 0, sizeof *out);
     lit = PQescapeLiteral(conn, slot, strlen(slot));
     if (!lit) {
-        snprintf(err, errlen, "cannot escape slot name: %s", pq_err(conn, msg, sizeof msg));
+        snprintf_utf8(err, errlen, "cannot escape slot name: %s", pq_err(conn, msg, sizeof msg));
         goto cleanup;
     }
     /* to_jsonb(s): every column the server has, whatever its version. */
     sql = xasprintf("SELECT pg_catalog.to_jsonb(s)::text FROM pg_catalog.pg_replication_slots s WHERE slot_name = %s", lit);
     res = exec_ok(conn, sql, true, msg, sizeof msg);
     if (!res) {
-        snprintf(err, errlen, "cannot read pg_replication_slots: %s", msg);
+        snprintf_utf8(err, errlen, "cannot read pg_replication_slots: %s", msg);
         goto cleanup;
     }
     if (PQntuples(res) == 0) {
@@ -226,7 +226,7 @@ int repl_get_slot(PGconn *conn, const char *slot, repl_slot *out, char *err, siz
     }
     row = json_loads(PQgetvalue(res, 0, 0), 0, &jerr);
     if (!json_is_object(row)) {
-        snprintf(err, errlen, "cannot parse pg_replication_slots row: %s", jerr.text);
+        snprintf_utf8(err, errlen, "cannot parse pg_replication_slots row: %s", jerr.text);
         goto cleanup;
     }
     out->exists = true;
@@ -236,12 +236,12 @@ int repl_get_slot(PGconn *conn, const char *slot, repl_slot *out, char *err, siz
     copy_json_str(row, "wal_status", out->wal_status, sizeof out->wal_status);
     copy_json_str(row, "invalidation_reason", out->invalidation, sizeof out->invalidation);
     if (!out->invalidation[0] && json_is_true(json_object_get(row, "conflicting")))
-        snprintf(out->invalidation, sizeof out->invalidation, "conflicting");
+        snprintf_utf8(out->invalidation, sizeof out->invalidation, "conflicting");
     out->active = json_is_true(json_object_get(row, "active"));
     out->active_pid = (int)json_integer_value(json_object_get(row, "active_pid"));
     s = json_string_value(json_object_get(row, "confirmed_flush_lsn"));
     if (s && lsn_parse(s, &out->confirmed_flush) != 0) {
-        snprintf(err, errlen, "slot \"%s\" has an unparsable confirmed_flush_lsn \"%s\"", slot, s);
+        snprintf_utf8(err, errlen, "slot \"%s\" has an unparsable confirmed_flush_lsn \"%s\"", slot, s);
         goto cleanup;
     }
     rc = 0;
@@ -289,21 +289,21 @@ int repl_create_slot_snapshot(PGconn *conn, const char *slot, bool export_snapsh
             rc = 0;
             goto cleanup;
         }
-        snprintf(err, errlen, "cannot create replication slot \"%s\": %s", slot,
+        snprintf_utf8(err, errlen, "cannot create replication slot \"%s\": %s", slot,
                  res ? res_err(res, msg, sizeof msg) : pq_err(conn, msg, sizeof msg));
         goto cleanup;
     }
     if (PQntuples(res) != 1 || PQnfields(res) < 2 || lsn_parse(PQgetvalue(res, 0, 1), consistent_point) != 0) {
-        snprintf(err, errlen, "CREATE_REPLICATION_SLOT returned an unexpected result");
+        snprintf_utf8(err, errlen, "CREATE_REPLICATION_SLOT returned an unexpected result");
         goto cleanup;
     }
     if (export_snapshot) {
         if (PQnfields(res) < 3 || PQgetisnull(res, 0, 2) || !snapshot_name ||
             strlen(PQgetvalue(res, 0, 2)) >= snapshot_len) {
-            snprintf(err, errlen, "CREATE_REPLICATION_SLOT returned no usable snapshot name");
+            snprintf_utf8(err, errlen, "CREATE_REPLICATION_SLOT returned no usable snapshot name");
             goto cleanup;
         }
-        snprintf(snapshot_name, snapshot_len, "%s", PQgetvalue(res, 0, 2));
+        snprintf_utf8(snapshot_name, snapshot_len, "%s", PQgetvalue(res, 0, 2));
     }
     rc = 0;
 
@@ -327,13 +327,13 @@ int repl_ensure_publication(PGconn *conn, const p2q_config *cfg, bool create, bo
     *created = false;
     lit = PQescapeLiteral(conn, cfg->source.publication, strlen(cfg->source.publication));
     if (!lit) {
-        snprintf(err, errlen, "cannot escape publication name: %s", pq_err(conn, msg, sizeof msg));
+        snprintf_utf8(err, errlen, "cannot escape publication name: %s", pq_err(conn, msg, sizeof msg));
         goto cleanup;
     }
     sql = xasprintf("SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = %s", lit);
     res = exec_ok(conn, sql, true, msg, sizeof msg);
     if (!res) {
-        snprintf(err, errlen, "cannot read pg_publication: %s", msg);
+        snprintf_utf8(err, errlen, "cannot read pg_publication: %s", msg);
         goto cleanup;
     }
     if (PQntuples(res) == 1) {
@@ -341,14 +341,14 @@ int repl_ensure_publication(PGconn *conn, const p2q_config *cfg, bool create, bo
         goto cleanup;
     }
     if (!create) {
-        snprintf(err, errlen,
+        snprintf_utf8(err, errlen,
                  "publication \"%s\" does not exist: create it (CREATE PUBLICATION ... FOR TABLE ...) or set "
                  "[source] create_publication = true",
                  cfg->source.publication);
         goto cleanup;
     }
     if (cfg->n_tables == 0) {
-        snprintf(err, errlen, "cannot create publication \"%s\": no [table ...] section in the config",
+        snprintf_utf8(err, errlen, "cannot create publication \"%s\": no [table ...] section in the config",
                  cfg->source.publication);
         goto cleanup;
     }
@@ -367,7 +367,7 @@ int repl_ensure_publication(PGconn *conn, const p2q_config *cfg, bool create, bo
     }
     res = exec_ok(conn, b.data, false, msg, sizeof msg);
     if (!res) {
-        snprintf(err, errlen, "cannot create publication \"%s\": %s", cfg->source.publication, msg);
+        snprintf_utf8(err, errlen, "cannot create publication \"%s\": %s", cfg->source.publication, msg);
         goto cleanup;
     }
     *created = true;
@@ -405,8 +405,8 @@ int repl_start(PGconn *conn, const char *slot, const char *publication, lsn_t st
     res = PQexec(conn, sql.data);
     if (PQresultStatus(res) != PGRES_COPY_BOTH) {
         state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-        snprintf(sqlstate, 6, "%s", state ? state : "");
-        snprintf(err, errlen, "START_REPLICATION on slot \"%s\" failed: %s", slot,
+        snprintf_utf8(sqlstate, 6, "%s", state ? state : "");
+        snprintf_utf8(err, errlen, "START_REPLICATION on slot \"%s\" failed: %s", slot,
                  res ? res_err(res, msg, sizeof msg) : pq_err(conn, msg, sizeof msg));
         goto cleanup;
     }
@@ -427,7 +427,7 @@ int repl_send_status(PGconn *conn, lsn_t write, lsn_t flush, lsn_t apply, bool r
 
     pgo_encode_status(msg, write, flush, apply, pg_now_us(), reply_requested);
     if (PQputCopyData(conn, msg, PGO_STATUS_LEN) <= 0 || PQflush(conn) != 0) {
-        snprintf(err, errlen, "cannot send standby status update: %s", pq_err(conn, e, sizeof e));
+        snprintf_utf8(err, errlen, "cannot send standby status update: %s", pq_err(conn, e, sizeof e));
         return -1;
     }
     return 0;
@@ -441,7 +441,7 @@ int repl_end_copy(PGconn *conn, int64_t deadline_ms, char *err, size_t errlen)
     int r, rc = -1;
 
     if (PQputCopyEnd(conn, NULL) <= 0 || PQflush(conn) != 0) {
-        snprintf(err, errlen, "cannot send CopyDone: %s", pq_err(conn, e, sizeof e));
+        snprintf_utf8(err, errlen, "cannot send CopyDone: %s", pq_err(conn, e, sizeof e));
         goto cleanup;
     }
     /* Drain what the server sent before it saw our CopyDone, so a
@@ -457,25 +457,25 @@ int repl_end_copy(PGconn *conn, int64_t deadline_ms, char *err, size_t errlen)
         if (r == -1)
             break;
         if (r == -2) {
-            snprintf(err, errlen, "error while ending replication: %s", pq_err(conn, e, sizeof e));
+            snprintf_utf8(err, errlen, "error while ending replication: %s", pq_err(conn, e, sizeof e));
             goto cleanup;
         }
         {
             int64_t left = deadline_ms - now_ms();
             struct pollfd pfd = {.fd = PQsocket(conn), .events = POLLIN};
             if (left <= 0 || pfd.fd < 0) {
-                snprintf(err, errlen, "timed out waiting for the server to end replication");
+                snprintf_utf8(err, errlen, "timed out waiting for the server to end replication");
                 goto cleanup;
             }
             if (poll(&pfd, 1, (int)(left > 1000 ? 1000 : left)) > 0 && PQconsumeInput(conn) == 0) {
-                snprintf(err, errlen, "error while ending replication: %s", pq_err(conn, e, sizeof e));
+                snprintf_utf8(err, errlen, "error while ending replication: %s", pq_err(conn, e, sizeof e));
                 goto cleanup;
             }
         }
     }
     res = PQgetResult(conn);
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        snprintf(err, errlen, "replication ended with an error: %s", res ? res_err(res, e, sizeof e) : pq_err(conn, e, sizeof e));
+        snprintf_utf8(err, errlen, "replication ended with an error: %s", res ? res_err(res, e, sizeof e) : pq_err(conn, e, sizeof e));
         goto cleanup;
     }
     rc = 0;

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -250,6 +251,41 @@ static int dead_letter(sink *s, const qop *op, const char *why)
                             op->json, op->json_len);
 }
 
+/*
+ * Opens the dead-letter file for appending (docs/failure-modes.md): it
+ * holds row data, so it is created 0600 and a symbolic link is refused
+ * (O_NOFOLLOW).  A last line cut short (a crash mid-write, or a full disk)
+ * is ended with '\n' first, so every following line is a JSON line of its
+ * own.  Returns the descriptor, or -1 (logged).
+ */
+static int dead_letter_open(const char *path)
+{
+    int fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    struct stat st;
+    char last;
+
+    if (fd < 0) {
+        log_error(errno == ELOOP ? "the dead-letter file is a symbolic link; refusing to write row data through it"
+                                 : "cannot open the dead-letter file",
+                  "file", path, "error", strerror(errno), NULL);
+        return -1;
+    }
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        log_error("the dead-letter file is not a regular file", "file", path, NULL);
+        close(fd);
+        return -1;
+    }
+    if (st.st_size > 0 && (pread(fd, &last, 1, st.st_size - 1) != 1 || last != '\n')) {
+        log_warn("the dead-letter file ends with a cut line; ending it before appending", "file", path, NULL);
+        if (write(fd, "\n", 1) != 1) {
+            log_error("cannot write the dead-letter file", "file", path, "error", strerror(errno), NULL);
+            close(fd);
+            return -1;
+        }
+    }
+    return fd;
+}
+
 int sink_dead_letter(sink *s, const table_cfg *t, const char *key, const char *point_id, const char *kind,
                      lsn_t at, const char *why, const char *op_json, size_t op_len)
 {
@@ -261,13 +297,8 @@ int sink_dead_letter(sink *s, const table_cfg *t, const char *key, const char *p
     size_t off = 0;
 
     buf_init(&line);
-    if (s->dead_fd < 0) {
-        s->dead_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-        if (s->dead_fd < 0) {
-            log_error("cannot open the dead-letter file", "file", path, "error", strerror(errno), NULL);
-            goto cleanup;
-        }
-    }
+    if (s->dead_fd < 0 && (s->dead_fd = dead_letter_open(path)) < 0)
+        goto cleanup;
     log_timestamp(ts, sizeof ts);
     buf_putc(&line, '{');
     json_field(&line, "ts", ts);
@@ -350,15 +381,14 @@ cleanup:
 /* Qdrant's answer to a partial update of a point it does not have. */
 static bool point_missing(const qop *op, const qd_result *r)
 {
-    return (op->kind == QOP_SET_PAYLOAD || op->kind == QOP_UPDATE_VECTORS) && op->key_vals && r->http_status == 404 &&
-           strstr(r->error, "No point with id") != NULL;
+    return (op->kind == QOP_SET_PAYLOAD || op->kind == QOP_UPDATE_VECTORS) && op->key_vals &&
+           r->outcome == QD_POINT_MISSING;
 }
 
 /* Qdrant's answer for a collection that does not exist. */
 static bool collection_missing(const qd_result *r)
 {
-    return r->http_status == 404 && strstr(r->error, "doesn't exist") != NULL &&
-           strstr(r->error, "Collection") != NULL;
+    return r->outcome == QD_COLLECTION_MISSING;
 }
 
 /* ---- sending ----------------------------------------------------------------------------- */
@@ -488,7 +518,10 @@ static void report(sink *s, const char *result, const qd_result *res)
         s->env.on_request(s->env.on_request_arg, result, res->elapsed, s->inflight_n);
 }
 
-/* A deterministic rejection of the request in flight. */
+/* A deterministic answer (not QD_OK, not QD_TRANSIENT) to the request in
+ * flight.  Only QD_REJECTED, QD_POINT_MISSING and QD_COLLECTION_MISSING are
+ * Qdrant's word about the operations; the others stop the sink with the
+ * slot where it is. */
 static int rejected(sink *s, const qd_result *res, const char *why)
 {
     size_t n = s->inflight_n;
@@ -496,10 +529,23 @@ static int rejected(sink *s, const qd_result *res, const char *why)
 
     s->stats.rejected++;
     /* Not about an operation: no bisection, no dead letters. */
-    if (res->http_status == 401 || res->http_status == 403) {
+    switch (res->outcome) {
+    case QD_AUTH:
         log_error("Qdrant refused the credentials; check [qdrant] api_key", "collection", op->table->collection,
                   "error", why, NULL);
         return SINK_FATAL;
+    case QD_NOT_QDRANT:
+        log_error("the answer is not Qdrant's (a proxy, a redirect or another server at [qdrant] url?); stopping "
+                  "with the slot before the transaction",
+                  "url", qd_client_url(s->env.qd), "collection", op->table->collection, "error", why, NULL);
+        return SINK_FATAL;
+    case QD_OK:
+    case QD_TRANSIENT: /* not here: sink_progress handles them */
+        log_error("internal error: a success or transient answer taken for a rejection", "error", why, NULL);
+        return SINK_FATAL;
+    case QD_COLLECTION_MISSING:
+    case QD_POINT_MISSING:
+    case QD_REJECTED: break;
     }
     if (!s->env.create_collection && collection_missing(res)) {
         log_error("the collection does not exist; create it or set [qdrant] create_collections = true",
@@ -581,8 +627,8 @@ int sink_progress(sink *s)
     }
     qd_result_describe(&res, why, sizeof why);
     s->stats.last_ok = false;
-    snprintf(s->stats.last_error, sizeof s->stats.last_error, "%s", why);
-    if (qd_result_transient(&res)) {
+    snprintf_utf8(s->stats.last_error, sizeof s->stats.last_error, "%s", why);
+    if (res.outcome == QD_TRANSIENT) {
         int64_t wait = backoff_jitter_ms(s->attempt++);
         if (res.retry_after >= 0 && res.retry_after * 1000 > (double)wait)
             wait = (int64_t)(res.retry_after * 1000);
@@ -590,7 +636,7 @@ int sink_progress(sink *s)
         s->stats.retries++;
         s->retry_pending = true;
         s->retry_at = now_ms() + wait;
-        snprintf(ms, sizeof ms, "%lld", (long long)wait);
+        snprintf_utf8(ms, sizeof ms, "%lld", (long long)wait);
         log_warn("Qdrant request failed, retrying", "collection", s->items[s->head].op.table->collection, "error",
                  why, "retry_in_ms", ms, NULL);
         qd_result_clear(&res);

@@ -185,7 +185,7 @@ static int read_row(sync_state *st, const qop *op, const table_map *map, PGresul
         }
         {
             int64_t wait = backoff_jitter_ms(attempt++);
-            snprintf(ms, sizeof ms, "%lld", (long long)wait);
+            snprintf_utf8(ms, sizeof ms, "%lld", (long long)wait);
             if (st->conn && send_status(st, false) != 0) {
                 rc = SESSION_RETRY;
                 break;
@@ -280,7 +280,7 @@ static void on_sink_request(void *arg, const char *result, double seconds, size_
     metrics_count_batch(st->metrics, strcmp(result, "retry") == 0 ? METRICS_BATCH_RETRY : METRICS_BATCH_REJECTED,
                         seconds);
     metrics_qdrant_failed(st->metrics, sink_get_stats(st->sink)->last_error);
-    snprintf(why, sizeof why, "qdrant: %s", sink_get_stats(st->sink)->last_error);
+    snprintf_utf8(why, sizeof why, "qdrant: %s", sink_get_stats(st->sink)->last_error);
     metrics_set_last_error(st->metrics, why);
     if (strcmp(result, "retry") == 0) {
         metrics_count_retry(st->metrics);
@@ -347,7 +347,7 @@ static int on_change(sync_state *st, const pgo_msg *m, lsn_t lsn)
     char err[512], relid[16];
 
     if (!rel) {
-        snprintf(relid, sizeof relid, "%u", m->u.change.relid);
+        snprintf_utf8(relid, sizeof relid, "%u", m->u.change.relid);
         log_error("protocol error: change for a relation never described by a Relation message", "relid", relid,
                   NULL);
         return SESSION_FATAL;
@@ -516,7 +516,7 @@ static int stop_stream(sync_state *st)
 
     if (rc == SINK_STOPPED) {
         char n[24];
-        snprintf(n, sizeof n, "%zu", sink_queued_ops(st->sink));
+        snprintf_utf8(n, sizeof n, "%zu", sink_queued_ops(st->sink));
         log_warn("shutdown_timeout passed with operations unsent; they will be received again on restart",
                  "operations", n, NULL);
     } else if (rc != SINK_OK) {
@@ -875,7 +875,7 @@ int sync_run(const p2q_config *cfg, volatile sig_atomic_t *stop, p2q_metrics *me
         {
             int64_t wait = rc == SESSION_STANDBY ? STANDBY_RECHECK_MS : backoff_jitter_ms(attempt++);
             char ms[32];
-            snprintf(ms, sizeof ms, "%lld", (long long)wait);
+            snprintf_utf8(ms, sizeof ms, "%lld", (long long)wait);
             log_info("reconnecting", "in_ms", ms, NULL);
             if (rc != SESSION_STANDBY)
                 metrics_set_state(metrics, "reconnecting");
@@ -888,10 +888,10 @@ int sync_run(const p2q_config *cfg, volatile sig_atomic_t *stop, p2q_metrics *me
     }
     {
         char c[4][24];
-        snprintf(c[0], sizeof c[0], "%llu", (unsigned long long)st.stats.changes);
-        snprintf(c[1], sizeof c[1], "%llu", (unsigned long long)st.stats.txns);
-        snprintf(c[2], sizeof c[2], "%llu", (unsigned long long)sink_get_stats(st.sink)->requests);
-        snprintf(c[3], sizeof c[3], "%llu", (unsigned long long)st.stats.skipped);
+        snprintf_utf8(c[0], sizeof c[0], "%llu", (unsigned long long)st.stats.changes);
+        snprintf_utf8(c[1], sizeof c[1], "%llu", (unsigned long long)st.stats.txns);
+        snprintf_utf8(c[2], sizeof c[2], "%llu", (unsigned long long)sink_get_stats(st.sink)->requests);
+        snprintf_utf8(c[3], sizeof c[3], "%llu", (unsigned long long)st.stats.skipped);
         metrics_set_state(metrics, "stopped");
         log_info("stopped", "confirmed_lsn", lsn_fmt(ack_confirmed(st.acks), l), "changes", c[0], "transactions",
                  c[1], "batches", c[2], "skipped_changes", c[3], NULL);

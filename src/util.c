@@ -3,6 +3,9 @@
  */
 #include "util.h"
 
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -204,4 +207,131 @@ int64_t backoff_jitter_ms(int attempt)
     if (ms > 30000)
         ms = 30000;
     return ms / 2 + random() % (ms / 2 + 1); /* "equal jitter" */
+}
+
+size_t utf8_cut(const char *s, size_t n)
+{
+    size_t i = n, back = 0;
+    unsigned char lead;
+    size_t need;
+
+    /* Step back over at most 3 continuation bytes to the last lead byte. */
+    while (i > 0 && back < 3 && ((unsigned char)s[i - 1] & 0xC0) == 0x80) {
+        i--;
+        back++;
+    }
+    if (i == 0)
+        return n;
+    lead = (unsigned char)s[i - 1];
+    if (lead >= 0xF0 && lead <= 0xF4)
+        need = 3;
+    else if (lead >= 0xE0)
+        need = lead <= 0xEF ? 2 : 0;
+    else if (lead >= 0xC2)
+        need = 1;
+    else
+        need = 0; /* ASCII, or not a lead byte: stands alone */
+    return need > back ? i - 1 : n;
+}
+
+int snprintf_utf8(char *out, size_t outlen, const char *fmt, ...)
+{
+    va_list ap;
+    int r;
+
+    va_start(ap, fmt);
+    r = vsnprintf(out, outlen, fmt, ap);
+    va_end(ap);
+    if (r >= 0 && outlen > 0 && (size_t)r >= outlen)
+        out[utf8_cut(out, outlen - 1)] = '\0';
+    return r;
+}
+
+json_num_class json_number_class(const char *tok, size_t n)
+{
+    static const char u64max[] = "18446744073709551615";
+    static const char i64min[] = "9223372036854775808"; /* magnitude of INT64_MIN */
+    bool neg = n > 0 && tok[0] == '-';
+    const char *d = tok + (neg ? 1 : 0);
+    size_t nd = n - (neg ? 1 : 0);
+    bool integer = nd > 0;
+    char tmp[64];
+    char *copy = NULL;
+    double v;
+
+    for (size_t i = 0; i < nd && integer; i++)
+        integer = d[i] >= '0' && d[i] <= '9';
+    if (integer) {
+        while (nd > 1 && *d == '0') { /* JSON has no leading zeros; be lenient */
+            d++;
+            nd--;
+        }
+        if (nd < 19)
+            return JSON_NUM_FIT;
+        if (!neg && (nd < 20 || (nd == 20 && memcmp(d, u64max, 20) <= 0)))
+            return nd == 19 && memcmp(d, "9223372036854775807", 19) <= 0 ? JSON_NUM_FIT : JSON_NUM_U64;
+        if (neg && nd == 19 && memcmp(d, i64min, 19) <= 0)
+            return JSON_NUM_FIT;
+        if (nd <= 308)
+            return JSON_NUM_BIG_INT;
+        /* more digits: fall through to strtod (309 digits may still fit) */
+    }
+    if (n < sizeof tmp) {
+        memcpy(tmp, tok, n);
+        tmp[n] = '\0';
+    } else {
+        copy = xstrndup(tok, n);
+    }
+    errno = 0;
+    v = strtod(copy ? copy : tmp, NULL);
+    free(copy);
+    if (errno == ERANGE && (v == HUGE_VAL || v == -HUGE_VAL))
+        return JSON_NUM_OVERFLOW;
+    return integer ? JSON_NUM_BIG_INT : JSON_NUM_FIT;
+}
+
+bool json_rewrite_numbers(const char *in, size_t n, buf *out,
+                          void (*rewrite)(const char *tok, size_t len, json_num_class cls, buf *out))
+{
+    size_t i = 0, copied = 0;
+    bool changed = false;
+
+    while (i < n) {
+        char c = in[i];
+        if (c == '"') { /* skip the string, escapes included */
+            for (i++; i < n && in[i] != '"'; i++)
+                if (in[i] == '\\')
+                    i++;
+            i++;
+            continue;
+        }
+        if (c == '-' || (c >= '0' && c <= '9')) {
+            size_t start = i;
+            json_num_class cls;
+            while (i < n && (strchr("+-.eE", in[i]) != NULL || (in[i] >= '0' && in[i] <= '9')))
+                i++;
+            cls = json_number_class(in + start, i - start);
+            if (cls != JSON_NUM_FIT) {
+                if (!changed)
+                    buf_reserve(out, n + 64);
+                changed = true;
+                buf_append(out, in + copied, start - copied);
+                rewrite(in + start, i - start, cls, out);
+                copied = i;
+            }
+            continue;
+        }
+        i++;
+    }
+    if (changed)
+        buf_append(out, in + copied, n - copied);
+    return changed;
+}
+
+void wipe(void *p, size_t n)
+{
+    volatile unsigned char *v = p;
+
+    while (n-- > 0)
+        *v++ = 0;
 }

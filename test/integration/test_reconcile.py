@@ -140,6 +140,48 @@ UPDATE r_named SET secret = 'not mapped' WHERE id = 5;                          
     }
 
 
+BIG = Table(oracle.TableSpec("public.r_big", "r_big", ["id"], {"": "embedding"}),
+            "CREATE TABLE r_big (id int PRIMARY KEY, embedding real[], n numeric(20), j jsonb, f numeric)",
+            {"vectors": {"size": 2, "distance": "Dot"}},
+            ["collection = r_big", "vector = embedding"])
+
+
+def big_numbers(args, pg, q):
+    """Payload integers in (2^63, 2^64) — a numeric(20) and jsonb values, which Qdrant keeps as u64 —
+    read back exactly (issue 11 item 8): in sync, and a difference of 1 in the last digit is found."""
+    pg.psql(BIG.ddl + ";\n" + """
+INSERT INTO r_big VALUES
+  (1, '{1,2}', 18446744073709551615, '{"u": 18446744073709551615, "m": 9223372036854775808, "l": [18446744073709551614]}', 1e24),
+  (2, '{3,4}', 9223372036854775808, '{"neg": -9223372036854775808, "big": 100000000000000000000000}', 12345678901234567890123),
+  (3, '{5,6}', 1, '{}', NULL);
+""", db=DB)
+    load_columns(pg, BIG)
+    create_collections(q, [BIG])
+    cfg = write_config(os.path.join(args.workdir, "pg2qdrant-big.ini"), pg, q, [BIG])
+    rc, out, err = run_cmd(args.pg2qdrant, ["snapshot", "-c", cfg])
+    check(rc == 0, "snapshot of r_big exited %s:\n%s" % (rc, err[-3000:]))
+    status, resp = q.request("POST", "/collections/r_big/points", {"ids": [1], "with_payload": True})
+    check(status == 200 and resp["result"][0]["payload"]["n"] == 18446744073709551615
+          and resp["result"][0]["payload"]["j"]["u"] == 18446744073709551615,
+          "r_big: the u64 values did not reach Qdrant exactly: %s" % (resp,))
+    rc, doc, err = reconcile_json(args, cfg)
+    check(rc == 0 and doc["in_sync"] is True,
+          "u64 payload values: reconcile exit %s (want 0, in sync): %s\n%s" % (rc, json.dumps(doc)[:800], err[-1500:]))
+    # One off in the last digit, in Qdrant: stale.
+    status, _ = q.request("POST", "/collections/r_big/points/payload?wait=true",
+                          {"payload": {"n": 18446744073709551614}, "points": [1]})
+    check(status == 200, "cannot change r_big's payload")
+    rc, doc, err = reconcile_json(args, cfg)
+    rep = table_report(doc, "public.r_big")
+    check(rc == 1 and rep["stale"]["count"] == 1 and sample_ids(rep, "stale") == [1],
+          "u64 differing by one: exit %s report %s" % (rc, json.dumps(rep)[:800]))
+    rc, out, err = reconcile(args, cfg, "--fix")
+    check(rc == 0, "u64 --fix exited %s:\n%s" % (rc, err[-1500:]))
+    rc, doc, err = reconcile_json(args, cfg)
+    check(rc == 0 and doc["in_sync"] is True, "u64 after --fix: exit %s %s" % (rc, json.dumps(doc)[:500]))
+    log("  ok   payload integers in (2^63, 2^64): in sync, a difference of one found and fixed")
+
+
 def run(args):
     if os.path.isdir(args.workdir):
         shutil.rmtree(args.workdir)
@@ -211,6 +253,25 @@ def run(args):
         rc, out, err = reconcile(args, cfg)
         check(rc == 0, "reconcile after --fix exited %s (want 0):\n%s" % (rc, out))
         log("  ok   --fix repairs everything; a second reconcile exits 0")
+
+        # A scroll whose next_page_offset does not advance is a protocol error, not an endless loop.
+        q.fault(scroll_stuck_next=3)
+        rc, out, err = reconcile(args, cfg, "--table", "public.r_items")
+        check(rc == 2 and "does not advance" in err and "r_items" in err,
+              "non-advancing scroll offset: exit %s %s" % (rc, err[-1500:]))
+        q.fault(scroll_stuck_next=0)
+        log("  ok   a scroll offset that does not advance: exit 2 naming the collection")
+
+        # An answer above the client's 64 MiB cap (streamed by the test server) is abandoned as it
+        # arrives; reconcile asks for the page again with half the limit.
+        q.fault(raw_next=1, raw_path="/points/scroll", raw_status=200, raw_type="application/json",
+                raw_body="[1,", raw_bytes=80 << 20)
+        rc, out, err = reconcile(args, cfg, "--table", "public.r_items")
+        check(rc == 0 and "larger than the response cap" in err,
+              "oversized scroll page: exit %s (want 0 after halving) %s" % (rc, err[-1500:]))
+        log("  ok   a scroll answer above the response cap: page asked again in halves, in sync")
+
+        big_numbers(args, pg, q)
 
         status, _ = q.request("DELETE", "/collections/r_named")
         check(status == 200, "cannot drop r_named")

@@ -653,6 +653,74 @@ def scenario_poison_stop(ctx):
         lsn_text(c), lsn_text(commit), rejected, n)
 
 
+HOSTILE = [
+    # (label, fault, HTTP status, text the error must carry)
+    ("302 redirect", {"raw_status": 302, "raw_location": "http://login.example/sso"}, 302, "login.example"),
+    ("200 HTML page", {"raw_status": 200, "raw_body": "<html><body>Captive portal</body></html>"}, 200,
+     "Captive portal"),
+    ("404 from an ingress", {"raw_status": 404, "raw_body": "<html><center>404 Not Found</center></html>"}, 404,
+     "404 Not Found"),
+    ("501", {"raw_status": 501, "raw_type": "text/plain", "raw_body": "Not Implemented"}, 501, "Not Implemented"),
+]
+
+
+def scenario_not_qdrant(ctx):
+    """Answers that are not Qdrant's (issue 11 item 1): with on_error = dead_letter, a redirect, an
+    HTML page, an ingress 404 or a 501 in place of Qdrant's answer dead-letters nothing; pg2qdrant
+    exits 1 naming the URL and what came back, the slot stays before the transaction, and after the
+    fault is removed a restart delivers every row."""
+    out = []
+    for k, (label, fault, status, text) in enumerate(HOSTILE):
+        path = os.path.join(ctx.args.workdir, "dead-letter-hostile-%d.jsonl" % k)
+        restart(ctx, PG2QDRANT_SYNC_ON_ERROR="dead_letter", PG2QDRANT_SYNC_DEAD_LETTER_FILE=path)
+        f = dict(fault, raw_next=100000, raw_path="/points/batch")
+        ctx.q.fault(**f)
+        base = 400000 + k * 1000
+        out_sql = ctx.sql(
+            "BEGIN;\n"
+            "INSERT INTO t_stream SELECT g, -2, ARRAY[g, 1, 2, 3]::real[], 'hostile' "
+            "FROM generate_series(%d, %d) g;\n"
+            "SELECT pg_current_wal_insert_lsn();\n"
+            "COMMIT;\n" % (base, base + 79))
+        commit = lsn_int(out_sql.split()[0])
+        ctx.last_commit_lsn = lsn_text(commit)
+        try:
+            rc = ctx.sync.proc.wait(CONVERGE_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            rc = None
+        check(rc == 1, "%s: pg2qdrant exit code %s, want 1; log tail:\n%s" % (label, rc, ctx.sync.log_tail()))
+        errs = [e for e in ctx.sync.events() if e.get("level") == "error" and "not Qdrant" in e.get("msg", "")]
+        check(len(errs) == 1, "%s: want one 'not Qdrant' error, got %d:\n%s" % (label, len(errs), ctx.sync.log_tail()))
+        e = errs[0]
+        check(e.get("url") == ctx.q.url, "%s: the error names url %r, want %r" % (label, e.get("url"), ctx.q.url))
+        check(("HTTP %d" % status) in e.get("error", "") and text in e.get("error", ""),
+              "%s: the error does not say what came back: %r" % (label, e.get("error")))
+        if os.path.exists(path) and os.path.getsize(path) > 0:
+            raise TestFailure("%s: operations were dead-lettered (%d lines):\n%s"
+                              % (label, len(read_dead_letters(path)), open(path).read()[:500]))
+        deadline = time.monotonic() + 10
+        while ctx.slot()["active"]:
+            check(time.monotonic() < deadline, "%s: slot still active 10 s after exit" % label)
+            time.sleep(0.05)
+        c = ctx.confirmed()
+        check(c <= commit, "%s: the slot confirmed %s, past the transaction's commit %s"
+              % (label, lsn_text(c), lsn_text(commit)))
+        status_, resp = ctx.q.request("POST", "/collections/c_stream/points",
+                                      {"ids": list(range(base, base + 80)), "with_payload": False})
+        check(status_ == 200 and resp["result"] == [], "%s: rows reached Qdrant through the fault" % label)
+        # The fault removed, a restart delivers all 80 rows.
+        ctx.q.fault(raw_next=0)
+        it.start_sync(ctx)
+        n = ctx.converge("%s, fault removed" % label, lsn_text(commit), [S])
+        status_, resp = ctx.q.request("POST", "/collections/c_stream/points",
+                                      {"ids": list(range(base, base + 80)), "with_payload": False})
+        check(status_ == 200 and len(resp["result"]) == 80, "%s: after the restart %s of 80 rows in Qdrant"
+              % (label, len(resp["result"]) if status_ == 200 else status_))
+        out.append("%s: exit 1, 0 dead letters" % label)
+    restart(ctx)
+    return "; ".join(out) + "; then %d points" % n
+
+
 TOAST_VEC = "ARRAY(SELECT (random() * 2 - 1)::real FROM generate_series(1, %d))" % TOAST_DIM
 
 
@@ -851,6 +919,7 @@ STEPS = [
     ("responses slower than timeout", scenario_slow_responses),
     ("poison row, dead_letter", scenario_poison_dead_letter),
     ("poison row, stop", scenario_poison_stop),
+    ("answers that are not Qdrant's", scenario_not_qdrant),
     ("TOAST partial updates", scenario_toast),
     ("TOAST 404 read-back", scenario_toast_404),
     ("half-applied batch replayed", scenario_half_applied_batch),

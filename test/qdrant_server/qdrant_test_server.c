@@ -317,7 +317,10 @@ static void sb_json(sbuf *b, const json_t *v)
         sb_putc(b, ']');
         break;
     case JSON_STRING:
-        sb_json_str(b, json_string_value(v), json_string_length(v));
+        if (json_string_length(v) > 1 && json_string_value(v)[0] == '\0') /* a u64, see u64_mark */
+            sb_append(b, json_string_value(v) + 1, json_string_length(v) - 1);
+        else
+            sb_json_str(b, json_string_value(v), json_string_length(v));
         break;
     case JSON_INTEGER:
         sb_printf(b, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
@@ -590,6 +593,10 @@ static bool pid_from_json(const json_t *v, pid *out)
     memset(out, 0, sizeof *out);
     if (json_is_integer(v) && json_integer_value(v) >= 0) {
         out->num = (uint64_t)json_integer_value(v);
+        return true;
+    }
+    if (json_is_string(v) && json_string_length(v) > 1 && json_string_value(v)[0] == '\0') { /* u64_mark */
+        out->num = strtoull(json_string_value(v) + 1, NULL, 10);
         return true;
     }
     if (json_is_string(v) && uuid_parse(json_string_value(v), json_string_length(v), out->uuid)) {
@@ -2236,6 +2243,15 @@ typedef struct faults {
     long delay_next;     /* requests still to delay */
     long delay_ms;
     long drop_next; /* write requests still to drop */
+    /* hostile answers that are not Qdrant's (docs/qdrant-test-server.md) */
+    long raw_next;       /* requests still to answer raw */
+    int raw_status;
+    char *raw_body;      /* owned */
+    char *raw_type;      /* owned, Content-Type */
+    char *raw_location;  /* owned, Location header or NULL */
+    char *raw_path;      /* owned, substring the path must contain; NULL: any */
+    long raw_bytes;      /* > 0: stream raw_body repeated to this many bytes */
+    long scroll_stuck_next; /* scroll answers whose next_page_offset does not advance */
 } faults;
 
 static struct server {
@@ -2254,6 +2270,10 @@ static struct server {
 static void faults_clear(faults *f)
 {
     free(f->fail_error);
+    free(f->raw_body);
+    free(f->raw_type);
+    free(f->raw_location);
+    free(f->raw_path);
     memset(f, 0, sizeof *f);
     f->retry_after = -1;
     f->fail_after_ops = -1;
@@ -2309,6 +2329,9 @@ typedef struct hreq {
     const char *ctype;
     long retry_after;
     bool drop;
+    char *location;    /* owned, Location header */
+    char *stream;      /* owned: body pattern streamed stream_bytes long */
+    long stream_bytes;
 } hreq;
 
 static void reply_raw(hreq *h, int status, const char *ctype, const char *text)
@@ -2431,6 +2454,63 @@ cleanup:
     return rc;
 }
 
+/*
+ * Qdrant (serde_json) holds a payload integer up to u64::MAX exactly and a
+ * larger one as f64; jansson stops at int64.  So, before parsing, an
+ * integer token in (INT64_MAX, UINT64_MAX] becomes the string "\u0000" +
+ * digits (written back as the bare number by sb_json, and read by
+ * pid_from_json), and a larger integer gets ".0" (an f64).  Returns a new
+ * text (caller frees) or NULL when nothing needed it.
+ */
+static char *u64_mark(const char *in, size_t n, size_t *outlen)
+{
+    sbuf out = {0};
+    size_t i = 0, copied = 0;
+    bool changed = false;
+
+    while (i < n) {
+        if (in[i] == '"') {
+            for (i++; i < n && in[i] != '"'; i++)
+                if (in[i] == '\\')
+                    i++;
+            i++;
+            continue;
+        }
+        if (in[i] != '-' && !(in[i] >= '0' && in[i] <= '9')) {
+            i++;
+            continue;
+        }
+        size_t st = i;
+        bool integer = true;
+        while (i < n && (strchr("+-.eE", in[i]) || (in[i] >= '0' && in[i] <= '9'))) {
+            if (!(in[i] >= '0' && in[i] <= '9') && !(i == st && in[i] == '-'))
+                integer = false;
+            i++;
+        }
+        bool neg = in[st] == '-';
+        size_t nd = i - st - (neg ? 1 : 0);
+        const char *d = in + st + (neg ? 1 : 0);
+        if (!integer || nd < 19 || (nd == 19 && memcmp(d, neg ? "9223372036854775808" : "9223372036854775807", 19) <= 0))
+            continue;
+        sb_append(&out, in + copied, st - copied);
+        if (!neg && (nd < 20 || (nd == 20 && memcmp(d, "18446744073709551615", 20) <= 0))) {
+            sb_puts(&out, "\"\\u0000");
+            sb_append(&out, in + st, i - st);
+            sb_putc(&out, '"');
+        } else {
+            sb_append(&out, in + st, i - st);
+            sb_puts(&out, ".0");
+        }
+        copied = i;
+        changed = true;
+    }
+    if (!changed)
+        return NULL;
+    sb_append(&out, in + copied, n - copied);
+    *outlen = out.len;
+    return sb_steal(&out);
+}
+
 /* The request body as JSON (owned), or NULL with the 400 in c->e. */
 static json_t *load_body(const hreq *h, pctx *c)
 {
@@ -2450,7 +2530,11 @@ static json_t *load_body(const hreq *h, pctx *c)
         terr_set(c->e, 400, "Format error in JSON body: EOF while parsing a value at line 1 column 0");
         return NULL;
     }
-    json_t *j = json_loadb(h->body, h->body_len, JSON_DECODE_ANY, &jerr);
+    size_t mlen = 0;
+    char *marked = u64_mark(h->body, h->body_len, &mlen);
+    json_t *j = marked ? json_loadb(marked, mlen, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr)
+                       : json_loadb(h->body, h->body_len, JSON_DECODE_ANY, &jerr);
+    free(marked);
     if (!j) {
         terr_set(c->e, 400, "Format error in JSON body: %s at line %d column %d", jerr.text, jerr.line, jerr.column);
         return NULL;
@@ -2791,7 +2875,10 @@ static void handle_scroll(hreq *h, const char *cname)
             sb_record(&res, col, &col->pts[at], &wp, &wv);
         }
         sb_puts(&res, "],\"next_page_offset\":");
-        if (next)
+        if (next && g_srv.f.scroll_stuck_next > 0) { /* hostile: the offset asked for again */
+            g_srv.f.scroll_stuck_next--;
+            sb_pid(&res, has_offset ? &offset : &col->pts[0].id);
+        } else if (next)
             sb_pid(&res, &next->id);
         else
             sb_puts(&res, "null");
@@ -3124,8 +3211,10 @@ static bool get_long(const json_t *o, const char *key, long min, long *out)
 /* POST /__test/fault: merges the given fault groups into the state. */
 static void handle_fault(hreq *h)
 {
-    static const char *const known[] = {"fail_next", "status",   "error",     "retry_after", "fail_after_ops",
-                                        "delay_next", "delay_ms", "drop_next", NULL};
+    static const char *const known[] = {"fail_next",  "status",    "error",     "retry_after", "fail_after_ops",
+                                        "delay_next", "delay_ms",  "drop_next", "raw_next",    "raw_status",
+                                        "raw_body",   "raw_type",  "raw_location", "raw_path", "raw_bytes",
+                                        "scroll_stuck_next", NULL};
     json_error_t jerr;
     json_t *body = json_loadb(h->body ? h->body : "", h->body_len, 0, &jerr);
     faults f = {0};
@@ -3150,6 +3239,21 @@ static void handle_fault(hreq *h)
         }
     }
     const json_t *err = json_object_get(body, "error");
+    long raw_status = 200;
+    const char *const raw_strs[] = {"raw_body", "raw_type", "raw_location", "raw_path"};
+    for (int i = 0; i < 4; i++) {
+        const json_t *v = json_object_get(body, raw_strs[i]);
+        if (v && !json_is_string(v)) {
+            reply_err(h, 400, "raw_body, raw_type, raw_location and raw_path must be strings", false);
+            goto cleanup;
+        }
+    }
+    if (!get_long(body, "raw_next", 0, &f.raw_next) || !get_long(body, "raw_status", 100, &raw_status) ||
+        raw_status > 599 || !get_long(body, "raw_bytes", 0, &f.raw_bytes) ||
+        !get_long(body, "scroll_stuck_next", 0, &f.scroll_stuck_next)) {
+        reply_err(h, 400, "fault values must be non-negative integers (raw_status 100..599)", false);
+        goto cleanup;
+    }
     if (!get_long(body, "fail_next", 0, &f.fail_next) || !get_long(body, "status", 100, &status) || status > 599 ||
         !get_long(body, "retry_after", 0, &f.retry_after) || !get_long(body, "fail_after_ops", 0, &f.fail_after_ops) ||
         !get_long(body, "delay_next", 0, &f.delay_next) || !get_long(body, "delay_ms", 0, &f.delay_ms) ||
@@ -3172,6 +3276,23 @@ static void handle_fault(hreq *h)
     }
     if (json_object_get(body, "drop_next"))
         g_srv.f.drop_next = f.drop_next;
+    if (json_object_get(body, "raw_next")) {
+        const json_t *b = json_object_get(body, "raw_body"), *t = json_object_get(body, "raw_type"),
+                     *l = json_object_get(body, "raw_location"), *p = json_object_get(body, "raw_path");
+        free(g_srv.f.raw_body);
+        free(g_srv.f.raw_type);
+        free(g_srv.f.raw_location);
+        free(g_srv.f.raw_path);
+        g_srv.f.raw_next = f.raw_next;
+        g_srv.f.raw_status = (int)raw_status;
+        g_srv.f.raw_body = ts_strdup(b ? json_string_value(b) : "");
+        g_srv.f.raw_type = ts_strdup(t ? json_string_value(t) : "text/html");
+        g_srv.f.raw_location = l ? ts_strdup(json_string_value(l)) : NULL;
+        g_srv.f.raw_path = p ? ts_strdup(json_string_value(p)) : NULL;
+        g_srv.f.raw_bytes = f.raw_bytes;
+    }
+    if (json_object_get(body, "scroll_stuck_next"))
+        g_srv.f.scroll_stuck_next = f.scroll_stuck_next;
     pthread_mutex_unlock(&g_srv.mu);
     reply_ok(h, "true");
 cleanup:
@@ -3348,7 +3469,29 @@ static void dispatch(hreq *h)
         g_srv.f.delay_next--;
         delay = g_srv.f.delay_ms;
     }
+    bool raw = false;
+    if (g_srv.f.raw_next > 0 && (!g_srv.f.raw_path || strstr(h->path, g_srv.f.raw_path))) {
+        g_srv.f.raw_next--;
+        raw = true;
+        if (g_srv.f.raw_bytes > 0 && g_srv.f.raw_body[0]) {
+            h->stream = ts_strdup(g_srv.f.raw_body);
+            h->stream_bytes = g_srv.f.raw_bytes;
+        } else {
+            sb_puts(&h->out, g_srv.f.raw_body);
+        }
+        h->status = g_srv.f.raw_status;
+        h->ctype = g_srv.f.raw_type[0] ? "text/html; charset=utf-8" : NULL;
+        if (strncmp(g_srv.f.raw_type, "text/plain", 10) == 0)
+            h->ctype = "text/plain; charset=utf-8";
+        else if (strncmp(g_srv.f.raw_type, "application/json", 16) == 0)
+            h->ctype = "application/json";
+        h->location = g_srv.f.raw_location ? ts_strdup(g_srv.f.raw_location) : NULL;
+    }
     pthread_mutex_unlock(&g_srv.mu);
+    if (raw) {
+        log_request(h);
+        return;
+    }
     if (delay > 0) {
         struct timespec ts = {delay / 1000, (delay % 1000) * 1000000L};
         while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
@@ -3392,12 +3535,41 @@ static void on_completed(void *cls, struct MHD_Connection *con, void **req_cls, 
     *req_cls = NULL;
 }
 
+/* Streams a raw_bytes answer: the pattern repeated, never held whole. */
+typedef struct stream_state {
+    char *pattern;
+    size_t plen;
+} stream_state;
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    stream_state *st = cls;
+    for (size_t i = 0; i < max; i++)
+        buf[i] = st->pattern[(pos + i) % st->plen];
+    return (ssize_t)max;
+}
+
+static void stream_free(void *cls)
+{
+    stream_state *st = cls;
+    free(st->pattern);
+    free(st);
+}
+
 static enum MHD_Result queue_reply(struct MHD_Connection *conn, hreq *h)
 {
     struct MHD_Response *resp;
     char ra[32];
     size_t len = h->out.len;
-    if (len)
+    if (h->stream) {
+        stream_state *st = ts_calloc(1, sizeof *st);
+        st->pattern = h->stream;
+        st->plen = strlen(h->stream);
+        h->stream = NULL;
+        resp = MHD_create_response_from_callback((uint64_t)h->stream_bytes, 64 * 1024, stream_read, st, stream_free);
+        if (!resp)
+            stream_free(st);
+    } else if (len)
         resp = MHD_create_response_from_buffer(len, sb_steal(&h->out), MHD_RESPMEM_MUST_FREE);
     else
         resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
@@ -3409,6 +3581,8 @@ static enum MHD_Result queue_reply(struct MHD_Connection *conn, hreq *h)
         snprintf(ra, sizeof ra, "%ld", h->retry_after);
         MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, ra);
     }
+    if (h->location)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, h->location);
     enum MHD_Result rc = MHD_queue_response(conn, (unsigned int)h->status, resp);
     MHD_destroy_response(resp);
     return rc;
@@ -3452,6 +3626,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     enum MHD_Result rc = h.drop ? MHD_NO : queue_reply(conn, &h);
     free(h.path);
     free(h.query);
+    free(h.location);
+    free(h.stream);
     for (size_t i = 0; i < h.nsegs; i++)
         free(h.segs[i]);
     free(h.segs);

@@ -88,6 +88,21 @@ static void test_json_embedded(void **state)
     assert_json(JSONBOID, "\"just a string\"", "\"just a string\"");
     assert_json(JSONBOID, "42", "42");
     assert_json(JSONBOID, "null", "null");
+    /* numbers Qdrant cannot parse (beyond double range) become strings, as
+     * a numeric's do; u64 and wide integers within range stay numbers */
+    assert_json(JSONOID, "{\"a\": 1e400, \"b\": [-1E+999, 2], \"c\": \"1e400\"}",
+                "{\"a\": \"1e400\", \"b\": [\"-1E+999\", 2], \"c\": \"1e400\"}");
+    assert_json(JSONBOID, "{\"u\": 18446744073709551615, \"w\": 100000000000000000000000}",
+                "{\"u\": 18446744073709551615, \"w\": 100000000000000000000000}");
+    {
+        char in[420], want[424];
+        memset(in, 0, sizeof in);
+        in[0] = '[';
+        memset(in + 1, '9', 400);
+        in[401] = ']';
+        snprintf(want, sizeof want, "[\"%.400s\"]", in + 1);
+        assert_json(JSONBOID, in, want);
+    }
 }
 
 static void test_strings(void **state)

@@ -399,24 +399,211 @@ static void test_api_key_wrong_never_echoed(void **state)
     qd_client_free(c);
 }
 
-/* The statuses retried without end (SPEC §2) and the ones that are the
- * server's final answer to the request. */
-static void test_transient_statuses(void **state)
+/* Posts a batch to an existing collection while the server answers the
+ * next request raw (fault raw_next) with fault_json's settings. */
+static void raw_answer(void **state, const char *fault_json, qd_result *r)
 {
-    static const long transient[] = {0, 408, 429, 500, 502, 503, 504, 507};
-    static const long final[] = {200, 400, 401, 403, 404, 409, 413, 422, 501, 505};
+    server *s = *state;
+    qd_client *c = client_for(s, NULL, 5000);
+
+    create_collection(c, "raw", "{\"vectors\":{\"size\":4,\"distance\":\"Dot\"}}");
+    control(s, "/__test/fault", fault_json);
+    assert_int_equal(qd_post_batch(c, "raw", BATCH4, strlen(BATCH4), r), -1);
+    qd_client_free(c);
+}
+
+/* Answers that are not Qdrant's are never a rejection of the operations. */
+static void test_hostile_answers_not_qdrant(void **state)
+{
+    static const struct {
+        const char *fault;
+        long status;
+        qd_outcome outcome;
+        const char *text;
+    } cases[] = {
+        {"{\"raw_next\":1,\"raw_status\":302,\"raw_location\":\"http://login.example/sso\"}", 302, QD_NOT_QDRANT,
+         "Location: http://login.example/sso"},
+        {"{\"raw_next\":1,\"raw_status\":200,\"raw_body\":\"<html><body>Welcome</body></html>\"}", 200,
+         QD_NOT_QDRANT, "<html><body>Welcome"},
+        {"{\"raw_next\":1,\"raw_status\":200,\"raw_type\":\"application/json\",\"raw_body\":\"{\\\"ok\\\":true}\"}",
+         200, QD_NOT_QDRANT, "{\"ok\":true}"},
+        {"{\"raw_next\":1,\"raw_status\":404,\"raw_body\":\"<html>404 Not Found nginx</html>\"}", 404,
+         QD_NOT_QDRANT, "404 Not Found nginx"},
+        {"{\"raw_next\":1,\"raw_status\":404,\"raw_type\":\"application/json\","
+         "\"raw_body\":\"{\\\"status\\\":{\\\"error\\\":\\\"Not found: No point with id 1 found\\\"}}\"}",
+         404, QD_NOT_QDRANT, "No point"}, /* no "time": not Qdrant's envelope */
+        {"{\"raw_next\":1,\"raw_status\":404,\"raw_type\":\"\"}", 404, QD_NOT_QDRANT, "HTTP 404 with empty body"},
+        {"{\"raw_next\":1,\"raw_status\":501,\"raw_type\":\"application/json\","
+         "\"raw_body\":\"{\\\"status\\\":{\\\"error\\\":\\\"x\\\"},\\\"time\\\":0.1}\"}", 501, QD_NOT_QDRANT, "x"},
+        {"{\"raw_next\":1,\"raw_status\":505,\"raw_body\":\"HTTP version\"}", 505, QD_NOT_QDRANT, "HTTP version"},
+        {"{\"raw_next\":1,\"raw_status\":413,\"raw_body\":\"<html>413 Request Entity Too Large</html>\"}", 413,
+         QD_NOT_QDRANT, "413"},
+        {"{\"raw_next\":1,\"raw_status\":503,\"raw_body\":\"<html>bad gateway</html>\"}", 503, QD_TRANSIENT,
+         "bad gateway"},
+        {"{\"raw_next\":1,\"raw_status\":502,\"raw_type\":\"\"}", 502, QD_TRANSIENT, "empty body"},
+        {"{\"raw_next\":1,\"raw_status\":403,\"raw_type\":\"text/plain\",\"raw_body\":\"denied\"}", 403, QD_AUTH,
+         "denied"},
+    };
+    char desc[700];
+
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        qd_result r;
+        raw_answer(state, cases[i].fault, &r);
+        assert_int_equal(r.http_status, cases[i].status);
+        if (r.outcome != cases[i].outcome)
+            fail_msg("case %zu: outcome %s, expected %s (%s)", i, qd_outcome_name(r.outcome),
+                     qd_outcome_name(cases[i].outcome), r.error);
+        if (!strstr(r.error, cases[i].text))
+            fail_msg("case %zu: error '%s' lacks '%s'", i, r.error, cases[i].text);
+        assert_null(r.result);
+        qd_result_describe(&r, desc, sizeof desc);
+        if (cases[i].outcome == QD_NOT_QDRANT)
+            assert_non_null(strstr(desc, "not a Qdrant answer: HTTP"));
+        qd_result_clear(&r);
+        reset_server(state);
+    }
+}
+
+/* Qdrant's own answers keep their meaning. */
+static void test_qdrant_outcomes(void **state)
+{
+    qd_client *c = client_for(*state, NULL, 5000);
+    qd_result r;
+    static const char SETP[] = "{\"operations\":[{\"set_payload\":{\"payload\":{\"a\":1},\"points\":[77]}}]}";
+
+    assert_int_equal(qd_post_batch(c, "nosuch", BATCH4, strlen(BATCH4), &r), -1);
+    assert_int_equal(r.outcome, QD_COLLECTION_MISSING);
+    create_collection(c, "outc", "{\"vectors\":{\"size\":4,\"distance\":\"Dot\"}}");
+    assert_int_equal(qd_post_batch(c, "outc", BATCH3D, strlen(BATCH3D), &r), -1);
+    assert_int_equal(r.outcome, QD_REJECTED);
+    assert_int_equal(qd_post_batch(c, "outc", SETP, strlen(SETP), &r), -1);
+    assert_int_equal(r.outcome, QD_POINT_MISSING);
+    assert_int_equal(qd_post_batch(c, "outc", BATCH4, strlen(BATCH4), &r), 0);
+    assert_int_equal(r.outcome, QD_OK);
+    qd_result_clear(&r);
+    control(*state, "/__test/fault", "{\"fail_next\":1,\"status\":429}");
+    assert_int_equal(qd_post_batch(c, "outc", BATCH4, strlen(BATCH4), &r), -1);
+    assert_int_equal(r.outcome, QD_TRANSIENT);
+    assert_true(qd_result_transient(&r));
+    qd_client_free(c);
+}
+
+/* A long error text is cut at a character boundary, not inside one. */
+static void test_long_error_cut_at_utf8_boundary(void **state)
+{
+    server *s = *state;
+    qd_client *c = client_for(s, NULL, 5000);
+    char fault[1024];
+    size_t n = 0, len;
+    qd_result r;
+    char desc[300];
+
+    n += (size_t)snprintf(fault + n, sizeof fault - n, "{\"fail_next\":1,\"status\":400,\"error\":\"");
+    for (int i = 0; i < 300; i++) /* 600 bytes of "é" */
+        n += (size_t)snprintf(fault + n, sizeof fault - n, "\xc3\xa9");
+    snprintf(fault + n, sizeof fault - n, "\"}");
+    create_collection(c, "cut", "{\"vectors\":{\"size\":4,\"distance\":\"Dot\"}}");
+    control(s, "/__test/fault", fault);
+    assert_int_equal(qd_post_batch(c, "cut", BATCH4, strlen(BATCH4), &r), -1);
+    len = strlen(r.error);
+    assert_true(len >= sizeof r.error - 2);
+    assert_int_equal(len % 2, 0);
+    assert_int_equal((unsigned char)r.error[len - 1], 0xa9);
+    qd_result_describe(&r, desc, sizeof desc); /* "HTTP 400: " is 10 bytes: an odd cut */
+    len = strlen(desc);
+    assert_int_equal((unsigned char)desc[len - 1], 0xa9);
+    qd_result_clear(&r);
+    qd_client_free(c);
+}
+
+/* An answer above the body cap is abandoned as it streams in. */
+static void test_oversized_answer(void **state)
+{
+    server *s = *state;
+    qd_client *c = client_for(s, NULL, 20000);
     qd_result r;
 
+    qd_client_set_max_body(c, (size_t)1 << 20);
+    control(s, "/__test/fault",
+            "{\"raw_next\":1,\"raw_status\":200,\"raw_type\":\"application/json\",\"raw_body\":\"[1,\","
+            "\"raw_bytes\":67108864}");
+    assert_int_equal(qd_request(c, "POST", "/collections/x/points/scroll", "{}", 2, &r), -1);
+    assert_int_equal(r.outcome, QD_NOT_QDRANT);
+    assert_true(r.too_large);
+    assert_non_null(strstr(r.error, "larger than 1048576 bytes"));
+    /* The client still works afterwards. */
+    assert_int_equal(qd_request(c, "GET", "/collections", NULL, 0, &r), 0);
+    qd_result_clear(&r);
+    qd_client_free(c);
+}
+
+/* http_proxy / https_proxy / all_proxy in the environment are ignored. */
+static void test_proxy_environment_ignored(void **state)
+{
+    qd_client *c;
+    qd_result r;
+
+    setenv("http_proxy", "http://127.0.0.1:9", 1);
+    setenv("HTTPS_PROXY", "http://127.0.0.1:9", 1);
+    setenv("ALL_PROXY", "http://127.0.0.1:9", 1);
+    c = client_for(*state, NULL, 5000);
+    assert_int_equal(qd_request(c, "GET", "/collections", NULL, 0, &r), 0);
+    qd_result_clear(&r);
+    qd_client_free(c);
+    unsetenv("http_proxy");
+    unsetenv("HTTPS_PROXY");
+    unsetenv("ALL_PROXY");
+}
+
+/* Integers between 2^63 and 2^64 survive, in ids and payloads. */
+static void test_u64_numbers(void **state)
+{
+    qd_client *c = client_for(*state, NULL, 5000);
+    static const char UP[] = "{\"operations\":[{\"upsert\":{\"points\":[{\"id\":18446744073709551615,"
+                             "\"vector\":[1,2,3,4],\"payload\":{\"n\":18446744073709551615,\"m\":9223372036854775808,"
+                             "\"big\":100000000000000000000000}}]}}]}";
+    static const char SCROLL[] = "{\"limit\":10,\"with_payload\":true}";
+    const json_t *p, *payload;
+    const char *t;
+    size_t n;
+    qd_result r;
+
+    create_collection(c, "u64", "{\"vectors\":{\"size\":4,\"distance\":\"Dot\"}}");
+    assert_int_equal(qd_post_batch(c, "u64", UP, strlen(UP), &r), 0);
+    qd_result_clear(&r);
+    assert_int_equal(qd_collection_request(c, "POST", "u64", "/points/scroll", SCROLL, strlen(SCROLL), &r), 0);
+    p = json_array_get(json_object_get(r.result, "points"), 0);
+    assert_true(qd_json_big_number(json_object_get(p, "id"), &t, &n));
+    assert_int_equal(n, 20);
+    assert_memory_equal(t, "18446744073709551615", 20);
+    payload = json_object_get(p, "payload");
+    assert_true(qd_json_big_number(json_object_get(payload, "n"), &t, &n));
+    assert_memory_equal(t, "18446744073709551615", 20);
+    assert_true(qd_json_big_number(json_object_get(payload, "m"), &t, &n));
+    assert_memory_equal(t, "9223372036854775808", 19);
+    assert_true(json_is_real(json_object_get(payload, "big")));
+    assert_true(json_real_value(json_object_get(payload, "big")) == 1e23);
+    qd_result_clear(&r);
+    qd_client_free(c);
+}
+
+static void test_json_loadb_markers(void **state)
+{
+    json_t *j;
+    const char *t;
+    size_t n;
+    static const char T[] = "{\"a\":\"18446744073709551615\",\"b\":-9223372036854775808,\"c\":1e400,"
+                            "\"d\":\"x\\\"1e400\"}";
+
     (void)state;
-    memset(&r, 0, sizeof r);
-    for (size_t i = 0; i < sizeof transient / sizeof *transient; i++) {
-        r.http_status = transient[i];
-        assert_true(qd_result_transient(&r));
-    }
-    for (size_t i = 0; i < sizeof final / sizeof *final; i++) {
-        r.http_status = final[i];
-        assert_false(qd_result_transient(&r));
-    }
+    j = qd_json_loadb(T, strlen(T), NULL);
+    assert_non_null(j);
+    assert_false(qd_json_big_number(json_object_get(j, "a"), &t, &n)); /* a string stays a string */
+    assert_true(json_is_integer(json_object_get(j, "b")));
+    assert_true(qd_json_big_number(json_object_get(j, "c"), &t, &n));
+    assert_int_equal(n, 5);
+    assert_string_equal(json_string_value(json_object_get(j, "d")), "x\"1e400");
+    json_decref(j);
 }
 
 int main(void)
@@ -438,7 +625,13 @@ int main(void)
         cmocka_unit_test(test_connection_refused),
         cmocka_unit_test_setup(test_keep_alive_reuses_connection, reset_server),
         cmocka_unit_test_setup(test_timeout, reset_server),
-        cmocka_unit_test(test_transient_statuses),
+        cmocka_unit_test_setup(test_hostile_answers_not_qdrant, reset_server),
+        cmocka_unit_test_setup(test_qdrant_outcomes, reset_server),
+        cmocka_unit_test_setup(test_oversized_answer, reset_server),
+        cmocka_unit_test_setup(test_long_error_cut_at_utf8_boundary, reset_server),
+        cmocka_unit_test_setup(test_proxy_environment_ignored, reset_server),
+        cmocka_unit_test_setup(test_u64_numbers, reset_server),
+        cmocka_unit_test(test_json_loadb_markers),
     };
     const struct CMUnitTest auth_tests[] = {
         cmocka_unit_test(test_api_key_accepted),

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 typedef struct fixture {
@@ -379,6 +380,77 @@ static void test_poison_dead_letter(void **state)
     assert_int_equal(lines, 1);
 }
 
+/* An answer that is not Qdrant's stops the sink: no bisection, no dead
+ * letter, nothing confirmed, whatever on_error says. */
+static void test_not_qdrant_never_dead_lettered(void **state)
+{
+    static const char *const faults[] = {
+        "{\"raw_next\":100,\"raw_status\":302,\"raw_location\":\"http://elsewhere/\"}",
+        "{\"raw_next\":100,\"raw_status\":200,\"raw_body\":\"<html>portal</html>\"}",
+        "{\"raw_next\":100,\"raw_status\":404,\"raw_body\":\"<html>404 Not Found</html>\"}",
+        "{\"raw_next\":100,\"raw_status\":501,\"raw_type\":\"\"}",
+    };
+    fixture *f = *state;
+
+    f->cfg.sync.on_error = ON_ERROR_DEAD_LETTER;
+    start_sink(f, true);
+    make_collection(f);
+    for (size_t k = 0; k < sizeof faults / sizeof *faults; k++) {
+        for (int i = 1; i <= 10; i++)
+            add_upsert(f, i, 2);
+        push_txn(f, 0x5000);
+        control(f->srv, "/__test/fault", faults[k]);
+        assert_int_equal(sink_drain(f->s, 0, NULL, NULL, NULL), SINK_FATAL);
+        assert_int_equal(sink_get_stats(f->s)->dead_letters, 0);
+        assert_int_equal(sink_get_stats(f->s)->rejected, (uint64_t)k + 1); /* one request each: no bisection */
+        assert_int_equal(ack_confirmed(f->acks), 0);
+        assert_int_equal(access(f->dead, F_OK), -1);
+        assert_int_equal(f->refetches + f->creates, 0);
+        control(f->srv, "/__test/fault", "{\"raw_next\":0}");
+        assert_false(point_exists(f, 1));
+        sink_reset(f->s);
+    }
+}
+
+/* The dead-letter file: created 0600, never through a symbolic link, and a
+ * cut last line is ended before the next line. */
+static void test_dead_letter_file_safety(void **state)
+{
+    fixture *f = *state;
+    char target[160], text[4096];
+    struct stat st;
+    FILE *fp;
+    size_t n;
+
+    f->cfg.sync.on_error = ON_ERROR_DEAD_LETTER;
+    start_sink(f, false);
+    /* a symbolic link is refused */
+    snprintf(target, sizeof target, "%s/elsewhere.jsonl", f->srv->dir);
+    unlink(target);
+    assert_int_equal(symlink(target, f->dead), 0);
+    assert_int_equal(sink_dead_letter(f->s, &f->table, "id=1", "1", "upsert", 0x10, "why", NULL, 0), SINK_FATAL);
+    assert_int_equal(access(target, F_OK), -1);
+    unlink(f->dead);
+    /* a torn last line */
+    fp = fopen(f->dead, "w");
+    assert_non_null(fp);
+    fputs("{\"ts\":\"x\"}\n{\"ts\":\"cut", fp);
+    fclose(fp);
+    assert_int_equal(sink_dead_letter(f->s, &f->table, "id=1", "1", "upsert", 0x10, "why", NULL, 0), SINK_OK);
+    fp = fopen(f->dead, "r");
+    n = fread(text, 1, sizeof text - 1, fp);
+    fclose(fp);
+    text[n] = '\0';
+    assert_non_null(strstr(text, "{\"ts\":\"cut\n{\"ts\":"));
+    unlink(f->dead);
+    sink_free(f->s);
+    /* a new file is private */
+    start_sink(f, false);
+    assert_int_equal(sink_dead_letter(f->s, &f->table, "id=1", "1", "upsert", 0x10, "why", NULL, 0), SINK_OK);
+    assert_int_equal(stat(f->dead, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+}
+
 static void test_missing_point_is_read_back(void **state)
 {
     fixture *f = *state;
@@ -480,6 +552,8 @@ int main(void)
         T(test_nothing_confirmed_while_qdrant_fails),
         T(test_poison_stops),
         T(test_poison_dead_letter),
+        T(test_not_qdrant_never_dead_lettered),
+        T(test_dead_letter_file_safety),
         T(test_missing_point_is_read_back),
         T(test_refetch_op_resolved_in_order),
         T(test_missing_collection_created),

@@ -73,6 +73,77 @@ static void test_lsn_roundtrip(void **state)
     assert_int_equal(lsn_parse("", &l), -1);
 }
 
+/* A cut never leaves half a UTF-8 character behind. */
+static void test_utf8_cut(void **state)
+{
+    static const char s[] = "a\xc3\xa9" "b\xe2\x82\xac" "c\xf0\x9f\x98\x80"; /* a é b € c 😀 */
+    char out[8];
+
+    (void)state;
+    assert_int_equal(utf8_cut(s, 0), 0);
+    assert_int_equal(utf8_cut(s, 1), 1);
+    assert_int_equal(utf8_cut(s, 2), 1); /* inside é */
+    assert_int_equal(utf8_cut(s, 3), 3);
+    assert_int_equal(utf8_cut(s, 5), 4); /* inside € */
+    assert_int_equal(utf8_cut(s, 6), 4);
+    assert_int_equal(utf8_cut(s, 7), 7);
+    assert_int_equal(utf8_cut(s, 9), 8);  /* inside 😀 */
+    assert_int_equal(utf8_cut(s, 11), 8);
+    assert_int_equal(utf8_cut(s, 12), 12);
+    assert_int_equal(utf8_cut("\x80\x80", 2), 2); /* stray continuation bytes stand alone */
+    assert_int_equal(utf8_cut("ab\xff", 3), 3);
+    /* snprintf_utf8: "xxxxé€" into 8 bytes: 7 fit, € is cut whole */
+    assert_int_equal(snprintf_utf8(out, sizeof out, "%s", "xxxx\xc3\xa9\xe2\x82\xac"), 9);
+    assert_string_equal(out, "xxxx\xc3\xa9");
+    assert_int_equal(snprintf_utf8(out, sizeof out, "%s", "xxxxx\xc3\xa9"), 7);
+    assert_string_equal(out, "xxxxx\xc3\xa9");
+    snprintf_utf8(out, sizeof out, "%s", "xxxxxx\xc3\xa9");
+    assert_string_equal(out, "xxxxxx");
+}
+
+static void test_json_number_class(void **state)
+{
+    (void)state;
+    assert_int_equal(json_number_class("42", 2), JSON_NUM_FIT);
+    assert_int_equal(json_number_class("9223372036854775807", 19), JSON_NUM_FIT);
+    assert_int_equal(json_number_class("-9223372036854775808", 20), JSON_NUM_FIT);
+    assert_int_equal(json_number_class("9223372036854775808", 19), JSON_NUM_U64);
+    assert_int_equal(json_number_class("18446744073709551615", 20), JSON_NUM_U64);
+    assert_int_equal(json_number_class("18446744073709551616", 20), JSON_NUM_BIG_INT);
+    assert_int_equal(json_number_class("-9223372036854775809", 20), JSON_NUM_BIG_INT);
+    assert_int_equal(json_number_class("1.5e300", 7), JSON_NUM_FIT);
+    assert_int_equal(json_number_class("1e400", 5), JSON_NUM_OVERFLOW);
+    assert_int_equal(json_number_class("-1e400", 6), JSON_NUM_OVERFLOW);
+    assert_int_equal(json_number_class("1e-400", 6), JSON_NUM_FIT); /* underflow reads as 0 */
+    {
+        char big[402];
+        memset(big, '9', 400);
+        assert_int_equal(json_number_class(big, 400), JSON_NUM_OVERFLOW);
+        assert_int_equal(json_number_class(big, 300), JSON_NUM_BIG_INT);
+    }
+}
+
+static void quote_rewrite(const char *tok, size_t len, json_num_class cls, buf *out)
+{
+    (void)cls;
+    buf_json_str(out, tok, len);
+}
+
+static void test_json_rewrite_numbers(void **state)
+{
+    static const char in[] = "{\"a\":1,\"b\":\"1e400 \\\" 18446744073709551615\",\"c\":[1e400,18446744073709551615,-2]}";
+    buf out;
+
+    (void)state;
+    buf_init(&out);
+    assert_false(json_rewrite_numbers("{\"a\":[1,2.5,-3e10]}", 19, &out, quote_rewrite));
+    assert_int_equal(out.len, 0);
+    assert_true(json_rewrite_numbers(in, strlen(in), &out, quote_rewrite));
+    assert_string_equal(out.data, "{\"a\":1,\"b\":\"1e400 \\\" 18446744073709551615\","
+                                  "\"c\":[\"1e400\",\"18446744073709551615\",-2]}");
+    buf_free(&out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -80,6 +151,9 @@ int main(void)
         cmocka_unit_test(test_json_str_embedded_nul_and_empty),
         cmocka_unit_test(test_buf_growth_and_steal),
         cmocka_unit_test(test_lsn_roundtrip),
+        cmocka_unit_test(test_utf8_cut),
+        cmocka_unit_test(test_json_number_class),
+        cmocka_unit_test(test_json_rewrite_numbers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
