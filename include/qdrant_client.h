@@ -108,11 +108,21 @@ int qd_request(qd_client *c, const char *method, const char *path_query, const c
  * URL-encoded here. */
 int qd_post_batch(qd_client *c, const char *collection, const char *body, size_t body_len, qd_result *res);
 
+/* One piece of a request body sent from the caller's memory (no copy). */
+typedef struct qd_part {
+    const char *data;
+    size_t len;
+} qd_part;
+
 /*
  * The same request, asynchronous, driven by the caller's loop (one at a
  * time; the synchronous calls above fail while it is in flight):
- *   qd_batch_start   0 when started, -1 with res filled;  body must stay
- *                    valid until the request completes or is aborted.
+ *   qd_batch_start   0 when started, -1 with res filled.  The body is the
+ *                    concatenation of parts[0..nparts), streamed to curl
+ *                    from the caller's memory (a batch is never copied
+ *                    into one buffer): parts and the memory they point to
+ *                    must stay valid until the request completes or is
+ *                    aborted.
  *   qd_wait          one poll over curl's sockets, its timer and the
  *                    caller's fds (revents filled), at most timeout_ms.
  *                    -1 when the wait failed.
@@ -121,7 +131,7 @@ int qd_post_batch(qd_client *c, const char *collection, const char *body, size_t
  *                    res filled in both completed cases (qd_result_clear).
  *   qd_batch_abort   drops the request in flight (connection closed).
  */
-int qd_batch_start(qd_client *c, const char *collection, const char *body, size_t body_len, qd_result *res);
+int qd_batch_start(qd_client *c, const char *collection, const qd_part *parts, size_t nparts, qd_result *res);
 bool qd_batch_in_flight(const qd_client *c);
 int qd_wait(qd_client *c, struct pollfd *fds, int nfds, int timeout_ms);
 int qd_batch_check(qd_client *c, qd_result *res);

@@ -63,6 +63,8 @@ struct qd_client {
     bool body_too_large;         /* the current response exceeded max_body */
     char location[QD_LOCATION_MAX + 1]; /* Location header of the current response */
     struct curl_slist *headers;  /* Content-Type, Expect, api-key */
+    const qd_part *parts;        /* body of the batch in flight, streamed (caller's memory) */
+    size_t nparts, part_i, part_off; /* the read position in parts */
     buf url;                     /* scratch: base_url + path_query */
     buf body;                    /* response body of the current request */
     double retry_after;          /* from the current response's headers */
@@ -266,6 +268,41 @@ static int classify(qd_client *c, qd_result *res)
  * CA bundle is curl's default.  Options for a custom CA file/path and client
  * certificates belong here when the configuration grows them.
  */
+/* CURLOPT_READFUNCTION: the next bytes of the streamed body (c->parts). */
+static size_t on_read(char *out, size_t size, size_t nitems, void *userdata)
+{
+    qd_client *c = userdata;
+    size_t room = size * nitems, done = 0;
+
+    while (done < room && c->part_i < c->nparts) {
+        const qd_part *p = &c->parts[c->part_i];
+        size_t n = p->len - c->part_off;
+        if (n > room - done)
+            n = room - done;
+        memcpy(out + done, p->data + c->part_off, n);
+        done += n;
+        c->part_off += n;
+        if (c->part_off == p->len) {
+            c->part_i++;
+            c->part_off = 0;
+        }
+    }
+    return done;
+}
+
+/* CURLOPT_SEEKFUNCTION: curl rewinds the body to resend it (a kept-alive
+ * connection that was closed under the request); only to the start. */
+static int on_seek(void *userdata, curl_off_t offset, int origin)
+{
+    qd_client *c = userdata;
+
+    if (offset != 0 || origin != SEEK_SET)
+        return CURL_SEEKFUNC_CANTSEEK;
+    c->part_i = 0;
+    c->part_off = 0;
+    return CURL_SEEKFUNC_OK;
+}
+
 static int client_setup_tls(qd_client *c)
 {
     if (curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYPEER, 1L) != CURLE_OK ||
@@ -293,7 +330,11 @@ static int client_setup(qd_client *c, int64_t timeout_ms)
         curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_body) != CURLE_OK ||
         curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, c) != CURLE_OK ||
         curl_easy_setopt(c->curl, CURLOPT_HEADERFUNCTION, on_header) != CURLE_OK ||
-        curl_easy_setopt(c->curl, CURLOPT_HEADERDATA, c) != CURLE_OK)
+        curl_easy_setopt(c->curl, CURLOPT_HEADERDATA, c) != CURLE_OK ||
+        curl_easy_setopt(c->curl, CURLOPT_READFUNCTION, on_read) != CURLE_OK ||
+        curl_easy_setopt(c->curl, CURLOPT_READDATA, c) != CURLE_OK ||
+        curl_easy_setopt(c->curl, CURLOPT_SEEKFUNCTION, on_seek) != CURLE_OK ||
+        curl_easy_setopt(c->curl, CURLOPT_SEEKDATA, c) != CURLE_OK)
         return -1;
     return client_setup_tls(c);
 }
@@ -400,6 +441,25 @@ const char *qd_client_url(const qd_client *c)
 long qd_client_connections(const qd_client *c)
 {
     return c->connects;
+}
+
+/* The streamed body (parts) of a batch request; see qd_batch_start. */
+static int request_stream(qd_client *c, const qd_part *parts, size_t nparts)
+{
+    curl_off_t total = 0;
+
+    for (size_t i = 0; i < nparts; i++)
+        total += (curl_off_t)parts[i].len;
+    c->parts = parts;
+    c->nparts = nparts;
+    c->part_i = 0;
+    c->part_off = 0;
+    return curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, NULL) == CURLE_OK &&
+                   curl_easy_setopt(c->curl, CURLOPT_POST, 1L) == CURLE_OK &&
+                   curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE, total) == CURLE_OK &&
+                   curl_easy_setopt(c->curl, CURLOPT_CUSTOMREQUEST, NULL) == CURLE_OK
+               ? 0
+               : -1;
 }
 
 /* Sets the method and body for this request (the handle keeps options). */
@@ -653,7 +713,7 @@ bool qd_json_big_number(const json_t *v, const char **text, size_t *len)
 
 /* ---- the asynchronous batch request ----------------------------------------- */
 
-int qd_batch_start(qd_client *c, const char *collection, const char *body, size_t body_len, qd_result *res)
+int qd_batch_start(qd_client *c, const char *collection, const qd_part *parts, size_t nparts, qd_result *res)
 {
     result_init(res);
     if (c->in_multi) {
@@ -668,8 +728,13 @@ int qd_batch_start(qd_client *c, const char *collection, const char *body, size_
         snprintf_utf8(res->error, sizeof res->error, "cannot URL-encode the collection name");
         return -1;
     }
-    if (request_prepare(c, "POST", c->batch_path, body, body_len, res) != 0)
+    if (request_prepare(c, "POST", c->batch_path, NULL, 0, res) != 0)
         return -1;
+    if (request_stream(c, parts, nparts) != 0) {
+        res->curl_code = CURLE_FAILED_INIT;
+        snprintf_utf8(res->error, sizeof res->error, "cannot set up the request to %s", c->batch_path);
+        return -1;
+    }
     if (curl_multi_add_handle(c->multi, c->curl) != CURLM_OK) {
         res->curl_code = CURLE_FAILED_INIT;
         snprintf_utf8(res->error, sizeof res->error, "cannot start the request");

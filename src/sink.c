@@ -47,7 +47,11 @@ struct sink {
     bool retry_pending; /* that request failed transiently: resend at retry_at */
     int64_t retry_at;
     int attempt;
-    buf body;
+    /* The body of the request in flight, streamed from the items' own JSON
+     * ("{\"operations\":[", op, ",", op, ..., "]}"): never one copied buffer. */
+    qd_part *parts;
+    size_t nparts, capparts;
+    size_t body_len; /* bytes of that body */
 
     /* next_batch's scan of the head batch, resumed where it stopped as
      * items are pushed: the first scan_n items fit in one request of
@@ -69,7 +73,6 @@ sink *sink_new(const sink_env *env)
 
     s->env = *env;
     s->dead_fd = -1;
-    buf_init(&s->body);
     return s;
 }
 
@@ -100,7 +103,7 @@ void sink_free(sink *s)
     sink_reset(s);
     free(s->items);
     free(s->segs);
-    buf_free(&s->body);
+    free(s->parts);
     if (s->dead_fd >= 0)
         close(s->dead_fd);
     free(s);
@@ -170,7 +173,7 @@ bool sink_full(const sink *s)
     if (!sink_busy(s))
         return false; /* sink_kick sends what is queued */
     beyond_ops = queued(s) - s->inflight_n;
-    beyond_bytes = s->bytes > s->body.len ? s->bytes - s->body.len : 0;
+    beyond_bytes = s->bytes > s->body_len ? s->bytes - s->body_len : 0;
     return beyond_ops >= (size_t)s->env.cfg->sync.batch_points ||
            (int64_t)beyond_bytes >= s->env.cfg->sync.batch_bytes;
 }
@@ -428,17 +431,32 @@ static size_t next_batch(sink *s, bool *full)
     return s->scan_n;
 }
 
+static void add_part(sink *s, const char *data, size_t len)
+{
+    if (s->nparts == s->capparts) {
+        s->capparts = s->capparts ? 2 * s->capparts : 64;
+        s->parts = xrealloc(s->parts, s->capparts * sizeof *s->parts);
+    }
+    s->parts[s->nparts].data = data;
+    s->parts[s->nparts].len = len;
+    s->nparts++;
+    s->body_len += len;
+}
+
+/* The body of a request for the first n items: parts pointing into their
+ * JSON, which stays queued (and unchanged) until the request is done. */
 static void build_body(sink *s, size_t n)
 {
-    buf_reset(&s->body);
-    buf_puts(&s->body, "{\"operations\":[");
+    s->nparts = 0;
+    s->body_len = 0;
+    add_part(s, "{\"operations\":[", 15);
     for (size_t i = 0; i < n; i++) {
         const qop *op = &s->items[s->head + i].op;
         if (i)
-            buf_putc(&s->body, ',');
-        buf_append(&s->body, op->json, op->json_len);
+            add_part(s, ",", 1);
+        add_part(s, op->json, op->json_len);
     }
-    buf_puts(&s->body, "]}");
+    add_part(s, "]}", 2);
 }
 
 /* Starts the request for the first inflight_n items (body built). */
@@ -447,7 +465,7 @@ static int start_request(sink *s)
     qd_result res;
     char why[600];
 
-    if (qd_batch_start(s->env.qd, s->items[s->head].op.table->collection, s->body.data, s->body.len, &res) != 0) {
+    if (qd_batch_start(s->env.qd, s->items[s->head].op.table->collection, s->parts, s->nparts, &res) != 0) {
         log_error("cannot start a Qdrant request", "error", qd_result_describe(&res, why, sizeof why), NULL);
         qd_result_clear(&res);
         return SINK_FATAL;
@@ -615,7 +633,7 @@ int sink_progress(sink *s)
     if (r == 1) {
         report(s, "ok", &res);
         s->stats.requests++;
-        s->stats.bytes += s->body.len;
+        s->stats.bytes += s->body_len;
         s->stats.last_ok = true;
         s->attempt = 0;
         pop_done(s, s->inflight_n);

@@ -186,6 +186,11 @@ void buf_json_str(buf *b, const char *s, size_t n)
 char *buf_steal(buf *b)
 {
     char *p = b->data ? b->data : xstrdup("");
+
+    /* Stolen strings are kept (queued operations, counted by their length
+     * against max_inflight): give back the doubling's slack beyond 1/8. */
+    if (b->data && b->cap - b->len - 1 > b->len / 8)
+        p = xrealloc(p, b->len + 1);
     buf_init(b);
     return p;
 }
