@@ -4,6 +4,8 @@
 - PostgreSQL unreachable: /livez 200, /readyz 503 "postgres: not connected", /status and
   /metrics answer, 404 and 405 where due, and neither the DSN password nor the Qdrant API
   key appears in the log (at debug level), /status or /metrics;
+- no core dumps: the running process's core file size limit is 0 (soft and hard), and it is
+  not dumpable (its /proc entries belong to root, not to the user it runs as);
 - SIGTERM while reconnecting: exit 0;
 - [http] listen on a port in use: exit 2 with a message naming the address;
 - a slow-client flood (80 connections from four other addresses, dribbling a header byte every
@@ -113,6 +115,11 @@ def test_unreachable_postgres(workdir):
         check(s == 405 and "GET" in h.get("Allow", ""), "POST /status: 405 with Allow")
         for where, text in (("/status", body), ("/metrics", metrics), ("/readyz", ready_body)):
             check(PASSWORD not in text and API_KEY not in text, "no secret in %s" % where)
+        with open("/proc/%d/limits" % proc.pid) as f:
+            core = [line.split()[4:6] for line in f if line.startswith("Max core file size")]
+        check(core == [["0", "0"]], "core dumps off: Max core file size %s, want 0 0" % core)
+        if os.getuid() != 0:  # as root, /proc/PID belongs to root either way
+            check(os.stat("/proc/%d" % proc.pid).st_uid == 0, "the process is not dumpable (/proc/PID owned by root)")
         proc.send_signal(signal.SIGTERM)
         try:
             rc = proc.wait(10)
