@@ -627,6 +627,7 @@ static int stream(sync_state *st)
          * the batch fills up (or waits flush_interval at most). */
         if ((rc = sink_session_end(sink_kick(st->sink, r != 0 || paused || catching_up(st)))) != 0)
             return rc;
+        metrics_heartbeat(st->metrics); /* /livez: the loop turned */
         {
             int64_t wait = st->last_status_ms + st->cfg->source.status_interval_ms - now_ms();
             int64_t sink_wait_ms = sink_timeout_ms(st->sink);
