@@ -8,9 +8,11 @@
  *   GET /metrics  Prometheus text format 0.0.4 (metrics_render_prometheus)
  *
  * GET and HEAD only (405 with Allow otherwise); any other path is 404.
- * libmicrohttpd runs with MHD_USE_INTERNAL_POLLING_THREAD: one extra thread
- * that serves every connection and only reads the mutex-protected metrics
- * store.  Nothing it answers comes from the configuration except the slot
+ * libmicrohttpd runs with MHD_USE_INTERNAL_POLLING_THREAD (epoll): one extra
+ * thread that serves every connection and only reads the mutex-protected
+ * metrics store.  At most 16 connections per peer address, 256 in all (or a
+ * quarter of RLIMIT_NOFILE), closed after 5 s idle: slow clients from one
+ * address cannot starve a probe from another (docs/endpoints.md).  Nothing it answers comes from the configuration except the slot
  * name, so no secret can reach a response.
  */
 #ifndef P2Q_HTTP_SERVER_H

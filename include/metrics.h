@@ -82,8 +82,10 @@ void metrics_set_received(p2q_metrics *m, lsn_t lsn);
 void metrics_set_confirmed(p2q_metrics *m, lsn_t lsn);
 void metrics_set_server_wal_end(p2q_metrics *m, lsn_t lsn);
 
-/* Begin of a transaction whose commit record is at commit_lsn, committed at
- * commit_ts (µs since 2000-01-01): Begin's final_lsn and commit_ts.  It is
+/* A transaction whose commit record is at commit_lsn, committed at
+ * commit_ts (µs since 2000-01-01): Begin's final_lsn and commit_ts, told at
+ * its first operation (so transactions without operations cost no entry;
+ * those with operations are bounded by the sink's queue).  It is
  * pending (counts for lag_seconds) until a confirmed position passes
  * commit_lsn (metrics_set_confirmed).  A transaction at or before the newest
  * one already pending (resent after a reconnect) is not added again. */

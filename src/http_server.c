@@ -6,6 +6,17 @@
  * reason ("cannot listen on 127.0.0.1:9930: Address already in use").  The
  * daemon then runs its own polling thread over that socket; each request
  * takes a metrics snapshot (a copy under the store's mutex) and formats it.
+ *
+ * Slow clients (docs/endpoints.md "Slow clients"): a connection costs a
+ * slot until it is closed, and libmicrohttpd's timeout only counts idle
+ * time (each byte received restarts it), so a client dribbling a header
+ * holds its slot for ever.  What keeps /livez answering is that one peer
+ * address holds at most HTTP_PER_IP_LIMIT slots while the total is far
+ * above that (HTTP_CONNECTION_LIMIT, or a quarter of the descriptor limit);
+ * the idle timeout is short and a connection's memory pool small.  The
+ * polling thread uses epoll (MHD_USE_AUTO on Linux), so idle connections
+ * cost no time; requests are answered from memory in microseconds, so one
+ * thread serves them all (a thread pool would add nothing but threads).
  */
 #include "http_server.h"
 
@@ -19,14 +30,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
 #include "util.h"
 
-#define HTTP_CONNECTION_LIMIT 32
-#define HTTP_CONNECTION_TIMEOUT_S 10
+#define HTTP_CONNECTION_LIMIT 256     /* total, lowered to a quarter of RLIMIT_NOFILE */
+#define HTTP_PER_IP_LIMIT 16          /* per peer address */
+#define HTTP_CONNECTION_TIMEOUT_S 5   /* idle time before a connection is closed */
+#define HTTP_CONNECTION_MEMORY 8192   /* per-connection pool: request line, headers, reply headers */
+#define HTTP_LOG_GAP_S 60             /* libmicrohttpd's complaints: one line a minute at most */
 
 struct http_server {
     struct MHD_Daemon *daemon;
@@ -38,18 +54,47 @@ struct http_server {
 static const int sync_signals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGABRT, SIGSYS};
 static const char *const paths[] = {"/livez", "/readyz", "/status", "/metrics"};
 
-/* libmicrohttpd's own complaints (rare: accept failures and the like). */
+/*
+ * libmicrohttpd's own complaints (accept failures, connections refused at a
+ * limit).  A flood of clients would turn them into a flood of log lines, so
+ * at most one is logged per HTTP_LOG_GAP_S, with the number left out since
+ * the last one.  Called by the polling thread only.
+ */
 static void mhd_logger(void *cls, const char *fmt, va_list ap)
 {
-    char msg[512];
+    static time_t last;
+    static unsigned long suppressed;
+    struct timespec now;
+    char msg[512], more[24];
     size_t n;
 
     (void)cls;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (last != 0 && now.tv_sec - last < HTTP_LOG_GAP_S) {
+        suppressed++;
+        return;
+    }
     vsnprintf(msg, sizeof msg, fmt, ap);
     n = strlen(msg);
     while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
         msg[--n] = '\0';
-    log_warn("endpoint server", "error", msg, NULL);
+    snprintf(more, sizeof more, "%lu", suppressed);
+    log_warn("endpoint server", "error", msg, suppressed ? "similar_since_last" : NULL, more, NULL);
+    last = now.tv_sec > 0 ? now.tv_sec : 1;
+    suppressed = 0;
+}
+
+/* HTTP_CONNECTION_LIMIT, or a quarter of the soft descriptor limit when
+ * that is lower, so the endpoint server cannot take the descriptors the
+ * PostgreSQL and Qdrant connections need. */
+static unsigned connection_limit(void)
+{
+    struct rlimit rl;
+    unsigned limit = HTTP_CONNECTION_LIMIT;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur / 4 < limit)
+        limit = rl.rlim_cur / 4 > HTTP_PER_IP_LIMIT ? (unsigned)(rl.rlim_cur / 4) : HTTP_PER_IP_LIMIT;
+    return limit;
 }
 
 /* Queues status + body (taken from b) with content type ctype. */
@@ -240,8 +285,10 @@ int http_start(const char *addr, p2q_metrics *m, int64_t live_bound_ms, http_ser
     pthread_sigmask(SIG_BLOCK, &block, &old);
     s->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL,
                                  MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd, MHD_OPTION_CONNECTION_LIMIT,
-                                 (unsigned)HTTP_CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
-                                 (unsigned)HTTP_CONNECTION_TIMEOUT_S, MHD_OPTION_END);
+                                 connection_limit(), MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                                 (unsigned)HTTP_PER_IP_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
+                                 (unsigned)HTTP_CONNECTION_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                                 (size_t)HTTP_CONNECTION_MEMORY, MHD_OPTION_END);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (!s->daemon) {
         snprintf(err, errlen, "cannot listen on %s: the HTTP server did not start", addr);

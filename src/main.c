@@ -5,10 +5,15 @@
  * accepted anywhere), loads the configuration, and hands over to the
  * command.  Exit codes: 0 ok, 1 fatal runtime error, 2 usage or config error.
  */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 
 #include "check_config.h"
 #include "check_lag.h"
@@ -319,11 +324,43 @@ static int cmd_snapshot_reconcile(const cli *c, const p2q_config *cfg)
     }
 }
 
+/*
+ * The process holds the DSN password and the Qdrant API key in memory: no
+ * core dump may write them to disk (a crash, or SIGQUIT/SIGABRT), and no
+ * process of the same user may read them with ptrace or /proc/PID/mem.
+ * RLIMIT_CORE goes to 0 (hard limit too, so it cannot be raised back) and
+ * on Linux the process is made non-dumpable, which also covers a
+ * core_pattern that pipes to a handler (that ignores RLIMIT_CORE).  Called
+ * first in main, before any secret is read.  Returns 0, or -1 with err.
+ */
+static int forbid_core_dumps(char *err, size_t errlen)
+{
+    struct rlimit none = {0, 0};
+
+    if (setrlimit(RLIMIT_CORE, &none) != 0) {
+        snprintf(err, errlen, "cannot set RLIMIT_CORE to 0: %s", strerror(errno));
+        return -1;
+    }
+#ifdef __linux__
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
+        snprintf(err, errlen, "cannot make the process non-dumpable: %s", strerror(errno));
+        return -1;
+    }
+#endif
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     cli c = {.level = LOG_INFO};
     p2q_config cfg;
     int rc, known = -1;
+    char core_err[128];
+
+    if (forbid_core_dumps(core_err, sizeof core_err) != 0) {
+        fprintf(stderr, "pg2qdrant: %s\n", core_err);
+        return EXIT_FATAL;
+    }
 
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-V") == 0 || strcmp(argv[i], "--version") == 0) {

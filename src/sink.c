@@ -185,18 +185,27 @@ const sink_stats *sink_get_stats(const sink *s)
 
 /* ---- acknowledgement and removal ---------------------------------------------- */
 
-/* Acknowledges and removes the first n items. */
-static void pop_done(sink *s, size_t n)
+/* Acknowledges and removes the first n items.  SINK_OK, or SINK_FATAL
+ * (logged) when the ack tracker refuses an item's ticket: a bug, and
+ * confirming past it could skip a change. */
+static int pop_done(sink *s, size_t n)
 {
     size_t i = 0;
+    int rc = SINK_OK;
 
     while (i < n) {
         ack_txn txn = s->items[s->head + i].txn;
         size_t j = i;
         while (j < n && s->items[s->head + j].txn == txn)
             j++;
-        if (s->env.acks && txn != SINK_NO_TXN)
-            ack_done_ops(s->env.acks, txn, j - i);
+        if (s->env.acks && txn != SINK_NO_TXN && ack_done_ops(s->env.acks, txn, j - i) != 0 && rc == SINK_OK) {
+            char t[24], k[24];
+            snprintf(t, sizeof t, "%llu", (unsigned long long)txn);
+            snprintf(k, sizeof k, "%zu", j - i);
+            log_error("internal error: the acknowledgement tracker refused an acknowledgement", "ticket", t,
+                      "operations", k, NULL);
+            rc = SINK_FATAL;
+        }
         i = j;
     }
     for (i = 0; i < n; i++) {
@@ -209,6 +218,7 @@ static void pop_done(sink *s, size_t n)
     if (s->head == s->tail)
         s->head = s->tail = 0;
     s->scan_n = 0;
+    return rc;
 }
 
 static void push_seg(sink *s, size_t n)
@@ -365,7 +375,7 @@ static int refetch_head(sink *s, bool *removed)
     s->stats.refetched++;
     *removed = out.n == 0;
     if (out.n == 0) {
-        pop_done(s, 1);
+        rc = pop_done(s, 1);
     } else {
         s->bytes -= it->op.json_len;
         qop_free_fields(&it->op);
@@ -583,7 +593,7 @@ static int rejected(sink *s, const qd_result *res, const char *why)
         switch (op->kind) {
         case QOP_DELETE:
         case QOP_DELETE_ALL: /* nothing to delete */
-            pop_done(s, 1);
+            rc = pop_done(s, 1);
             removed = true;
             break;
         case QOP_UPSERT: rc = s->env.create_collection(s->env.create_collection_arg, op); break;
@@ -610,9 +620,8 @@ static int rejected(sink *s, const qd_result *res, const char *why)
         log_rejected(op, why);
         return SINK_FATAL;
     }
-    if (dead_letter(s, op, why) != SINK_OK)
+    if (dead_letter(s, op, why) != SINK_OK || pop_done(s, 1) != SINK_OK)
         return SINK_FATAL;
-    pop_done(s, 1);
     if (s->nsegs > 0)
         s->nsegs--;
     return SINK_OK;
@@ -636,12 +645,12 @@ int sink_progress(sink *s)
         s->stats.bytes += s->body_len;
         s->stats.last_ok = true;
         s->attempt = 0;
-        pop_done(s, s->inflight_n);
+        r = pop_done(s, s->inflight_n);
         if (s->nsegs > 0)
             s->nsegs--;
         s->inflight_n = 0;
         qd_result_clear(&res);
-        return SINK_OK;
+        return r;
     }
     qd_result_describe(&res, why, sizeof why);
     s->stats.last_ok = false;

@@ -65,6 +65,9 @@ typedef struct sync_state {
     qop_list txn_ops;  /* operations of the open transaction */
     bool in_txn;
     ack_txn txn;
+    lsn_t txn_final_lsn;  /* the open transaction's Begin: final_lsn, commit_ts ... */
+    int64_t txn_commit_ts;
+    bool txn_has_ops;     /* ... told to the metrics at its first operation */
     lsn_t recv_lsn;    /* newest position received: 'write' */
     lsn_t sent_flush;  /* flush position of the last status update */
     int64_t last_status_ms;
@@ -254,13 +257,27 @@ cleanup:
 }
 
 /* Hands the operations of the latest change to the sink (they count for
- * the open transaction until Qdrant acknowledges them). */
-static void push_ops(sync_state *st)
+ * the open transaction until Qdrant acknowledges them).  A transaction
+ * costs the ack tracker and the metrics an entry from its first operation
+ * on only, so transactions without operations for us cost nothing. */
+static int push_ops(sync_state *st)
 {
+    char t[24], l[LSN_BUFSZ];
+
     if (st->txn_ops.n == 0)
-        return;
-    ack_add_ops(st->acks, st->txn, st->txn_ops.n);
+        return 0;
+    if (ack_add_ops(st->acks, st->txn, st->txn_ops.n) != 0) {
+        snprintf(t, sizeof t, "%llu", (unsigned long long)st->txn);
+        log_error("internal error: the acknowledgement tracker refused the open transaction's ticket", "ticket", t,
+                  "commit_lsn", lsn_fmt(st->txn_final_lsn, l), NULL);
+        return SESSION_FATAL;
+    }
+    if (!st->txn_has_ops) {
+        metrics_txn_begin(st->metrics, st->txn_final_lsn, st->txn_commit_ts);
+        st->txn_has_ops = true;
+    }
     sink_push(st->sink, &st->txn_ops, st->txn);
+    return 0;
 }
 
 /* The sink's on_request callback: batch results, durations, retries and
@@ -377,7 +394,8 @@ static int on_change(sync_state *st, const pgo_msg *m, lsn_t lsn)
                   lsn_fmt(lsn, l), NULL);
         return SESSION_FATAL;
     }
-    push_ops(st);
+    if (push_ops(st) != 0)
+        return SESSION_FATAL;
     metrics_count_change(st->metrics, rel->nspname, rel->relname,
                          m->type == PGO_INSERT ? METRICS_INSERT : m->type == PGO_UPDATE ? METRICS_UPDATE : METRICS_DELETE,
                          1);
@@ -396,7 +414,8 @@ static int on_truncate(sync_state *st, const pgo_msg *m, lsn_t lsn)
             continue;
         }
         map_truncate(rel->map, lsn, &st->txn_ops);
-        push_ops(st);
+        if (push_ops(st) != 0)
+            return SESSION_FATAL;
         metrics_count_change(st->metrics, rel->nspname, rel->relname, METRICS_TRUNCATE, 1);
         st->stats.changes++;
     }
@@ -409,7 +428,13 @@ static int on_commit(sync_state *st, const pgo_msg *m)
         log_error("protocol error: Commit without Begin", NULL);
         return SESSION_FATAL;
     }
-    ack_commit(st->acks, st->txn, m->u.commit.end_lsn);
+    if (ack_commit(st->acks, st->txn, m->u.commit.end_lsn) != 0) {
+        char t[24], l[LSN_BUFSZ];
+        snprintf(t, sizeof t, "%llu", (unsigned long long)st->txn);
+        log_error("internal error: the acknowledgement tracker refused the committing transaction's ticket", "ticket",
+                  t, "end_lsn", lsn_fmt(m->u.commit.end_lsn, l), NULL);
+        return SESSION_FATAL;
+    }
     st->in_txn = false;
     st->stats.txns++;
     return 0;
@@ -432,10 +457,15 @@ static int on_message(sync_state *st, const char *data, size_t len, lsn_t lsn)
             log_error("protocol error: Begin inside a transaction", NULL);
             return SESSION_FATAL;
         }
+        if ((st->txn = ack_begin(st->acks)) == ACK_NO_TXN) {
+            log_error("internal error: the acknowledgement tracker has a transaction open already", NULL);
+            return SESSION_FATAL;
+        }
         st->in_txn = true;
-        st->txn = ack_begin(st->acks);
         st->last_commit_ts = m->u.begin.commit_ts;
-        metrics_txn_begin(st->metrics, m->u.begin.final_lsn, m->u.begin.commit_ts);
+        st->txn_final_lsn = m->u.begin.final_lsn;
+        st->txn_commit_ts = m->u.begin.commit_ts;
+        st->txn_has_ops = false;
         return 0;
     case PGO_COMMIT:
         return on_commit(st, m);
@@ -597,6 +627,7 @@ static int stream(sync_state *st)
          * the batch fills up (or waits flush_interval at most). */
         if ((rc = sink_session_end(sink_kick(st->sink, r != 0 || paused || catching_up(st)))) != 0)
             return rc;
+        metrics_heartbeat(st->metrics); /* /livez: the loop turned */
         {
             int64_t wait = st->last_status_ms + st->cfg->source.status_interval_ms - now_ms();
             int64_t sink_wait_ms = sink_timeout_ms(st->sink);

@@ -29,6 +29,12 @@ A throwaway PostgreSQL 15 + the Qdrant test server (fault injection, request log
                    the queue (/status inflight_bytes) stays at about two batches (under
                    2 MB, max_inflight being 8 MB) although the bodies total 40 MB, and
                    the peak RSS (VmHWM) stays under max_inflight + 32 MB.
+  empty txns       Qdrant down (503 on every write) with a configured change in flight, then
+                   --empty-txns transactions that touch only a published table without a
+                   [table] section: they cost no memory (ack tracker and metrics entries only
+                   for transactions with operations): /status inflight_txns stays 1 and VmRSS
+                   grows by less than 2 MB (regular build); once Qdrant is back the slot
+                   passes the last of them and the change is in Qdrant.
   invalidated slot max_slot_wal_keep_size = 1MB, the slot inactive, WAL written and
                    CHECKPOINTs until wal_status = lost: pg2qdrant exits 1 with the remedy.
 
@@ -575,6 +581,54 @@ def scenario_bounded_memory(ctx):
     ctx.converge("bounded memory: truncate")
 
 
+def scenario_empty_txns(ctx):
+    """Transactions without operations for us cost no memory while one with operations waits."""
+    n = ctx.args.empty_txns
+    ctx.sql("CREATE TABLE IF NOT EXISTS unconf (id int PRIMARY KEY, x bigint);"
+            "INSERT INTO unconf VALUES (1, 0) ON CONFLICT DO NOTHING;"
+            "CREATE OR REPLACE PROCEDURE bump(n int) LANGUAGE plpgsql AS $$ BEGIN"
+            " FOR i IN 1..n LOOP UPDATE unconf SET x = x + 1 WHERE id = 1; COMMIT; END LOOP; END $$")
+    if not ctx.pg.query_json("SELECT json_agg(1) FROM pg_publication_tables WHERE pubname = '%s' AND tablename = "
+                             "'unconf'" % PUBLICATION, db=DB):
+        ctx.sql("ALTER PUBLICATION %s ADD TABLE unconf" % PUBLICATION)
+    ctx.converge("before the empty transactions")
+    mark = ctx.log_mark()
+    ctx.q.fault(fail_next=1000000, status=503, error="Service internal error: injected outage")
+    ctx.backlog.write(1)  # a configured change, in flight until Qdrant is back
+    common.wait_until(lambda: any(r.get("status") == 503 for r in ctx.requests_since(mark)), 30,
+                      "pg2qdrant never met the outage")
+    time.sleep(2 * STATUS_INTERVAL)
+    rss0 = ctx.sync.vm_rss_kb()
+    t0 = time.monotonic()
+    ctx.sql("SET synchronous_commit = off; CALL bump(%d)" % n)
+    target = g.wal_insert_lsn(ctx.pg, DB)
+    made = time.monotonic() - t0
+
+    def received():
+        st = ctx.status() or {}
+        return common.lsn_int(st.get("received_lsn") or "0/0") >= target
+    common.wait_until(received, 300, "pg2qdrant did not receive the %d transactions" % n)
+    time.sleep(2 * STATUS_INTERVAL)
+    st = ctx.status() or {}
+    rss1 = ctx.sync.vm_rss_kb()
+    check(ctx.sync.alive(), "pg2qdrant exited: %s\n%s" % (ctx.sync.returncode(), ctx.sync.log_tail()))
+    log("    %d empty-for-us transactions in %.1fs with Qdrant down: VmRSS %.1f -> %.1f MB (%+d kB), "
+        "inflight_txns %s" % (n, made, rss0 / 1024, rss1 / 1024, rss1 - rss0, st.get("inflight_txns")))
+    check(st.get("inflight_txns") == 1, "/status inflight_txns is %s, want 1 (the configured change only)"
+          % st.get("inflight_txns"))
+    if sanitized(ctx.args.pg2qdrant):
+        log("    (AddressSanitizer build: RSS growth reported, not checked)")
+    else:
+        check(rss1 - rss0 < 2048, "VmRSS grew by %d kB over %d transactions without operations (bound 2 MB)"
+              % (rss1 - rss0, n))
+    ctx.figures["empty txns: count"] = n
+    ctx.figures["empty txns: VmRSS growth kB"] = rss1 - rss0
+    ctx.q.fault(fail_next=0)
+    ctx.converge("after the empty transactions")
+    check(ctx.confirmed() >= target, "the slot (%s) did not pass the last empty transaction (%s)"
+          % (common.lsn_text(ctx.confirmed()), common.lsn_text(target)))
+
+
 def verify_big_sample(ctx, n, k=2000):
     status, resp = ctx.q.request("POST", "/collections/big/points/count", {"exact": True})
     check(status == 200 and resp["result"]["count"] == n, "collection big has %s points, want %d" % (resp, n))
@@ -634,6 +688,7 @@ SCENARIOS = [
     ("slot held", scenario_slot_held),
     ("graceful stop", scenario_graceful_stop),
     ("bounded memory", scenario_bounded_memory),
+    ("empty txns", scenario_empty_txns),
     ("invalidated slot", scenario_invalidated_slot),
 ]
 
@@ -732,6 +787,7 @@ def main():
     p.add_argument("--max-inflight-mb", type=int, default=8, help="[sync] max_inflight")
     p.add_argument("--big-verify", choices=["full", "sample"], default="full",
                    help="compare all of the big transaction's points, or their count and a sample")
+    p.add_argument("--empty-txns", type=int, default=200000, help="transactions of the empty-txns scenario")
     p.add_argument("--seed", type=int, default=4)
     return common.run_main("guarantees", p, run)
 

@@ -368,7 +368,8 @@ static void test_keepalive_seen_while_pending(void **state)
 }
 
 /*
- * Model check: random interleavings of Begin, operations, Commit,
+ * Model check: random interleavings of Begin, operations (none at all in
+ * some transactions), Commit,
  * keepalives and batch acknowledgements the way the sink makes them (a
  * batch is a run of consecutive queued operations, possibly spanning and
  * splitting transactions), and reconnects.  After every step the
@@ -475,10 +476,166 @@ static void test_model_random_interleavings(void **state)
             assert_int_equal(ack_confirmed(t), model);
             assert_true(ack_confirmed(t) >= last);
             last = ack_confirmed(t);
-            assert_int_equal(ack_inflight_txns(t), ntx - first);
+            {
+                size_t with_ops = 0; /* only transactions with operations have an entry */
+                for (size_t i = first; i < ntx; i++)
+                    with_ops += tx[i].ops > 0;
+                assert_int_equal(ack_inflight_txns(t), with_ops);
+            }
         }
         ack_free(t);
     }
+}
+
+/* Transactions without operations between ones with operations: no entry
+ * of their own, confirmed with the newest transaction before them. */
+static void test_empty_txns_between_nonempty(void **state)
+{
+    ack_tracker *t = ack_new();
+    ack_txn a = ack_begin(t), e, b;
+
+    assert_int_equal(ack_add_ops(t, a, 2), 0);
+    assert_int_equal(ack_commit(t, a, 0x100), 0);
+    e = ack_begin(t);
+    assert_int_equal(ack_commit(t, e, 0x180), 0);
+    e = ack_begin(t);
+    assert_int_equal(ack_commit(t, e, 0x1c0), 0);
+    b = ack_begin(t);
+    assert_int_equal(ack_add_ops(t, b, 1), 0);
+    assert_int_equal(ack_commit(t, b, 0x200), 0);
+    e = ack_begin(t);
+    assert_int_equal(ack_commit(t, e, 0x280), 0);
+    assert_int_equal(ack_inflight_txns(t), 2);
+    assert_int_equal(ack_confirmed(t), 0);
+
+    assert_int_equal(ack_done_ops(t, b, 1), 0); /* b before a: nothing moves */
+    assert_int_equal(ack_confirmed(t), 0);
+    assert_int_equal(ack_done_ops(t, a, 1), 0);
+    assert_int_equal(ack_confirmed(t), 0);
+    assert_int_equal(ack_done_ops(t, a, 1), 0); /* a, the empty ones after it, b and the last empty one */
+    assert_int_equal(ack_confirmed(t), 0x280);
+    assert_int_equal(ack_inflight_txns(t), 0);
+    ack_free(t);
+}
+
+/* Empty transactions behind one still in flight stop at it, and cost no
+ * entry however many there are (the memory bound while Qdrant is down). */
+static void test_empty_txns_while_in_flight(void **state)
+{
+    enum { N = 100000 };
+    ack_tracker *t = ack_new();
+    ack_txn a = ack_begin(t), b;
+    lsn_t lsn = 0x1000;
+
+    assert_int_equal(ack_add_ops(t, a, 1), 0);
+    assert_int_equal(ack_commit(t, a, lsn), 0);
+    for (int i = 0; i < N; i++) {
+        ack_txn e = ack_begin(t);
+        lsn += 0x40;
+        assert_int_equal(ack_commit(t, e, lsn), 0);
+    }
+    assert_int_equal(ack_inflight_txns(t), 1);
+    assert_int_equal(ack_confirmed(t), 0);
+    b = ack_begin(t); /* an open one with operations, after the empty ones */
+    assert_int_equal(ack_add_ops(t, b, 1), 0);
+    assert_int_equal(ack_done_ops(t, a, 1), 0);
+    assert_int_equal(ack_confirmed(t), lsn); /* the newest empty one, not past the open b */
+    assert_int_equal(ack_done_ops(t, b, 1), 0);
+    assert_int_equal(ack_confirmed(t), lsn);  /* b not committed */
+    assert_int_equal(ack_commit(t, b, lsn + 0x100), 0);
+    assert_int_equal(ack_confirmed(t), lsn + 0x100);
+    ack_free(t);
+}
+
+/* With everything acknowledged, an empty transaction is confirmed at its Commit. */
+static void test_empty_txn_after_all_acked(void **state)
+{
+    ack_tracker *t = ack_new();
+    ack_txn a = ack_begin(t), e;
+
+    assert_int_equal(ack_add_ops(t, a, 1), 0);
+    assert_int_equal(ack_commit(t, a, 0x100), 0);
+    assert_int_equal(ack_done_ops(t, a, 1), 0);
+    assert_int_equal(ack_confirmed(t), 0x100);
+    e = ack_begin(t);
+    assert_int_equal(ack_confirmed(t), 0x100);
+    assert_int_equal(ack_commit(t, e, 0x140), 0);
+    assert_int_equal(ack_confirmed(t), 0x140);
+    assert_int_equal(ack_inflight_txns(t), 0);
+    ack_free(t);
+}
+
+/* Keepalives and empty transactions: an open transaction without
+ * operations still holds a keepalive back; one seen behind in-flight
+ * transactions and empty ones is confirmed when they are acknowledged. */
+static void test_empty_txns_and_keepalives(void **state)
+{
+    ack_tracker *t = ack_new();
+    ack_txn e = ack_begin(t), a;
+
+    ack_keepalive(t, 0x2000); /* open (no operations yet): must not confirm */
+    assert_int_equal(ack_confirmed(t), 0);
+    assert_int_equal(ack_commit(t, e, 0x1f00), 0); /* committed empty: all before that keepalive is done */
+    assert_int_equal(ack_confirmed(t), 0x2000);
+
+    a = ack_begin(t);
+    assert_int_equal(ack_add_ops(t, a, 1), 0);
+    assert_int_equal(ack_commit(t, a, 0x2100), 0);
+    e = ack_begin(t);
+    assert_int_equal(ack_commit(t, e, 0x2200), 0);
+    ack_keepalive(t, 0x2300);
+    e = ack_begin(t);
+    assert_int_equal(ack_commit(t, e, 0x2400), 0);
+    assert_int_equal(ack_confirmed(t), 0x2000);
+    assert_int_equal(ack_done_ops(t, a, 1), 0);
+    assert_int_equal(ack_confirmed(t), 0x2400);
+
+    /* a reconnect forgets an empty end kept on an unacknowledged entry */
+    a = ack_begin(t);
+    assert_int_equal(ack_add_ops(t, a, 1), 0);
+    assert_int_equal(ack_commit(t, a, 0x2500), 0);
+    e = ack_begin(t);
+    assert_int_equal(ack_commit(t, e, 0x2600), 0);
+    ack_reset_inflight(t);
+    assert_int_equal(ack_confirmed(t), 0x2400);
+    ack_free(t);
+}
+
+/* A ticket that names no open transaction or no entry is refused in every
+ * build (these were assert()s, gone in release builds), and changes nothing. */
+static void test_bad_tickets_refused(void **state)
+{
+    ack_tracker *t = ack_new();
+    ack_txn a = ack_begin(t), e, b;
+
+    assert_int_equal(ack_begin(t), ACK_NO_TXN); /* Begin inside a transaction */
+    assert_int_equal(ack_done_ops(t, a, 1), -1); /* open without operations: no entry */
+    assert_int_equal(ack_add_ops(t, a + 1, 1), -1); /* not the open one */
+    assert_int_equal(ack_commit(t, a + 1, 0x100), -1);
+    assert_int_equal(ack_add_ops(t, a, 2), 0);
+    assert_int_equal(ack_done_ops(t, a, 3), -1); /* more than pending */
+    assert_int_equal(ack_done_ops(t, a + 1, 1), -1); /* unknown */
+    assert_int_equal(ack_done_ops(t, ACK_NO_TXN, 1), -1);
+    assert_int_equal(ack_commit(t, a, 0x100), 0);
+    assert_int_equal(ack_commit(t, a, 0x180), -1); /* committed already */
+    assert_int_equal(ack_add_ops(t, a, 1), -1);
+    e = ack_begin(t);
+    assert_int_equal(ack_commit(t, e, 0x200), 0);
+    assert_int_equal(ack_inflight_txns(t), 1);
+    assert_int_equal(ack_confirmed(t), 0);
+    assert_int_equal(ack_done_ops(t, a, 2), 0);
+    assert_int_equal(ack_confirmed(t), 0x200);
+    assert_int_equal(ack_done_ops(t, a, 1), -1); /* popped */
+
+    b = ack_begin(t); /* a reconnect while b is open without operations */
+    ack_reset_inflight(t);
+    assert_int_equal(ack_add_ops(t, b, 1), -1);
+    assert_int_equal(ack_commit(t, b, 0x300), -1);
+    a = ack_begin(t);
+    assert_true(a > b); /* tickets keep increasing */
+    assert_int_equal(ack_commit(t, a, 0x300), 0);
+    assert_int_equal(ack_confirmed(t), 0x300);
+    ack_free(t);
 }
 
 int main(void)
@@ -499,6 +656,11 @@ int main(void)
         cmocka_unit_test(test_keepalive_never_confirms_while_pending),
         cmocka_unit_test(test_reset_and_older_seed_never_move_back),
         cmocka_unit_test(test_keepalive_seen_while_pending),
+        cmocka_unit_test(test_empty_txns_between_nonempty),
+        cmocka_unit_test(test_empty_txns_while_in_flight),
+        cmocka_unit_test(test_empty_txn_after_all_acked),
+        cmocka_unit_test(test_empty_txns_and_keepalives),
+        cmocka_unit_test(test_bad_tickets_refused),
         cmocka_unit_test(test_model_random_interleavings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
