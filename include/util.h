@@ -48,6 +48,10 @@ void buf_json_str(buf *b, const char *s, size_t n);
 /* Takes ownership of the data: returns it (never NULL) and re-inits b. */
 char *buf_steal(buf *b);
 
+/* msg with every occurrence of secret (NULL or "": none) replaced by
+ * ********.  Takes ownership of msg (malloc'd) and returns the result. */
+char *str_mask_secret(char *msg, const char *secret);
+
 /* Monotonic clock in milliseconds. */
 int64_t now_ms(void);
 

@@ -9,6 +9,7 @@
  */
 #include "replication.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <poll.h>
 #include <stdio.h>
@@ -58,56 +59,206 @@ char *repl_quote_ident(const char *s)
     return buf_steal(&b);
 }
 
-int repl_connect(const char *dsn, bool replication, PGconn **out, char *err, size_t errlen)
+/* libpq's message on one line (line breaks and the indentation after them
+ * become one space, trailing space cut), with the DSN's password and
+ * PGPASSWORD masked.  Caller frees. */
+static char *conn_message(const char *m, const char *password)
+{
+    char *s = xstrdup(m ? m : "");
+    char *out = s;
+
+    for (const char *p = s; *p; p++) {
+        if (*p == '\n' || *p == '\t' || *p == '\r') {
+            if (out > s && out[-1] != ' ')
+                *out++ = ' ';
+        } else {
+            *out++ = *p;
+        }
+    }
+    while (out > s && out[-1] == ' ')
+        out--;
+    *out = '\0';
+    s = str_mask_secret(s, password);
+    return str_mask_secret(s, getenv("PGPASSWORD"));
+}
+
+/* The value libpq uses for keyword on conn (PQconninfo), or NULL.  Caller frees. */
+static char *conn_option(PGconn *conn, const char *keyword)
+{
+    PQconninfoOption *opts = PQconninfo(conn);
+    char *v = NULL;
+
+    for (PQconninfoOption *o = opts; o && o->keyword; o++)
+        if (strcmp(o->keyword, keyword) == 0 && o->val && *o->val)
+            v = xstrdup(o->val);
+    PQconninfoFree(opts);
+    return v;
+}
+
+/*
+ * How long the whole attempt may take: connect_timeout (libpq applies it
+ * per host, so times the hosts listed); 0 when it is 0 (no limit).  libpq
+ * only enforces it in its blocking PQconnectdb, so the poll loop does.
+ */
+static int64_t connect_budget_ms(PGconn *conn)
+{
+    char *t = conn_option(conn, "connect_timeout");
+    char *h = conn_option(conn, "host");
+    char *a = conn_option(conn, "hostaddr");
+    const char *list = a ? a : h;
+    int64_t secs = t ? strtoll(t, NULL, 10) : 0;
+    int hosts = 1;
+
+    for (const char *p = list; p && *p; p++)
+        hosts += *p == ',';
+    if (secs > 0 && secs < 2)
+        secs = 2; /* libpq's minimum */
+    free(t);
+    free(h);
+    free(a);
+    return secs > 0 ? secs * 1000 * hosts : 0;
+}
+
+/* Waits for PQconnectPoll to finish, checking *stop and the budget every
+ * 200 ms (libpq's own wait would retry after a signal and never see it). */
+static int connect_poll(PGconn *conn, volatile sig_atomic_t *stop, char *why, size_t whylen)
+{
+    PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+    int64_t budget = connect_budget_ms(conn);
+    int64_t deadline = budget > 0 ? now_ms() + budget : 0;
+
+    for (;;) {
+        struct pollfd pfd;
+        int64_t wait = 200;
+        int r;
+
+        if (st == PGRES_POLLING_OK)
+            return 0;
+        if (st == PGRES_POLLING_FAILED)
+            return REPL_CONN_ERR;
+        if (stop && *stop) {
+            snprintf(why, whylen, "stopped while connecting");
+            return REPL_CONN_STOPPED;
+        }
+        if (deadline && now_ms() >= deadline) {
+            snprintf(why, whylen, "timeout expired (connect_timeout, %lld ms for every host listed)",
+                     (long long)budget);
+            return REPL_CONN_ERR;
+        }
+        if (deadline && deadline - now_ms() < wait)
+            wait = deadline - now_ms();
+        pfd.fd = PQsocket(conn);
+        pfd.events = st == PGRES_POLLING_READING ? POLLIN : POLLOUT;
+        pfd.revents = 0;
+        if (pfd.fd < 0)
+            return REPL_CONN_ERR;
+        r = poll(&pfd, 1, (int)wait);
+        if (r < 0 && errno != EINTR) {
+            snprintf(why, whylen, "poll: %s", strerror(errno));
+            return REPL_CONN_ERR;
+        }
+        if (r > 0)
+            st = PQconnectPoll(conn);
+    }
+}
+
+/* Defaults the DSN (or PGCONNECT_TIMEOUT for the timeout) may override. */
+static const char *const conn_defaults[][2] = {
+    {"connect_timeout", REPL_CONNECT_TIMEOUT_S},
+    {"keepalives", "1"},
+    {"keepalives_idle", "30"},
+    {"keepalives_interval", "10"},
+    {"keepalives_count", "3"},
+};
+#define N_CONN_DEFAULTS (sizeof conn_defaults / sizeof conn_defaults[0])
+
+int repl_open(const char *dsn, const repl_conn_opts *co, PGconn **out, char *err, size_t errlen)
 {
     PQconninfoOption *opts = NULL, *o;
     const char **keys = NULL, **vals = NULL;
-    char *options = NULL;
-    char *perr = NULL;
-    char msg[256];
-    bool have_appname = false;
-    int n = 0, nopts = 0, rc = -1;
+    const char *password = NULL;
+    char *options = NULL, *perr = NULL, *msg = NULL;
+    char why[200] = "";
+    const char *enc;
+    int n = 0, nopts = 0, rc = REPL_CONN_ERR;
     PGconn *conn = NULL;
 
     *out = NULL;
     opts = PQconninfoParse(dsn ? dsn : "", &perr);
     if (!opts) {
         /* perr quotes the offending part of the string, which may be a password. */
-        snprintf(err, errlen, "invalid [source] dsn: %s", perr ? "cannot parse the connection string" : "out of memory");
+        snprintf(err, errlen, "invalid [source] dsn: %s",
+                 perr ? "cannot parse the connection string (not shown: it may hold a password)" : "out of memory");
+        rc = perr ? REPL_CONN_CONFIG : REPL_CONN_ERR;
         goto cleanup;
     }
     for (o = opts; o->keyword; o++)
         nopts++;
-    keys = xcalloc((size_t)nopts + 4, sizeof(char *));
-    vals = xcalloc((size_t)nopts + 4, sizeof(char *));
-    for (o = opts; o->keyword; o++) {
-        if (!o->val || strcmp(o->keyword, "replication") == 0)
+    keys = xcalloc((size_t)nopts + N_CONN_DEFAULTS + 6, sizeof(char *));
+    vals = xcalloc((size_t)nopts + N_CONN_DEFAULTS + 6, sizeof(char *));
+    for (size_t i = 0; i < N_CONN_DEFAULTS; i++) {
+        bool set = false;
+        for (o = opts; o->keyword && !set; o++)
+            set = strcmp(o->keyword, conn_defaults[i][0]) == 0 && o->val;
+        if (set || (i == 0 && getenv("PGCONNECT_TIMEOUT") && *getenv("PGCONNECT_TIMEOUT")))
             continue;
-        if (strcmp(o->keyword, "options") == 0) {
+        keys[n] = conn_defaults[i][0];
+        vals[n++] = conn_defaults[i][1];
+    }
+    for (o = opts; o->keyword; o++) {
+        if (!o->val || strcmp(o->keyword, "replication") == 0 || strcmp(o->keyword, "client_encoding") == 0)
+            continue;
+        if (strcmp(o->keyword, "password") == 0)
+            password = o->val;
+        if (strcmp(o->keyword, "options") == 0 && co->session_options) {
             options = xasprintf("%s %s", o->val, REPL_SESSION_OPTIONS);
             continue;
         }
-        if (strcmp(o->keyword, "application_name") == 0)
-            have_appname = true;
         keys[n] = o->keyword;
         vals[n++] = o->val;
     }
-    keys[n] = "options";
-    vals[n++] = options ? options : REPL_SESSION_OPTIONS;
-    if (!have_appname) {
-        keys[n] = "application_name";
-        vals[n++] = "pg2qdrant";
+    if (co->session_options) {
+        keys[n] = "options";
+        vals[n++] = options ? options : REPL_SESSION_OPTIONS;
     }
-    if (replication) {
-        keys[n] = "replication";
-        vals[n++] = "database";
-    }
+    keys[n] = "fallback_application_name";
+    vals[n++] = co->appname ? co->appname : "pg2qdrant";
+    keys[n] = "replication";
+    vals[n++] = co->replication ? "database" : "false";
+    /* Text in UTF-8 whatever the database encoding: the server converts. */
+    keys[n] = "client_encoding";
+    vals[n++] = "UTF8";
     keys[n] = NULL;
     vals[n] = NULL;
 
-    conn = PQconnectdbParams(keys, vals, 0);
-    if (PQstatus(conn) != CONNECTION_OK) {
-        snprintf(err, errlen, "cannot connect to PostgreSQL: %s", pq_err(conn, msg, sizeof msg));
+    conn = PQconnectStartParams(keys, vals, 0);
+    if (!conn) {
+        snprintf(err, errlen, "out of memory");
+        goto cleanup;
+    }
+    if (PQstatus(conn) == CONNECTION_BAD || (rc = connect_poll(conn, co->stop, why, sizeof why)) != 0) {
+        if (rc == REPL_CONN_STOPPED || why[0]) {
+            snprintf(err, errlen, "%s", why);
+        } else {
+            msg = conn_message(PQerrorMessage(conn), password);
+            snprintf(err, errlen, "%s", msg);
+        }
+        rc = rc == REPL_CONN_STOPPED ? rc : REPL_CONN_ERR;
+        goto cleanup;
+    }
+    enc = PQparameterStatus(conn, "server_encoding");
+    if (!co->any_encoding && enc && strcmp(enc, "SQL_ASCII") == 0) {
+        snprintf(err, errlen,
+                 "database \"%s\" has encoding SQL_ASCII: its bytes have no known encoding, so they cannot be sent to "
+                 "Qdrant as UTF-8 (move the data into a database created with ENCODING 'UTF8')",
+                 PQdb(conn));
+        rc = REPL_CONN_CONFIG;
+        goto cleanup;
+    }
+    if (PQclientEncoding(conn) != pg_char_to_encoding("UTF8")) {
+        snprintf(err, errlen, "the server did not accept client_encoding UTF8 (it uses %s)",
+                 pg_encoding_to_char(PQclientEncoding(conn)));
+        rc = REPL_CONN_CONFIG;
         goto cleanup;
     }
     *out = conn;
@@ -122,6 +273,19 @@ cleanup:
     free(keys);
     free(vals);
     free(options);
+    free(msg);
+    return rc;
+}
+
+int repl_connect(const char *dsn, bool replication, volatile sig_atomic_t *stop, PGconn **out, char *err,
+                 size_t errlen)
+{
+    repl_conn_opts co = {.replication = replication, .session_options = true, .appname = "pg2qdrant", .stop = stop};
+    char why[400];
+    int rc = repl_open(dsn, &co, out, why, sizeof why);
+
+    if (rc != 0)
+        snprintf(err, errlen, "%s%s", rc == REPL_CONN_CONFIG || rc == REPL_CONN_STOPPED ? "" : "cannot connect to PostgreSQL: ", why);
     return rc;
 }
 
@@ -365,6 +529,9 @@ int repl_ensure_publication(PGconn *conn, const p2q_config *cfg, bool create, bo
         free(s);
         free(t);
     }
+    /* A partitioned table's changes then arrive under its own name. */
+    if (PQserverVersion(conn) >= 130000)
+        buf_puts(&b, " WITH (publish_via_partition_root = true)");
     res = exec_ok(conn, b.data, false, msg, sizeof msg);
     if (!res) {
         snprintf(err, errlen, "cannot create publication \"%s\": %s", cfg->source.publication, msg);
@@ -393,11 +560,13 @@ int repl_start(PGconn *conn, const char *slot, const char *publication, lsn_t st
 
     buf_init(&sql);
     sqlstate[0] = '\0';
-    /* publication_names is a string literal holding a quoted identifier list. */
+    /* publication_names is a string literal holding a quoted identifier list.
+     * The walsender's scanner (repl_scanner.l) reads '' as a quote and a
+     * backslash as itself, so only quotes are doubled. */
     buf_printf(&sql, "START_REPLICATION SLOT %s LOGICAL %s (proto_version '%d', publication_names '", ident,
                lsn_fmt(start, lsn), proto_version);
     for (const char *p = pub; *p; p++) {
-        if (*p == '\'' || *p == '\\')
+        if (*p == '\'')
             buf_putc(&sql, *p);
         buf_putc(&sql, *p);
     }

@@ -516,7 +516,7 @@ cleanup:
  * create_collections is set, as run does).  Returns EXIT_OK, EXIT_CONFIG
  * (problems logged), or EXIT_FATAL when a side could not be reached.
  */
-static int prepare_tables(const p2q_config *cfg, qd_client *qd, const int *idx, int nidx)
+static int prepare_tables(const p2q_config *cfg, qd_client *qd, const int *idx, int nidx, volatile sig_atomic_t *stop)
 {
     p2q_config sub = *cfg; /* shallow: the selected table sections, borrowed */
     strlist problems = {0};
@@ -527,7 +527,7 @@ static int prepare_tables(const p2q_config *cfg, qd_client *qd, const int *idx, 
     sub.n_tables = nidx;
     for (int i = 0; i < nidx; i++)
         sub.tables[i] = cfg->tables[idx[i]];
-    n = check_config_prepare_run(&sub, qd, &problems, &transient);
+    n = check_config_prepare_run(&sub, qd, false, stop, &problems, &transient);
     for (int i = 0; i < problems.n; i++)
         log_error("cannot snapshot", "error", problems.items[i], NULL);
     strlist_free(&problems);
@@ -565,7 +565,7 @@ int snap_command(const p2q_config *cfg, char *const *names, int nnames, volatile
         code = EXIT_CONFIG;
         goto cleanup;
     }
-    if ((rc = prepare_tables(cfg, qd, idx, nidx)) != EXIT_OK) {
+    if ((rc = prepare_tables(cfg, qd, idx, nidx, stop)) != EXIT_OK) {
         code = rc;
         goto cleanup;
     }
@@ -573,8 +573,10 @@ int snap_command(const p2q_config *cfg, char *const *names, int nnames, volatile
         sink_env env = {.cfg = cfg, .qd = qd};
         s = sink_new(&env);
     }
-    if (repl_connect(cfg->source.dsn, false, &conn, err, sizeof err) != 0) {
+    if ((rc = repl_connect(cfg->source.dsn, false, stop, &conn, err, sizeof err)) != 0) {
         log_error("cannot connect to PostgreSQL", "error", err, NULL);
+        if (rc == REPL_CONN_CONFIG)
+            code = EXIT_CONFIG;
         goto cleanup;
     }
     rc = snap_run(cfg, conn, NULL, idx, nidx, s, NULL, stop, &stats);
@@ -638,9 +640,9 @@ int snap_for_run(const p2q_config *cfg, PGconn *repl, const char *snapshot_name,
                            : "snapshot at start (snapshot = always): reading the tables",
              "slot", cfg->source.slot, "snapshot", snapshot_name ? snapshot_name : "", NULL);
     metrics_set_state(metrics, "snapshot");
-    if (repl_connect(cfg->source.dsn, false, &conn, err, sizeof err) != 0) {
+    if ((rc = repl_connect(cfg->source.dsn, false, stop, &conn, err, sizeof err)) != 0) {
         log_error("cannot connect to PostgreSQL for the snapshot", "error", err, NULL);
-        rc = SNAP_RETRY;
+        rc = rc == REPL_CONN_CONFIG ? SNAP_CONFIG : SNAP_RETRY;
     } else {
         rc = snap_run(cfg, conn, snapshot_name, idx, nidx, s, metrics, stop, &stats);
         if (rc == SNAP_ERR && PQstatus(conn) != CONNECTION_OK)

@@ -159,7 +159,7 @@ static int read_row(sync_state *st, const qop *op, const table_map *map, PGresul
     buf_init(&sql);
     map_select_sql(map, &sql);
     for (;;) {
-        if (!st->sql && repl_connect(st->cfg->source.dsn, false, &st->sql, err, sizeof err) != 0) {
+        if (!st->sql && repl_connect(st->cfg->source.dsn, false, st->stop, &st->sql, err, sizeof err) != 0) {
             log_warn("cannot read a row back from PostgreSQL, retrying", "table", op->table->name, "key",
                      op->key_text, "error", err, NULL);
         } else {
@@ -636,7 +636,7 @@ static int check_tables(sync_state *st)
 {
     strlist problems = {0};
     bool transient = false;
-    int n = check_config_prepare_run(st->cfg, st->qd, &problems, &transient), rc = 0;
+    int n = check_config_prepare_run(st->cfg, st->qd, true, st->stop, &problems, &transient), rc = 0;
 
     for (int i = 0; i < problems.n; i++) {
         if (transient)
@@ -759,11 +759,13 @@ static int session(sync_state *st)
 
     st->streamed = false;
     metrics_set_state(st->metrics, "connecting");
-    if (repl_connect(cfg->source.dsn, true, &st->conn, err, sizeof err) != 0 ||
+    if ((rc = repl_connect(cfg->source.dsn, true, st->stop, &st->conn, err, sizeof err)) != 0 ||
         repl_identify_system(st->conn, &sys, err, sizeof err) != 0) {
+        if (rc == REPL_CONN_STOPPED)
+            return SESSION_STOPPED;
         log_error(err, NULL);
         metrics_set_last_error(st->metrics, err);
-        return SESSION_RETRY;
+        return rc == REPL_CONN_CONFIG ? SESSION_CONFIG : SESSION_RETRY;
     }
     if (repl_in_recovery(st->conn, &standby, err, sizeof err) != 0) {
         log_error(err, NULL);
