@@ -361,9 +361,8 @@ static void table_check_publication(table_ctx *tc)
         problem(tc->ck,
                 "publication \"%s\" does not set publish_via_partition_root, so the changes of partitioned table %s "
                 "arrive under its partitions' names and are skipped (ALTER PUBLICATION \"%s\" SET "
-                "(publish_via_partition_root = true)%s%s)",
-                params[0], tc->qname, params[0], PQntuples(res) == 0 && !tc->ck->pub_all_tables ? ", and ADD TABLE " : "",
-                PQntuples(res) == 0 && !tc->ck->pub_all_tables ? tc->qname : "");
+                "(publish_via_partition_root = true))",
+                params[0], tc->qname, params[0]);
     else if (PQntuples(res) == 0)
         problem(tc->ck, "publication \"%s\" does not include table %s (ALTER PUBLICATION \"%s\" ADD TABLE %s)",
                 params[0], tc->qname, params[0], tc->qname);

@@ -65,6 +65,7 @@ void snap_table_free(snap_table *t)
         return;
     relcache_free(t->rels);
     free(t->name);
+    free(t->rowfilter);
     memset(t, 0, sizeof *t);
 }
 
@@ -99,6 +100,36 @@ static const char pubcols_filter[] =
     "  AND pt.schemaname = $3 AND pt.tablename = $4) "
     " OR a.attname = ANY (SELECT pg_catalog.unnest(pt.attnames) FROM pg_catalog.pg_publication_tables pt "
     "  WHERE pt.pubname = $2 AND pt.schemaname = $3 AND pt.tablename = $4))";
+
+static const char rowfilter_sql[] =
+    "SELECT pt.rowfilter FROM pg_catalog.pg_publication_tables pt "
+    "JOIN pg_catalog.pg_publication p ON p.pubname = pt.pubname "
+    "WHERE pt.pubname = $1 AND pt.schemaname = $2 AND pt.tablename = $3 AND NOT p.puballtables "
+    "AND pt.rowfilter IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_publication_namespace pn "
+    "  JOIN pg_catalog.pg_namespace n ON n.oid = pn.pnnspid WHERE pn.pnpubid = p.oid AND n.nspname = $2)";
+
+int snap_row_filter(PGconn *conn, const char *publication, const char *schema, const char *name, char **filter,
+                    char *err, size_t errlen)
+{
+    const char *params[3] = {publication, schema, name};
+    PGresult *res = NULL;
+    int rc = -1;
+
+    *filter = NULL;
+    if (!publication || PQserverVersion(conn) < 150000)
+        return 0;
+    res = PQexecParams(conn, rowfilter_sql, 3, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        res_error(res, conn, err, errlen);
+        goto cleanup;
+    }
+    if (PQntuples(res) > 0)
+        *filter = xstrdup(PQgetvalue(res, 0, 0));
+    rc = 0;
+cleanup:
+    PQclear(res);
+    return rc;
+}
 
 int snap_describe(PGconn *conn, const p2q_config *cfg, const table_cfg *t, const char *publication,
                   snap_table *out)
@@ -142,6 +173,13 @@ int snap_describe(PGconn *conn, const p2q_config *cfg, const table_cfg *t, const
                   res_error(cols, conn, err, sizeof err), NULL);
         goto cleanup;
     }
+    if (snap_row_filter(conn, publication, t->schema, t->name, &out->rowfilter, err, sizeof err) != 0) {
+        log_error("cannot read the publication's row filter", "table", out->name, "error", err, NULL);
+        goto cleanup;
+    }
+    if (out->rowfilter)
+        log_info("the publication filters the table's rows: only rows it publishes are read", "table", out->name,
+                 "publication", publication, "row_filter", out->rowfilter, NULL);
     n = PQntuples(cols);
     if (n > PGO_MAX_ATTS) {
         log_error("table has more columns than a tuple can hold", "table", out->name, NULL);
@@ -294,6 +332,9 @@ int snap_scan(PGconn *conn, const snap_table *t, const char *msg, snap_row_fn fn
         free(s);
         free(n);
     }
+    /* The collection mirrors what the publication publishes (docs/snapshot.md). */
+    if (t->rowfilter)
+        buf_printf(&sql, " WHERE (%s)", t->rowfilter);
     if (exec_cmd(conn, sql.data, "cannot read the table", t->name) != SNAP_OK)
         goto cleanup;
     tup = xcalloc(1, sizeof *tup);
