@@ -46,7 +46,9 @@ typedef struct repl_conn_opts {
  * keepalives_interval = 10, keepalives_count = 3), client_encoding = UTF8
  * always (the server converts from the database encoding), replication
  * as co says.  Connects with PQconnectStartParams and a poll loop that sees
- * *stop and bounds the attempt by connect_timeout per host.  Refuses a
+ * *stop and bounds the attempt by connect_timeout; with several hosts
+ * listed, with libpq's blocking connect (it moves on to the next host when
+ * connect_timeout passes; *stop is seen after that).  Refuses a
  * SQL_ASCII database (REPL_CONN_CONFIG).  err: a one-line reason without
  * the password.  *out is owned by the caller (PQfinish), NULL on failure.
  */

@@ -95,36 +95,45 @@ static char *conn_option(PGconn *conn, const char *keyword)
     return v;
 }
 
-/*
- * How long the whole attempt may take: connect_timeout (libpq applies it
- * per host, so times the hosts listed); 0 when it is 0 (no limit).  libpq
- * only enforces it in its blocking PQconnectdb, so the poll loop does.
- */
-static int64_t connect_budget_ms(PGconn *conn)
+/* The number of hosts listed (host or hostaddr, from the DSN or PGHOST /
+ * PGHOSTADDR): libpq tries them in turn. */
+static int host_count(const PQconninfoOption *opts)
 {
-    char *t = conn_option(conn, "connect_timeout");
-    char *h = conn_option(conn, "host");
-    char *a = conn_option(conn, "hostaddr");
-    const char *list = a ? a : h;
-    int64_t secs = t ? strtoll(t, NULL, 10) : 0;
-    int hosts = 1;
+    const char *host = getenv("PGHOST"), *addr = getenv("PGHOSTADDR");
+    int n = 1, m = 1;
 
-    for (const char *p = list; p && *p; p++)
-        hosts += *p == ',';
-    if (secs > 0 && secs < 2)
-        secs = 2; /* libpq's minimum */
-    free(t);
-    free(h);
-    free(a);
-    return secs > 0 ? secs * 1000 * hosts : 0;
+    for (const PQconninfoOption *o = opts; o->keyword; o++) {
+        if (strcmp(o->keyword, "host") == 0 && o->val)
+            host = o->val;
+        else if (strcmp(o->keyword, "hostaddr") == 0 && o->val)
+            addr = o->val;
+    }
+    for (const char *p = host; p && *p; p++)
+        n += *p == ',';
+    for (const char *p = addr; p && *p; p++)
+        m += *p == ',';
+    return n > m ? n : m;
 }
 
-/* Waits for PQconnectPoll to finish, checking *stop and the budget every
- * 200 ms (libpq's own wait would retry after a signal and never see it). */
+/* connect_timeout in ms as libpq reads it (0: none; under 2 s: 2 s). */
+static int64_t connect_timeout_ms(PGconn *conn)
+{
+    char *t = conn_option(conn, "connect_timeout");
+    int64_t secs = t ? strtoll(t, NULL, 10) : 0;
+
+    free(t);
+    if (secs > 0 && secs < 2)
+        secs = 2;
+    return secs > 0 ? secs * 1000 : 0;
+}
+
+/* Waits for PQconnectPoll to finish, checking *stop and connect_timeout
+ * every 200 ms (libpq's own wait would retry after a signal and never see
+ * it; libpq enforces connect_timeout only in its blocking PQconnectdb). */
 static int connect_poll(PGconn *conn, volatile sig_atomic_t *stop, char *why, size_t whylen)
 {
     PostgresPollingStatusType st = PGRES_POLLING_WRITING;
-    int64_t budget = connect_budget_ms(conn);
+    int64_t budget = connect_timeout_ms(conn);
     int64_t deadline = budget > 0 ? now_ms() + budget : 0;
 
     for (;;) {
@@ -141,8 +150,7 @@ static int connect_poll(PGconn *conn, volatile sig_atomic_t *stop, char *why, si
             return REPL_CONN_STOPPED;
         }
         if (deadline && now_ms() >= deadline) {
-            snprintf(why, whylen, "timeout expired (connect_timeout, %lld ms for every host listed)",
-                     (long long)budget);
+            snprintf(why, whylen, "timeout expired (connect_timeout = %lld s)", (long long)budget / 1000);
             return REPL_CONN_ERR;
         }
         if (deadline && deadline - now_ms() < wait)
@@ -187,8 +195,8 @@ int repl_open(const char *dsn, const repl_conn_opts *co, PGconn **out, char *err
     opts = PQconninfoParse(dsn ? dsn : "", &perr);
     if (!opts) {
         /* perr quotes the offending part of the string, which may be a password. */
-        snprintf(err, errlen, "invalid [source] dsn: %s",
-                 perr ? "cannot parse the connection string (not shown: it may hold a password)" : "out of memory");
+        snprintf(err, errlen, "%s",
+                 perr ? "invalid connection string (not shown: it may hold a password)" : "out of memory");
         rc = perr ? REPL_CONN_CONFIG : REPL_CONN_ERR;
         goto cleanup;
     }
@@ -231,12 +239,19 @@ int repl_open(const char *dsn, const repl_conn_opts *co, PGconn **out, char *err
     keys[n] = NULL;
     vals[n] = NULL;
 
-    conn = PQconnectStartParams(keys, vals, 0);
+    /* Several hosts: libpq's blocking connect, which moves on to the next
+     * host when connect_timeout passes (PQconnectPoll cannot be told to);
+     * a stop is then seen after the current host's timeout at most. */
+    if (host_count(opts) > 1)
+        conn = PQconnectdbParams(keys, vals, 0);
+    else
+        conn = PQconnectStartParams(keys, vals, 0);
     if (!conn) {
         snprintf(err, errlen, "out of memory");
         goto cleanup;
     }
-    if (PQstatus(conn) == CONNECTION_BAD || (rc = connect_poll(conn, co->stop, why, sizeof why)) != 0) {
+    if (PQstatus(conn) == CONNECTION_BAD ||
+        (PQstatus(conn) != CONNECTION_OK && (rc = connect_poll(conn, co->stop, why, sizeof why)) != 0)) {
         if (rc == REPL_CONN_STOPPED || why[0]) {
             snprintf(err, errlen, "%s", why);
         } else {
