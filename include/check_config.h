@@ -6,6 +6,7 @@
 #ifndef P2Q_CHECK_CONFIG_H
 #define P2Q_CHECK_CONFIG_H
 
+#include <signal.h>
 #include <stdbool.h>
 
 #include "config.h"
@@ -13,19 +14,27 @@
 
 /* Checks cfg against the live PostgreSQL (a normal, non-replication connection from
  * cfg->source.dsn) and Qdrant. Appends one message per problem to problems (strlist from
- * config.h); returns the number of problems (0 = all good). Logs nothing itself.
+ * config.h) and facts worth showing (the database encoding) to notes (may be NULL);
+ * returns the number of problems (0 = all good). Logs nothing itself.
  * Messages never contain the password of the DSN or the Qdrant API key. */
-int check_config_run(const p2q_config *cfg, strlist *problems);
+int check_config_run(const p2q_config *cfg, strlist *problems, strlist *notes);
 
 /*
  * What `run` checks before it streams: the configured tables (existence,
  * keys, replica identity, vector columns) and their collections (missing,
  * vector names, kinds and sizes), creating a missing collection when
- * create_collections is set and its sizes are known.  Server, publication
- * and slot are left to run.  qd: the sync's client (borrowed).  Returns the
- * number of problems appended; *transient tells that a side could not be
- * reached, so the caller should retry rather than stop.
+ * create_collections is set and its sizes are known.  With streaming (run,
+ * not the snapshot command) also what decides whether changes arrive at
+ * all, with check-config's words: an existing publication must publish
+ * insert, update, delete and truncate, include each table, set
+ * publish_via_partition_root for a partitioned one; no table may be
+ * UNLOGGED.  Server and slot are left to run; a missing publication too
+ * (run creates it, or says why not).  qd: the sync's client (borrowed);
+ * stop: seen while connecting.  Returns the number of problems appended;
+ * *transient tells that a side could not be reached, so the caller should
+ * retry rather than stop.
  */
-int check_config_prepare_run(const p2q_config *cfg, qd_client *qd, strlist *problems, bool *transient);
+int check_config_prepare_run(const p2q_config *cfg, qd_client *qd, bool streaming, volatile sig_atomic_t *stop,
+                              strlist *problems, bool *transient);
 
 #endif

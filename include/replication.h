@@ -10,6 +10,7 @@
 #define P2Q_REPLICATION_H
 
 #include <libpq-fe.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -22,14 +23,43 @@
     "-c datestyle=ISO,MDY -c timezone=UTC -c intervalstyle=postgres -c extra_float_digits=3 "            \
     "-c bytea_output=hex"
 
+#define REPL_CONNECT_TIMEOUT_S "10"
+
+/* repl_open's failures (0 is success). */
+#define REPL_CONN_ERR -1     /* could not connect: retrying may help */
+#define REPL_CONN_CONFIG -2  /* the DSN does not parse, or the database is SQL_ASCII: exit 2 */
+#define REPL_CONN_STOPPED -3 /* *stop was set while connecting */
+
+typedef struct repl_conn_opts {
+    bool replication;             /* replication=database; else replication=false (a plain SQL connection) */
+    bool session_options;         /* REPL_SESSION_OPTIONS appended to the DSN's options */
+    const char *appname;          /* fallback_application_name (the DSN's application_name wins) */
+    volatile sig_atomic_t *stop;  /* checked every 200 ms while connecting; NULL: not checked */
+    bool any_encoding;            /* accept a SQL_ASCII database (check-lag and slot read no row data) */
+} repl_conn_opts;
+
 /*
- * Opens a connection from dsn (conninfo or URI; libpq's PG* variables apply)
- * with application_name pg2qdrant unless the dsn sets one, the
- * REPL_SESSION_OPTIONS appended to any options of the dsn, and, when
- * replication is true, replication=database.  *out is owned by the caller
- * (PQfinish), NULL on failure.
+ * Every connection pg2qdrant opens goes through here (docs/configuration.md,
+ * "Connections"): dsn (conninfo or URI; libpq's PG* variables apply) with
+ * defaults the DSN may override (connect_timeout = 10 unless it or
+ * PGCONNECT_TIMEOUT sets one, keepalives = 1, keepalives_idle = 30,
+ * keepalives_interval = 10, keepalives_count = 3), client_encoding = UTF8
+ * always (the server converts from the database encoding), replication
+ * as co says.  Connects with PQconnectStartParams and a poll loop that sees
+ * *stop and bounds the attempt by connect_timeout; with several hosts
+ * listed, with libpq's blocking connect (it moves on to the next host when
+ * connect_timeout passes; *stop is seen after that).  Refuses a
+ * SQL_ASCII database (REPL_CONN_CONFIG).  err: a one-line reason without
+ * the password.  *out is owned by the caller (PQfinish), NULL on failure.
  */
-int repl_connect(const char *dsn, bool replication, PGconn **out, char *err, size_t errlen);
+int repl_open(const char *dsn, const repl_conn_opts *co, PGconn **out, char *err, size_t errlen);
+
+/* repl_open for run, snapshot and reconcile: application_name pg2qdrant
+ * unless the dsn sets one, REPL_SESSION_OPTIONS, replication=database when
+ * replication is true.  err starts with "cannot connect to PostgreSQL: "
+ * for REPL_CONN_ERR. */
+int repl_connect(const char *dsn, bool replication, volatile sig_atomic_t *stop, PGconn **out, char *err,
+                 size_t errlen);
 
 typedef struct repl_system {
     char systemid[32];
@@ -75,7 +105,8 @@ int repl_create_slot_snapshot(PGconn *conn, const char *slot, bool export_snapsh
                               size_t errlen);
 
 /* Checks the publication exists; when it does not and create is true,
- * creates it FOR TABLE every configured table.  *created tells which. */
+ * creates it FOR TABLE every configured table WITH (publish_via_partition_root
+ * = true) (PostgreSQL 13+).  *created tells which. */
 int repl_ensure_publication(PGconn *conn, const p2q_config *cfg, bool create, bool *created, char *err,
                             size_t errlen);
 

@@ -54,7 +54,20 @@ typedef struct snap_table {
     const rel_entry *rel; /* owned by rels */
     const table_map *map; /* owned by rels (rel->map) */
     double reltuples;     /* pg_class.reltuples: the row count estimate, < 0 unknown */
+    char *rowfilter;      /* owned: the publication's row filter (SQL expression), NULL when none */
 } snap_table;
+
+/*
+ * The row filter the publication applies to schema.name (PostgreSQL 15+,
+ * CREATE PUBLICATION ... FOR TABLE t WHERE (...)), as pgoutput applies it:
+ * none when the publication is FOR ALL TABLES or includes the table's
+ * schema (FOR TABLES IN SCHEMA), when it does not include the table, or
+ * on older servers.  *filter: the expression as pg_publication_tables
+ * shows it (caller frees), or NULL.  Returns 0, or -1 with a one-line
+ * message in err (the query failed; nothing logged).
+ */
+int snap_row_filter(PGconn *conn, const char *publication, const char *schema, const char *name, char **filter,
+                    char *err, size_t errlen);
 
 /*
  * Describes t (a [table] section of cfg) from the catalog of conn and

@@ -81,6 +81,10 @@ bool json_rewrite_numbers(const char *in, size_t n, buf *out,
 /* Overwrites n bytes of p with zeros in a way the compiler keeps (secrets). */
 void wipe(void *p, size_t n);
 
+/* msg with every occurrence of secret (NULL or "": none) replaced by
+ * ********.  Takes ownership of msg (malloc'd) and returns the result. */
+char *str_mask_secret(char *msg, const char *secret);
+
 /* Monotonic clock in milliseconds. */
 int64_t now_ms(void);
 

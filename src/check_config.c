@@ -18,6 +18,7 @@
 
 #include "collection.h"
 #include "qdrant_client.h"
+#include "replication.h"
 #include "util.h"
 
 #include <libpq-fe.h>
@@ -25,8 +26,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define CONNECT_TIMEOUT_S "10"
 
 typedef enum {
     VEC_UNKNOWN,     /* PostgreSQL not checked */
@@ -56,8 +55,13 @@ typedef struct checker {
     strlist *problems;
     PGconn *conn; /* NULL when PostgreSQL is unreachable */
     bool pub_exists;
+    bool pub_via_root; /* publish_via_partition_root */
+    bool pub_all_tables;
     vec_state **vecs; /* per table, per configured vector */
     bool run_mode;    /* check_config_prepare_run: only what `run` needs, create collections */
+    bool streaming;   /* run_mode: also the publication and UNLOGGED checks (run, not the snapshot command) */
+    volatile sig_atomic_t *stop; /* run_mode: seen while connecting */
+    strlist *notes;   /* check-config: facts worth printing (the server encoding); NULL: none */
     bool transient;   /* run_mode: a side was unreachable; try again later */
     qd_client *qd;    /* run_mode: the sync's client (borrowed) */
 } checker;
@@ -98,70 +102,23 @@ static char *one_line(const char *msg)
     return s;
 }
 
-/* msg with every occurrence of secret replaced by ********; takes and
- * returns ownership. */
-static char *strip_secret(char *msg, const char *secret)
-{
-    buf b;
-    const char *p = msg;
-    const char *hit;
-    size_t n;
-
-    if (!secret || !*secret || !strstr(msg, secret))
-        return msg;
-    n = strlen(secret);
-    buf_init(&b);
-    while ((hit = strstr(p, secret)) != NULL) {
-        buf_append(&b, p, (size_t)(hit - p));
-        buf_puts(&b, "********");
-        p = hit + n;
-    }
-    buf_puts(&b, p);
-    free(msg);
-    return buf_steal(&b);
-}
-
-/* The password given in the DSN, or NULL.  Caller frees. */
-static char *dsn_password(const char *dsn)
-{
-    PQconninfoOption *opts = PQconninfoParse(dsn, NULL);
-    char *pw = NULL;
-
-    for (PQconninfoOption *o = opts; o && o->keyword; o++)
-        if (strcmp(o->keyword, "password") == 0 && o->val && *o->val)
-            pw = xstrdup(o->val);
-    PQconninfoFree(opts);
-    return pw;
-}
-
 static int pg_connect(checker *ck)
 {
     const char *dsn = ck->cfg->source.dsn ? ck->cfg->source.dsn : "";
-    /* Later entries win: the DSN overrides the connect timeout, and
-     * replication=false keeps this a normal SQL connection. */
-    const char *keys[] = {"connect_timeout", "dbname", "replication", "fallback_application_name", NULL};
-    const char *vals[] = {CONNECT_TIMEOUT_S, dsn, "false", "pg2qdrant check-config", NULL};
+    repl_conn_opts co = {.appname = "pg2qdrant check-config", .stop = ck->stop};
     char *redacted = NULL;
-    char *msg = NULL;
-    char *pw = NULL;
+    char err[600];
+    int rc = repl_open(dsn, &co, &ck->conn, err, sizeof err);
 
-    if (getenv("PGCONNECT_TIMEOUT"))
-        vals[0] = getenv("PGCONNECT_TIMEOUT");
-    ck->conn = PQconnectdbParams(keys, vals, 1);
-    if (ck->conn && PQstatus(ck->conn) == CONNECTION_OK)
+    if (rc == 0)
         return 0;
-    pw = dsn_password(dsn);
-    msg = one_line(ck->conn ? PQerrorMessage(ck->conn) : "out of memory");
-    msg = strip_secret(msg, pw);
-    msg = strip_secret(msg, getenv("PGPASSWORD"));
     redacted = config_redact_dsn(dsn);
-    problem(ck, "PostgreSQL: cannot connect (%s): %s", redacted, msg);
-    ck->transient = true;
-    PQfinish(ck->conn);
-    ck->conn = NULL;
+    if (rc == REPL_CONN_CONFIG)
+        problem(ck, "PostgreSQL (%s): %s", redacted, err);
+    else
+        problem(ck, "PostgreSQL: cannot connect (%s): %s", redacted, err);
+    ck->transient = rc != REPL_CONN_CONFIG;
     free(redacted);
-    free(msg);
-    free(pw);
     return -1;
 }
 
@@ -184,6 +141,19 @@ static PGresult *pg_query(checker *ck, const char *what, const char *sql, int n,
 static bool is_true(const PGresult *res, int row, int col)
 {
     return strcmp(PQgetvalue(res, row, col), "t") == 0;
+}
+
+/* The database encoding: SQL_ASCII is refused when connecting (repl_open);
+ * any other is converted to UTF-8 by the server. */
+static void check_encoding(checker *ck)
+{
+    const char *enc = PQparameterStatus(ck->conn, "server_encoding");
+
+    if (ck->notes && enc)
+        strlist_add(ck->notes,
+                    "PostgreSQL: database \"%s\" has encoding %s%s", PQdb(ck->conn), enc,
+                    strcmp(enc, "UTF8") == 0 ? "" : "; pg2qdrant reads it as UTF-8 (client_encoding = UTF8, converted "
+                                                    "by the server)");
 }
 
 static void check_server(checker *ck)
@@ -210,14 +180,19 @@ static void check_publication(checker *ck)
     const char *pub = ck->cfg->source.publication;
     static const char *const ops[] = {"insert", "update", "delete", "truncate"};
     PGresult *res = pg_query(ck, "pg_publication",
-                             "SELECT pubinsert, pubupdate, pubdelete, pubtruncate "
+                             "SELECT pubinsert, pubupdate, pubdelete, pubtruncate, pubviaroot, puballtables "
                              "FROM pg_catalog.pg_publication WHERE pubname = $1",
                              1, &pub);
 
     if (!res)
         return;
     ck->pub_exists = PQntuples(res) == 1;
-    if (!ck->pub_exists && !ck->cfg->source.create_publication)
+    if (ck->pub_exists) {
+        ck->pub_via_root = is_true(res, 0, 4);
+        ck->pub_all_tables = is_true(res, 0, 5);
+    }
+    /* run creates a missing publication itself (or says why not). */
+    if (!ck->pub_exists && !ck->cfg->source.create_publication && !ck->run_mode)
         problem(ck,
                 "publication \"%s\" does not exist (CREATE PUBLICATION \"%s\" FOR TABLE ..., "
                 "or set create_publication = true)",
@@ -272,6 +247,7 @@ typedef struct table_ctx {
     char oid[16];
     char relkind;
     char replident;
+    char persistence; /* relpersistence: 'p', 'u' (UNLOGGED), 't' */
     PGresult *cols; /* rows of column_info */
 } table_ctx;
 
@@ -302,7 +278,7 @@ static int table_lookup(table_ctx *tc)
     const char *params[2] = {tc->t->schema, tc->t->name};
     const char *oid;
     PGresult *res = pg_query(tc->ck, "pg_class",
-                             "SELECT c.oid, c.relkind, c.relreplident FROM pg_catalog.pg_class c "
+                             "SELECT c.oid, c.relkind, c.relreplident, c.relpersistence FROM pg_catalog.pg_class c "
                              "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
                              "WHERE n.nspname = $1 AND c.relname = $2",
                              2, params);
@@ -317,6 +293,7 @@ static int table_lookup(table_ctx *tc)
     snprintf(tc->oid, sizeof tc->oid, "%s", PQgetvalue(res, 0, 0));
     tc->relkind = PQgetvalue(res, 0, 1)[0];
     tc->replident = PQgetvalue(res, 0, 2)[0];
+    tc->persistence = PQgetvalue(res, 0, 3)[0];
     if (tc->relkind != 'r' && tc->relkind != 'p') {
         problem(tc->ck, "%s is not a table (relkind '%c'); only tables can be replicated", tc->qname,
                 tc->relkind);
@@ -378,10 +355,17 @@ static void table_check_publication(table_ctx *tc)
 
     if (!res)
         return;
-    if (PQntuples(res) == 0)
-        problem(tc->ck, "publication \"%s\" does not include table %s (ALTER PUBLICATION \"%s\" ADD TABLE %s)%s",
-                params[0], tc->qname, params[0], tc->qname,
-                tc->relkind == 'p' ? "; a partitioned table also needs publish_via_partition_root = true" : "");
+    if (tc->persistence == 'u')
+        ; /* never published; reported by table_check_logged */
+    else if (tc->relkind == 'p' && !tc->ck->pub_via_root)
+        problem(tc->ck,
+                "publication \"%s\" does not set publish_via_partition_root, so the changes of partitioned table %s "
+                "arrive under its partitions' names and are skipped (ALTER PUBLICATION \"%s\" SET "
+                "(publish_via_partition_root = true))",
+                params[0], tc->qname, params[0]);
+    else if (PQntuples(res) == 0)
+        problem(tc->ck, "publication \"%s\" does not include table %s (ALTER PUBLICATION \"%s\" ADD TABLE %s)",
+                params[0], tc->qname, params[0], tc->qname);
     else if (column_lists)
         published_columns_check(tc, res);
     PQclear(res);
@@ -552,6 +536,17 @@ static void table_check_payload(table_ctx *tc)
             problem(tc->ck, "table %s: payload column %s does not exist", tc->qname, tc->t->payload_columns[i]);
 }
 
+/* An UNLOGGED table writes no WAL: logical decoding never sees its changes
+ * (a FOR ALL TABLES publication leaves it out, ADD TABLE is refused). */
+static void table_check_logged(table_ctx *tc)
+{
+    if (tc->persistence == 'u')
+        problem(tc->ck,
+                "table %s is UNLOGGED: its changes are not written to WAL, so none reach Qdrant "
+                "(ALTER TABLE %s SET LOGGED)",
+                tc->qname, tc->qname);
+}
+
 static void check_table(checker *ck, int index)
 {
     table_ctx tc = {.ck = ck, .t = &ck->cfg->tables[index], .index = index};
@@ -559,8 +554,11 @@ static void check_table(checker *ck, int index)
     tc.qname = xasprintf("%s.%s", tc.t->schema, tc.t->name);
     if (table_lookup(&tc) != 0)
         goto cleanup;
-    if (ck->pub_exists)
-        table_check_publication(&tc);
+    if (!ck->run_mode || ck->streaming) {
+        table_check_logged(&tc);
+        if (ck->pub_exists)
+            table_check_publication(&tc);
+    }
     table_check_ids(&tc);
     table_check_identity(&tc);
     table_check_vectors(&tc);
@@ -574,11 +572,15 @@ static void check_postgres(checker *ck)
 {
     if (pg_connect(ck) != 0)
         return;
-    if (!ck->run_mode) { /* run creates the slot and publication itself, or says why not */
+    check_encoding(ck);
+    if (!ck->run_mode) { /* run creates the slot itself, or says why not */
         check_server(ck);
-        check_publication(ck);
         check_slot(ck);
     }
+    /* run: an existing publication must carry every table and operation (a
+     * missing one is created by run with all of them). */
+    if (!ck->run_mode || ck->streaming)
+        check_publication(ck);
     for (int i = 0; i < ck->cfg->n_tables; i++)
         check_table(ck, i);
 }
@@ -748,16 +750,17 @@ static void check_qdrant(checker *ck)
 
 static int check_all(checker *ck);
 
-int check_config_run(const p2q_config *cfg, strlist *problems)
+int check_config_run(const p2q_config *cfg, strlist *problems, strlist *notes)
 {
-    checker ck = {.cfg = cfg, .problems = problems};
+    checker ck = {.cfg = cfg, .problems = problems, .notes = notes};
 
     return check_all(&ck);
 }
 
-int check_config_prepare_run(const p2q_config *cfg, qd_client *qd, strlist *problems, bool *transient)
+int check_config_prepare_run(const p2q_config *cfg, qd_client *qd, bool streaming, volatile sig_atomic_t *stop,
+                              strlist *problems, bool *transient)
 {
-    checker ck = {.cfg = cfg, .problems = problems, .run_mode = true, .qd = qd};
+    checker ck = {.cfg = cfg, .problems = problems, .run_mode = true, .streaming = streaming, .stop = stop, .qd = qd};
     int n = check_all(&ck);
 
     *transient = ck.transient;

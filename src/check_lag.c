@@ -23,8 +23,8 @@
 #include <sys/stat.h>
 
 #include "log.h"
+#include "replication.h"
 
-#define LAG_CONNECT_TIMEOUT_S "10"
 
 /* ------------------------------------------------------------------ */
 /* Small text helpers                                                  */
@@ -75,26 +75,6 @@ static void duration_pretty(int64_t ms, char out[32])
         snprintf(out, 32, "%" PRId64 " h %" PRId64 " min", s / 3600, (s % 3600) / 60);
     else
         snprintf(out, 32, "%" PRId64 " d %" PRId64 " h", s / 86400, (s % 86400) / 3600);
-}
-
-/* msg with every occurrence of secret replaced by ********, in place into out. */
-static void cut_secret(char *msg, size_t cap, const char *secret)
-{
-    char *hit;
-    size_t n;
-
-    if (!secret || !*secret)
-        return;
-    n = strlen(secret);
-    while ((hit = strstr(msg, secret)) != NULL) {
-        buf b;
-        buf_init(&b);
-        buf_append(&b, msg, (size_t)(hit - msg));
-        buf_puts(&b, "********");
-        buf_puts(&b, hit + n);
-        snprintf(msg, cap, "%s", b.data);
-        buf_free(&b);
-    }
 }
 
 /* First line of m into out (at most outlen - 1 bytes). */
@@ -160,52 +140,13 @@ cleanup:
 
 int lag_connect(const char *dsn, const char *appname, PGconn **out, char *err, size_t errlen)
 {
-    /* Later entries win: the DSN overrides the connect timeout, and
-     * replication=false keeps this a plain SQL connection whatever the DSN says. */
-    const char *keys[] = {"connect_timeout", "dbname", "replication", "fallback_application_name", NULL};
-    const char *vals[] = {LAG_CONNECT_TIMEOUT_S, dsn, "false", appname, NULL};
-    PQconninfoOption *opts = NULL;
-    char *perr = NULL;
-    const char *pw = NULL;
-    PGconn *conn = NULL;
-    char msg[512];
-    int rc = -1;
+    repl_conn_opts co = {.appname = appname, .any_encoding = true};
+    char why[480];
+    int rc = repl_open(dsn, &co, out, why, sizeof why);
 
-    *out = NULL;
-    opts = PQconninfoParse(dsn, &perr);
-    if (!opts) {
-        /* libpq's message quotes the offending part, which may be the password. */
-        snprintf(err, errlen, "invalid connection string (not shown: it may hold a password)");
-        goto cleanup;
-    }
-    for (PQconninfoOption *o = opts; o->keyword; o++)
-        if (strcmp(o->keyword, "password") == 0 && o->val && *o->val)
-            pw = o->val;
-    if (getenv("PGCONNECT_TIMEOUT") && *getenv("PGCONNECT_TIMEOUT"))
-        vals[0] = getenv("PGCONNECT_TIMEOUT");
-
-    conn = PQconnectdbParams(keys, vals, 1);
-    if (!conn) {
-        snprintf(err, errlen, "cannot connect to PostgreSQL: out of memory");
-        goto cleanup;
-    }
-    if (PQstatus(conn) != CONNECTION_OK) {
-        first_line(PQerrorMessage(conn), msg, sizeof msg);
-        cut_secret(msg, sizeof msg, pw);
-        cut_secret(msg, sizeof msg, getenv("PGPASSWORD"));
-        snprintf(err, errlen, "cannot connect to PostgreSQL: %s", msg);
-        goto cleanup;
-    }
-    *out = conn;
-    conn = NULL;
-    rc = 0;
-
-cleanup:
-    if (conn)
-        PQfinish(conn);
-    PQconninfoFree(opts);
-    PQfreemem(perr);
-    return rc;
+    if (rc != 0)
+        snprintf(err, errlen, "%s%s", rc == REPL_CONN_ERR ? "cannot connect to PostgreSQL: " : "", why);
+    return rc == 0 ? 0 : -1;
 }
 
 /* ------------------------------------------------------------------ */

@@ -1202,6 +1202,35 @@ static void mask_keyword_form(const char *s, size_t len, bool *mask)
     mask_range(mask, token, len); /* malformed from token on */
 }
 
+static int hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c = (char)tolower((unsigned char)c);
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* A URI query key as libpq reads it: percent-encoding decoded (pass%77ord
+ * is password).  An undecodable key is kept as written. */
+static bool is_password_uri_key(const char *k, size_t n)
+{
+    char key[32];
+    size_t o = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        int hi, lo;
+        if (o + 1 >= sizeof key)
+            return false; /* longer than any password key */
+        if (k[i] == '%' && i + 2 < n && (hi = hex_digit(k[i + 1])) >= 0 && (lo = hex_digit(k[i + 2])) >= 0) {
+            key[o++] = (char)(hi * 16 + lo);
+            i += 2;
+        } else {
+            key[o++] = k[i];
+        }
+    }
+    return is_password_key(key, o);
+}
+
 /*
  * postgresql://user:password@host/db?password=x&sslpassword=y.  The user
  * info ends at the last '@' (a raw '@' or '?' in a password then cannot
@@ -1223,7 +1252,7 @@ static void mask_uri_form(const char *s, size_t len, size_t prefix, bool *mask)
         size_t param_len = strcspn(s + i, "&");
         size_t key_len = strcspn(s + i, "=&");
 
-        if (key_len < param_len && is_password_key(s + i, key_len))
+        if (key_len < param_len && is_password_uri_key(s + i, key_len))
             mask_range(mask, i + key_len + 1, i + param_len);
         i += param_len + 1;
     }

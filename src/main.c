@@ -255,7 +255,11 @@ static int load_config(const cli *c, p2q_config *cfg)
 static int cmd_check_config(const p2q_config *cfg)
 {
     strlist problems = {0};
-    int n = check_config_run(cfg, &problems);
+    strlist notes = {0};
+    int n = check_config_run(cfg, &problems, &notes);
+
+    for (int i = 0; i < notes.n; i++)
+        printf("note: %s\n", notes.items[i]);
 
     for (int i = 0; i < problems.n; i++)
         fprintf(stderr, "problem: %s\n", problems.items[i]);
@@ -264,6 +268,7 @@ static int cmd_check_config(const p2q_config *cfg)
     else
         fprintf(stderr, "%d problem%s found in %s\n", n, n == 1 ? "" : "s", cfg->path);
     strlist_free(&problems);
+    strlist_free(&notes);
     return n == 0 ? EXIT_OK : EXIT_CONFIG;
 }
 

@@ -1053,8 +1053,8 @@ int recon_command(const p2q_config *cfg, const recon_options *opt, volatile sig_
         sink_env env = {.cfg = cfg, .qd = qd_fix};
         s = sink_new(&env);
     }
-    if (repl_connect(cfg->source.dsn, false, &conn, err, sizeof err) != 0) {
-        log_error("cannot connect to PostgreSQL", "error", err, NULL);
+    if (repl_connect(cfg->source.dsn, false, stop, &conn, err, sizeof err) != 0) {
+        log_error("cannot connect to PostgreSQL", "error", err, NULL); /* exit 2, as before */
         goto cleanup;
     }
     for (int i = 0; i < nidx; i++) {

@@ -9,6 +9,7 @@
  */
 #include "replication.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <poll.h>
 #include <stdio.h>
@@ -58,56 +59,221 @@ char *repl_quote_ident(const char *s)
     return buf_steal(&b);
 }
 
-int repl_connect(const char *dsn, bool replication, PGconn **out, char *err, size_t errlen)
+/* libpq's message on one line (line breaks and the indentation after them
+ * become one space, trailing space cut), with the DSN's password and
+ * PGPASSWORD masked.  Caller frees. */
+static char *conn_message(const char *m, const char *password)
+{
+    char *s = xstrdup(m ? m : "");
+    char *out = s;
+
+    for (const char *p = s; *p; p++) {
+        if (*p == '\n' || *p == '\t' || *p == '\r') {
+            if (out > s && out[-1] != ' ')
+                *out++ = ' ';
+        } else {
+            *out++ = *p;
+        }
+    }
+    while (out > s && out[-1] == ' ')
+        out--;
+    *out = '\0';
+    s = str_mask_secret(s, password);
+    return str_mask_secret(s, getenv("PGPASSWORD"));
+}
+
+/* The value libpq uses for keyword on conn (PQconninfo), or NULL.  Caller frees. */
+static char *conn_option(PGconn *conn, const char *keyword)
+{
+    PQconninfoOption *opts = PQconninfo(conn);
+    char *v = NULL;
+
+    for (PQconninfoOption *o = opts; o && o->keyword; o++)
+        if (strcmp(o->keyword, keyword) == 0 && o->val && *o->val)
+            v = xstrdup(o->val);
+    PQconninfoFree(opts);
+    return v;
+}
+
+/* The number of hosts listed (host or hostaddr, from the DSN or PGHOST /
+ * PGHOSTADDR): libpq tries them in turn. */
+static int host_count(const PQconninfoOption *opts)
+{
+    const char *host = getenv("PGHOST"), *addr = getenv("PGHOSTADDR");
+    int n = 1, m = 1;
+
+    for (const PQconninfoOption *o = opts; o->keyword; o++) {
+        if (strcmp(o->keyword, "host") == 0 && o->val)
+            host = o->val;
+        else if (strcmp(o->keyword, "hostaddr") == 0 && o->val)
+            addr = o->val;
+    }
+    for (const char *p = host; p && *p; p++)
+        n += *p == ',';
+    for (const char *p = addr; p && *p; p++)
+        m += *p == ',';
+    return n > m ? n : m;
+}
+
+/* connect_timeout in ms as libpq reads it (0: none; under 2 s: 2 s). */
+static int64_t connect_timeout_ms(PGconn *conn)
+{
+    char *t = conn_option(conn, "connect_timeout");
+    int64_t secs = t ? strtoll(t, NULL, 10) : 0;
+
+    free(t);
+    if (secs > 0 && secs < 2)
+        secs = 2;
+    return secs > 0 ? secs * 1000 : 0;
+}
+
+/* Waits for PQconnectPoll to finish, checking *stop and connect_timeout
+ * every 200 ms (libpq's own wait would retry after a signal and never see
+ * it; libpq enforces connect_timeout only in its blocking PQconnectdb). */
+static int connect_poll(PGconn *conn, volatile sig_atomic_t *stop, char *why, size_t whylen)
+{
+    PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+    int64_t budget = connect_timeout_ms(conn);
+    int64_t deadline = budget > 0 ? now_ms() + budget : 0;
+
+    for (;;) {
+        struct pollfd pfd;
+        int64_t wait = 200;
+        int r;
+
+        if (st == PGRES_POLLING_OK)
+            return 0;
+        if (st == PGRES_POLLING_FAILED)
+            return REPL_CONN_ERR;
+        if (stop && *stop) {
+            snprintf(why, whylen, "stopped while connecting");
+            return REPL_CONN_STOPPED;
+        }
+        if (deadline && now_ms() >= deadline) {
+            snprintf(why, whylen, "timeout expired (connect_timeout = %lld s)", (long long)budget / 1000);
+            return REPL_CONN_ERR;
+        }
+        if (deadline && deadline - now_ms() < wait)
+            wait = deadline - now_ms();
+        pfd.fd = PQsocket(conn);
+        pfd.events = st == PGRES_POLLING_READING ? POLLIN : POLLOUT;
+        pfd.revents = 0;
+        if (pfd.fd < 0)
+            return REPL_CONN_ERR;
+        r = poll(&pfd, 1, (int)wait);
+        if (r < 0 && errno != EINTR) {
+            snprintf(why, whylen, "poll: %s", strerror(errno));
+            return REPL_CONN_ERR;
+        }
+        if (r > 0)
+            st = PQconnectPoll(conn);
+    }
+}
+
+/* Defaults the DSN (or PGCONNECT_TIMEOUT for the timeout) may override. */
+static const char *const conn_defaults[][2] = {
+    {"connect_timeout", REPL_CONNECT_TIMEOUT_S},
+    {"keepalives", "1"},
+    {"keepalives_idle", "30"},
+    {"keepalives_interval", "10"},
+    {"keepalives_count", "3"},
+};
+#define N_CONN_DEFAULTS (sizeof conn_defaults / sizeof conn_defaults[0])
+
+int repl_open(const char *dsn, const repl_conn_opts *co, PGconn **out, char *err, size_t errlen)
 {
     PQconninfoOption *opts = NULL, *o;
     const char **keys = NULL, **vals = NULL;
-    char *options = NULL;
-    char *perr = NULL;
-    char msg[256];
-    bool have_appname = false;
-    int n = 0, nopts = 0, rc = -1;
+    const char *password = NULL;
+    char *options = NULL, *perr = NULL, *msg = NULL;
+    char why[200] = "";
+    const char *enc;
+    int n = 0, nopts = 0, rc = REPL_CONN_ERR;
     PGconn *conn = NULL;
 
     *out = NULL;
     opts = PQconninfoParse(dsn ? dsn : "", &perr);
     if (!opts) {
         /* perr quotes the offending part of the string, which may be a password. */
-        snprintf_utf8(err, errlen, "invalid [source] dsn: %s", perr ? "cannot parse the connection string" : "out of memory");
+        snprintf_utf8(err, errlen, "%s",
+                 perr ? "invalid connection string (not shown: it may hold a password)" : "out of memory");
+        rc = perr ? REPL_CONN_CONFIG : REPL_CONN_ERR;
         goto cleanup;
     }
     for (o = opts; o->keyword; o++)
         nopts++;
-    keys = xcalloc((size_t)nopts + 4, sizeof(char *));
-    vals = xcalloc((size_t)nopts + 4, sizeof(char *));
-    for (o = opts; o->keyword; o++) {
-        if (!o->val || strcmp(o->keyword, "replication") == 0)
+    keys = xcalloc((size_t)nopts + N_CONN_DEFAULTS + 6, sizeof(char *));
+    vals = xcalloc((size_t)nopts + N_CONN_DEFAULTS + 6, sizeof(char *));
+    for (size_t i = 0; i < N_CONN_DEFAULTS; i++) {
+        bool set = false;
+        for (o = opts; o->keyword && !set; o++)
+            set = strcmp(o->keyword, conn_defaults[i][0]) == 0 && o->val;
+        if (set || (i == 0 && getenv("PGCONNECT_TIMEOUT") && *getenv("PGCONNECT_TIMEOUT")))
             continue;
-        if (strcmp(o->keyword, "options") == 0) {
+        keys[n] = conn_defaults[i][0];
+        vals[n++] = conn_defaults[i][1];
+    }
+    for (o = opts; o->keyword; o++) {
+        if (!o->val || strcmp(o->keyword, "replication") == 0 || strcmp(o->keyword, "client_encoding") == 0)
+            continue;
+        if (strcmp(o->keyword, "password") == 0)
+            password = o->val;
+        if (strcmp(o->keyword, "options") == 0 && co->session_options) {
             options = xasprintf("%s %s", o->val, REPL_SESSION_OPTIONS);
             continue;
         }
-        if (strcmp(o->keyword, "application_name") == 0)
-            have_appname = true;
         keys[n] = o->keyword;
         vals[n++] = o->val;
     }
-    keys[n] = "options";
-    vals[n++] = options ? options : REPL_SESSION_OPTIONS;
-    if (!have_appname) {
-        keys[n] = "application_name";
-        vals[n++] = "pg2qdrant";
+    if (co->session_options) {
+        keys[n] = "options";
+        vals[n++] = options ? options : REPL_SESSION_OPTIONS;
     }
-    if (replication) {
-        keys[n] = "replication";
-        vals[n++] = "database";
-    }
+    keys[n] = "fallback_application_name";
+    vals[n++] = co->appname ? co->appname : "pg2qdrant";
+    keys[n] = "replication";
+    vals[n++] = co->replication ? "database" : "false";
+    /* Text in UTF-8 whatever the database encoding: the server converts. */
+    keys[n] = "client_encoding";
+    vals[n++] = "UTF8";
     keys[n] = NULL;
     vals[n] = NULL;
 
-    conn = PQconnectdbParams(keys, vals, 0);
-    if (PQstatus(conn) != CONNECTION_OK) {
-        snprintf_utf8(err, errlen, "cannot connect to PostgreSQL: %s", pq_err(conn, msg, sizeof msg));
+    /* Several hosts: libpq's blocking connect, which moves on to the next
+     * host when connect_timeout passes (PQconnectPoll cannot be told to);
+     * a stop is then seen after the current host's timeout at most. */
+    if (host_count(opts) > 1)
+        conn = PQconnectdbParams(keys, vals, 0);
+    else
+        conn = PQconnectStartParams(keys, vals, 0);
+    if (!conn) {
+        snprintf_utf8(err, errlen, "out of memory");
+        goto cleanup;
+    }
+    if (PQstatus(conn) == CONNECTION_BAD ||
+        (PQstatus(conn) != CONNECTION_OK && (rc = connect_poll(conn, co->stop, why, sizeof why)) != 0)) {
+        if (rc == REPL_CONN_STOPPED || why[0]) {
+            snprintf_utf8(err, errlen, "%s", why);
+        } else {
+            msg = conn_message(PQerrorMessage(conn), password);
+            snprintf_utf8(err, errlen, "%s", msg);
+        }
+        rc = rc == REPL_CONN_STOPPED ? rc : REPL_CONN_ERR;
+        goto cleanup;
+    }
+    enc = PQparameterStatus(conn, "server_encoding");
+    if (!co->any_encoding && enc && strcmp(enc, "SQL_ASCII") == 0) {
+        snprintf_utf8(err, errlen,
+                 "database \"%s\" has encoding SQL_ASCII: its bytes have no known encoding, so they cannot be sent to "
+                 "Qdrant as UTF-8 (move the data into a database created with ENCODING 'UTF8')",
+                 PQdb(conn));
+        rc = REPL_CONN_CONFIG;
+        goto cleanup;
+    }
+    if (PQclientEncoding(conn) != pg_char_to_encoding("UTF8")) {
+        snprintf_utf8(err, errlen, "the server did not accept client_encoding UTF8 (it uses %s)",
+                 pg_encoding_to_char(PQclientEncoding(conn)));
+        rc = REPL_CONN_CONFIG;
         goto cleanup;
     }
     *out = conn;
@@ -122,6 +288,19 @@ cleanup:
     free(keys);
     free(vals);
     free(options);
+    free(msg);
+    return rc;
+}
+
+int repl_connect(const char *dsn, bool replication, volatile sig_atomic_t *stop, PGconn **out, char *err,
+                 size_t errlen)
+{
+    repl_conn_opts co = {.replication = replication, .session_options = true, .appname = "pg2qdrant", .stop = stop};
+    char why[400];
+    int rc = repl_open(dsn, &co, out, why, sizeof why);
+
+    if (rc != 0)
+        snprintf_utf8(err, errlen, "%s%s", rc == REPL_CONN_CONFIG || rc == REPL_CONN_STOPPED ? "" : "cannot connect to PostgreSQL: ", why);
     return rc;
 }
 
@@ -365,6 +544,9 @@ int repl_ensure_publication(PGconn *conn, const p2q_config *cfg, bool create, bo
         free(s);
         free(t);
     }
+    /* A partitioned table's changes then arrive under its own name. */
+    if (PQserverVersion(conn) >= 130000)
+        buf_puts(&b, " WITH (publish_via_partition_root = true)");
     res = exec_ok(conn, b.data, false, msg, sizeof msg);
     if (!res) {
         snprintf_utf8(err, errlen, "cannot create publication \"%s\": %s", cfg->source.publication, msg);
@@ -393,11 +575,13 @@ int repl_start(PGconn *conn, const char *slot, const char *publication, lsn_t st
 
     buf_init(&sql);
     sqlstate[0] = '\0';
-    /* publication_names is a string literal holding a quoted identifier list. */
+    /* publication_names is a string literal holding a quoted identifier list.
+     * The walsender's scanner (repl_scanner.l) reads '' as a quote and a
+     * backslash as itself, so only quotes are doubled. */
     buf_printf(&sql, "START_REPLICATION SLOT %s LOGICAL %s (proto_version '%d', publication_names '", ident,
                lsn_fmt(start, lsn), proto_version);
     for (const char *p = pub; *p; p++) {
-        if (*p == '\'' || *p == '\\')
+        if (*p == '\'')
             buf_putc(&sql, *p);
         buf_putc(&sql, *p);
     }

@@ -65,6 +65,7 @@ void snap_table_free(snap_table *t)
         return;
     relcache_free(t->rels);
     free(t->name);
+    free(t->rowfilter);
     memset(t, 0, sizeof *t);
 }
 
@@ -99,6 +100,36 @@ static const char pubcols_filter[] =
     "  AND pt.schemaname = $3 AND pt.tablename = $4) "
     " OR a.attname = ANY (SELECT pg_catalog.unnest(pt.attnames) FROM pg_catalog.pg_publication_tables pt "
     "  WHERE pt.pubname = $2 AND pt.schemaname = $3 AND pt.tablename = $4))";
+
+static const char rowfilter_sql[] =
+    "SELECT pt.rowfilter FROM pg_catalog.pg_publication_tables pt "
+    "JOIN pg_catalog.pg_publication p ON p.pubname = pt.pubname "
+    "WHERE pt.pubname = $1 AND pt.schemaname = $2 AND pt.tablename = $3 AND NOT p.puballtables "
+    "AND pt.rowfilter IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_publication_namespace pn "
+    "  JOIN pg_catalog.pg_namespace n ON n.oid = pn.pnnspid WHERE pn.pnpubid = p.oid AND n.nspname = $2)";
+
+int snap_row_filter(PGconn *conn, const char *publication, const char *schema, const char *name, char **filter,
+                    char *err, size_t errlen)
+{
+    const char *params[3] = {publication, schema, name};
+    PGresult *res = NULL;
+    int rc = -1;
+
+    *filter = NULL;
+    if (!publication || PQserverVersion(conn) < 150000)
+        return 0;
+    res = PQexecParams(conn, rowfilter_sql, 3, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        res_error(res, conn, err, errlen);
+        goto cleanup;
+    }
+    if (PQntuples(res) > 0)
+        *filter = xstrdup(PQgetvalue(res, 0, 0));
+    rc = 0;
+cleanup:
+    PQclear(res);
+    return rc;
+}
 
 int snap_describe(PGconn *conn, const p2q_config *cfg, const table_cfg *t, const char *publication,
                   snap_table *out)
@@ -142,6 +173,13 @@ int snap_describe(PGconn *conn, const p2q_config *cfg, const table_cfg *t, const
                   res_error(cols, conn, err, sizeof err), NULL);
         goto cleanup;
     }
+    if (snap_row_filter(conn, publication, t->schema, t->name, &out->rowfilter, err, sizeof err) != 0) {
+        log_error("cannot read the publication's row filter", "table", out->name, "error", err, NULL);
+        goto cleanup;
+    }
+    if (out->rowfilter)
+        log_info("the publication filters the table's rows: only rows it publishes are read", "table", out->name,
+                 "publication", publication, "row_filter", out->rowfilter, NULL);
     n = PQntuples(cols);
     if (n > PGO_MAX_ATTS) {
         log_error("table has more columns than a tuple can hold", "table", out->name, NULL);
@@ -294,6 +332,9 @@ int snap_scan(PGconn *conn, const snap_table *t, const char *msg, snap_row_fn fn
         free(s);
         free(n);
     }
+    /* The collection mirrors what the publication publishes (docs/snapshot.md). */
+    if (t->rowfilter)
+        buf_printf(&sql, " WHERE (%s)", t->rowfilter);
     if (exec_cmd(conn, sql.data, "cannot read the table", t->name) != SNAP_OK)
         goto cleanup;
     tup = xcalloc(1, sizeof *tup);
@@ -516,7 +557,7 @@ cleanup:
  * create_collections is set, as run does).  Returns EXIT_OK, EXIT_CONFIG
  * (problems logged), or EXIT_FATAL when a side could not be reached.
  */
-static int prepare_tables(const p2q_config *cfg, qd_client *qd, const int *idx, int nidx)
+static int prepare_tables(const p2q_config *cfg, qd_client *qd, const int *idx, int nidx, volatile sig_atomic_t *stop)
 {
     p2q_config sub = *cfg; /* shallow: the selected table sections, borrowed */
     strlist problems = {0};
@@ -527,7 +568,7 @@ static int prepare_tables(const p2q_config *cfg, qd_client *qd, const int *idx, 
     sub.n_tables = nidx;
     for (int i = 0; i < nidx; i++)
         sub.tables[i] = cfg->tables[idx[i]];
-    n = check_config_prepare_run(&sub, qd, &problems, &transient);
+    n = check_config_prepare_run(&sub, qd, false, stop, &problems, &transient);
     for (int i = 0; i < problems.n; i++)
         log_error("cannot snapshot", "error", problems.items[i], NULL);
     strlist_free(&problems);
@@ -565,7 +606,7 @@ int snap_command(const p2q_config *cfg, char *const *names, int nnames, volatile
         code = EXIT_CONFIG;
         goto cleanup;
     }
-    if ((rc = prepare_tables(cfg, qd, idx, nidx)) != EXIT_OK) {
+    if ((rc = prepare_tables(cfg, qd, idx, nidx, stop)) != EXIT_OK) {
         code = rc;
         goto cleanup;
     }
@@ -573,8 +614,10 @@ int snap_command(const p2q_config *cfg, char *const *names, int nnames, volatile
         sink_env env = {.cfg = cfg, .qd = qd};
         s = sink_new(&env);
     }
-    if (repl_connect(cfg->source.dsn, false, &conn, err, sizeof err) != 0) {
+    if ((rc = repl_connect(cfg->source.dsn, false, stop, &conn, err, sizeof err)) != 0) {
         log_error("cannot connect to PostgreSQL", "error", err, NULL);
+        if (rc == REPL_CONN_CONFIG)
+            code = EXIT_CONFIG;
         goto cleanup;
     }
     rc = snap_run(cfg, conn, NULL, idx, nidx, s, NULL, stop, &stats);
@@ -638,9 +681,9 @@ int snap_for_run(const p2q_config *cfg, PGconn *repl, const char *snapshot_name,
                            : "snapshot at start (snapshot = always): reading the tables",
              "slot", cfg->source.slot, "snapshot", snapshot_name ? snapshot_name : "", NULL);
     metrics_set_state(metrics, "snapshot");
-    if (repl_connect(cfg->source.dsn, false, &conn, err, sizeof err) != 0) {
+    if ((rc = repl_connect(cfg->source.dsn, false, stop, &conn, err, sizeof err)) != 0) {
         log_error("cannot connect to PostgreSQL for the snapshot", "error", err, NULL);
-        rc = SNAP_RETRY;
+        rc = rc == REPL_CONN_CONFIG ? SNAP_CONFIG : SNAP_RETRY;
     } else {
         rc = snap_run(cfg, conn, snapshot_name, idx, nidx, s, metrics, stop, &stats);
         if (rc == SNAP_ERR && PQstatus(conn) != CONNECTION_OK)

@@ -151,21 +151,42 @@ static const table_map *map_of(const sync_state *st, const qop *op)
     return NULL;
 }
 
-/* Reads op's row by key: 0 with *res holding 0 or 1 rows, SESSION_STOPPED,
- * or SESSION_FATAL.  Connection trouble is retried like Qdrant's. */
+/*
+ * Reads op's row by key: 0 with *res holding 0 or 1 rows, SESSION_STOPPED,
+ * or SESSION_FATAL.  Connection trouble is retried like Qdrant's.  Under a
+ * publication row filter only a row the filter publishes is read: a row
+ * outside it reads as gone, as it is for the stream (pgoutput sent its
+ * point's delete when it left the filter; docs/mapping.md).
+ */
 static int read_row(sync_state *st, const qop *op, const table_map *map, PGresult **res)
 {
     buf sql;
     char err[512], ms[32];
+    char *filter = NULL;
     int attempt = 0, rc = SESSION_FATAL;
 
     buf_init(&sql);
-    map_select_sql(map, &sql);
     for (;;) {
-        if (!st->sql && repl_connect(st->cfg->source.dsn, false, &st->sql, err, sizeof err) != 0) {
+        if (!st->sql && repl_connect(st->cfg->source.dsn, false, st->stop, &st->sql, err, sizeof err) != 0) {
             log_warn("cannot read a row back from PostgreSQL, retrying", "table", op->table->name, "key",
                      op->key_text, "error", err, NULL);
+        } else if (snap_row_filter(st->sql, st->cfg->source.publication, op->table->schema, op->table->name, &filter,
+                                   err, sizeof err) != 0 &&
+                   PQstatus(st->sql) == CONNECTION_OK) {
+            char *t = xasprintf("%s.%s", op->table->schema, op->table->name);
+            log_error("cannot read the publication's row filter", "table", t, "error", err, NULL);
+            free(t);
+            break;
+        } else if (PQstatus(st->sql) != CONNECTION_OK) {
+            log_warn("connection lost while reading a row back, retrying", "error", PQerrorMessage(st->sql), NULL);
+            PQfinish(st->sql);
+            st->sql = NULL;
         } else {
+            map_select_sql(map, &sql);
+            if (filter)
+                buf_printf(&sql, " AND (%s)", filter);
+            free(filter);
+            filter = NULL;
             *res = PQexecParams(st->sql, sql.data, op->nkeys, NULL, (const char *const *)op->key_vals, NULL, NULL, 0);
             if (PQresultStatus(*res) == PGRES_TUPLES_OK) {
                 rc = 0;
@@ -200,6 +221,7 @@ static int read_row(sync_state *st, const qop *op, const table_map *map, PGresul
             }
         }
     }
+    free(filter);
     buf_free(&sql);
     return rc;
 }
@@ -229,8 +251,8 @@ static int refetch(void *arg, const qop *op, qop_list *out)
     if ((rc = read_row(st, op, map, &res)) != 0)
         return rc == SESSION_STOPPED ? SINK_STOPPED : rc == SESSION_RETRY ? SINK_ABORTED : SINK_FATAL;
     if (PQntuples(res) == 0) {
-        log_debug("row to read back is gone; a later change deletes its point", "table", op->table->name, "key",
-                  op->key_text, NULL);
+        log_debug("row to read back is gone (or outside the publication's row filter); a later change deletes its "
+                  "point", "table", op->table->name, "key", op->key_text, NULL);
         rc = SINK_OK;
         goto cleanup;
     }
@@ -667,7 +689,7 @@ static int check_tables(sync_state *st)
 {
     strlist problems = {0};
     bool transient = false;
-    int n = check_config_prepare_run(st->cfg, st->qd, &problems, &transient), rc = 0;
+    int n = check_config_prepare_run(st->cfg, st->qd, true, st->stop, &problems, &transient), rc = 0;
 
     for (int i = 0; i < problems.n; i++) {
         if (transient)
@@ -790,11 +812,13 @@ static int session(sync_state *st)
 
     st->streamed = false;
     metrics_set_state(st->metrics, "connecting");
-    if (repl_connect(cfg->source.dsn, true, &st->conn, err, sizeof err) != 0 ||
+    if ((rc = repl_connect(cfg->source.dsn, true, st->stop, &st->conn, err, sizeof err)) != 0 ||
         repl_identify_system(st->conn, &sys, err, sizeof err) != 0) {
+        if (rc == REPL_CONN_STOPPED)
+            return SESSION_STOPPED;
         log_error(err, NULL);
         metrics_set_last_error(st->metrics, err);
-        return SESSION_RETRY;
+        return rc == REPL_CONN_CONFIG ? SESSION_CONFIG : SESSION_RETRY;
     }
     if (repl_in_recovery(st->conn, &standby, err, sizeof err) != 0) {
         log_error(err, NULL);

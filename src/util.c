@@ -195,6 +195,27 @@ char *buf_steal(buf *b)
     return p;
 }
 
+char *str_mask_secret(char *msg, const char *secret)
+{
+    buf b;
+    const char *p = msg;
+    const char *hit;
+    size_t n;
+
+    if (!secret || !*secret || !strstr(msg, secret))
+        return msg;
+    n = strlen(secret);
+    buf_init(&b);
+    while ((hit = strstr(p, secret)) != NULL) {
+        buf_append(&b, p, (size_t)(hit - p));
+        buf_puts(&b, "********");
+        p = hit + n;
+    }
+    buf_puts(&b, p);
+    free(msg);
+    return buf_steal(&b);
+}
+
 int64_t now_ms(void)
 {
     struct timespec ts;

@@ -235,12 +235,14 @@ class Postgres(_Managed):
     def psql(self, sql, db="postgres", timeout=120):
         """Runs sql (one or more statements) through psql -X -A -t; returns stdout.
 
-        Statements outside BEGIN/COMMIT commit one by one.  Raises HarnessError with
+        Statements outside BEGIN/COMMIT commit one by one.  The text is UTF-8 whatever the
+        database encoding (PGCLIENTENCODING=UTF8 for psql only, not for pg2qdrant).  Raises HarnessError with
         psql's stderr on the first error (ON_ERROR_STOP)."""
         argv = [os.path.join(PG_BIN, "psql"), "-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1",
                 "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", db, "-f", "-"]
         r = subprocess.run(argv, input=sql, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                           timeout=timeout, env=dict(os.environ, PGOPTIONS="", PGCONNECT_TIMEOUT="10"))
+                           timeout=timeout,
+                           env=dict(os.environ, PGOPTIONS="", PGCONNECT_TIMEOUT="10", PGCLIENTENCODING="UTF8"))
         if r.returncode != 0:
             raise HarnessError("psql failed (exit %d) on db %s:\n%s\nSQL was:\n%s" %
                                (r.returncode, db, r.stderr.strip(), sql.strip()[:2000]))

@@ -5,7 +5,11 @@
 
 Scenarios: a good setup (exit 0), a setup with many problems at once (exit 2, every
 problem listed and nothing else), a missing publication and slot, and both sides
-unreachable (exit 2, no password or API key in the output).
+unreachable (exit 2, no password or API key in the output, also with a percent-encoded
+password key in a URI); publications that would not carry a table or an operation (a
+partitioned table without publish_via_partition_root, publish = 'insert, update', an
+UNLOGGED table under FOR ALL TABLES): check-config lists each and `run` exits 2 with the
+same words.
 """
 
 import argparse
@@ -262,6 +266,73 @@ vector = embedding
     check(API_KEY not in out + err, "wrong API key: the key is not printed", err)
 
 
+MISCONFIGURED = [
+    # (name, setup SQL, publication, table, words check-config and run must both print)
+    ("parted", """
+        CREATE TABLE parted (id int, emb real[], PRIMARY KEY (id)) PARTITION BY RANGE (id);
+        CREATE TABLE parted_1 PARTITION OF parted FOR VALUES FROM (0) TO (1000);
+        CREATE PUBLICATION pub_parted FOR TABLE parted;
+     """, "pub_parted", "parted",
+     ['publication "pub_parted" does not set publish_via_partition_root, so the changes of partitioned table '
+      'public.parted arrive under its partitions\' names and are skipped (ALTER PUBLICATION "pub_parted" SET '
+      '(publish_via_partition_root = true))']),
+    ("ops", """
+        CREATE TABLE ops_t (id int PRIMARY KEY, emb real[]);
+        CREATE PUBLICATION pub_ops FOR TABLE ops_t WITH (publish = 'insert, update');
+     """, "pub_ops", "ops_t",
+     ['publication "pub_ops" does not publish delete operations, so those changes never reach Qdrant',
+      'publication "pub_ops" does not publish truncate operations, so those changes never reach Qdrant']),
+    ("unlogged", """
+        CREATE UNLOGGED TABLE unlog (id int PRIMARY KEY, emb real[]);
+        CREATE PUBLICATION pub_all FOR ALL TABLES;
+     """, "pub_all", "unlog",
+     ["table public.unlog is UNLOGGED: its changes are not written to WAL, so none reach Qdrant "
+      "(ALTER TABLE public.unlog SET LOGGED)"]),
+]
+
+
+def scenario_misconfigured_publications(args, pg, q):
+    """Each publication that would silently not carry a table or an operation: check-config lists
+    it, and run refuses to start (exit 2) with the same words (issue 11, item 2)."""
+    pg.psql("CREATE DATABASE pubs")
+    for name, sql, pub, table, words in MISCONFIGURED:
+        pg.psql(sql, db="pubs")
+        create_collection(q, table, {"vectors": {"size": 4, "distance": "Dot"}})
+        cfg = write_config(args.workdir, "pub-" + name, pg.dsn("pubs"), q.url,
+                           "[table public.%s]\nvector = emb\n" % table, slot="slot_" + name, publication=pub)
+        with open(cfg, "a") as f:
+            f.write("\n[sync]\nsnapshot = never\n")
+        rc, out, err = run_check(args.pg2qdrant, cfg)
+        got = problems_of(err)
+        check(rc == 2, "%s: check-config exits 2" % name, "exit %d\n%s" % (rc, err))
+        check(len(got) == len(words) and all(any(w in p for p in got) for w in words),
+              "%s: check-config lists exactly %s" % (name, words), "\n".join(got))
+        try:
+            r = subprocess.run([args.pg2qdrant, "run", "-c", cfg], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, timeout=60, env=clean_env())
+            rc, log = r.returncode, r.stdout + r.stderr
+        except subprocess.TimeoutExpired as e:
+            rc, log = None, "run did not exit within 60 s (it started streaming):\n%s" % (e.stderr or "")
+        check(rc == 2, "%s: run refuses to start (exit 2)" % name, "exit %s\n%s" % (rc, log[-3000:]))
+        for w in words:
+            check(w.replace('"', '\\"') in log, "%s: run says: %s" % (name, w), log[-3000:])
+        check("streaming started" not in log, "%s: run did not stream" % name, log[-3000:])
+
+
+def scenario_percent_encoded_password(args):
+    """libpq decodes percent-encoded URI keys: pass%77ord is the password and must be masked in
+    check-config's connection error (issue 11, hardening)."""
+    for key in ("pass%77ord", "%70assword"):
+        dsn = "postgresql://postgres@127.0.0.1:%d/x?connect_timeout=5&%s=%s" % (free_port(), key, PG_PASSWORD)
+        cfg = write_config(args.workdir, "pctpw", dsn, "http://127.0.0.1:%d" % free_port(),
+                           "[table public.items]\nvector = embedding\n")
+        rc, out, err = run_check(args.pg2qdrant, cfg)
+        check(rc == 2, "percent-encoded %s: exit 2" % key, err)
+        check(any(p.startswith("PostgreSQL: cannot connect (") for p in problems_of(err)),
+              "percent-encoded %s: the connection error is reported" % key, err)
+        check(PG_PASSWORD not in out + err, "percent-encoded %s: the password is not printed" % key, err)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--pg2qdrant", required=True)
@@ -282,6 +353,8 @@ def main():
         scenario_missing_publication_and_slot(args, pg, q)
         scenario_wrong_api_key(args, pg, q)
         scenario_unreachable(args)
+        scenario_percent_encoded_password(args)
+        scenario_misconfigured_publications(args, pg, q)
     finally:
         q.stop()
         pg.stop()

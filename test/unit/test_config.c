@@ -996,6 +996,12 @@ static void test_redact_dsn(void **state)
         {"postgresql://u:p@h1,h2/db?sslpassword=x", "postgresql://u:********@h1,h2/db?sslpassword=********"},
         {"postgresql://db/shop", "postgresql://db/shop"},
         {"postgresql://u:pa?ss@db/shop", "postgresql://u:********@db/shop"},
+        /* libpq decodes percent-encoded query keys: pass%77ord is password. */
+        {"postgresql://u@h/db?pass%77ord=s3cret", "postgresql://u@h/db?pass%77ord=********"},
+        {"postgresql://u@h/db?sslmode=require&%70assword=s3cret",
+         "postgresql://u@h/db?sslmode=require&%70assword=********"},
+        {"postgresql://u@h/db?%73sl%70ass%77ord=k3y&%70ort=5432", "postgresql://u@h/db?%73sl%70ass%77ord=********&%70ort=5432"},
+        {"postgresql://u@h/db?pass%7=x&passwor%2=y", "postgresql://u@h/db?pass%7=x&passwor%2=y"},
     };
 
     (void)state;

@@ -57,6 +57,28 @@ static void test_buf_growth_and_steal(void **state)
     free(s);
 }
 
+/* The one secret masker of connection errors (replication.c's repl_open). */
+static void test_mask_secret(void **state)
+{
+    static const struct {
+        const char *msg, *secret, *want;
+    } cases[] = {
+        {"password authentication failed: s3cret", "s3cret", "password authentication failed: ********"},
+        {"s3cret and s3cret again", "s3cret", "******** and ******** again"},
+        {"nothing to hide", "s3cret", "nothing to hide"},
+        {"no secret given", NULL, "no secret given"},
+        {"empty secret", "", "empty secret"},
+        {"", "x", ""},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *r = str_mask_secret(xstrdup(cases[i].msg), cases[i].secret);
+        assert_string_equal(r, cases[i].want);
+        free(r);
+    }
+}
+
 static void test_lsn_roundtrip(void **state)
 {
     char out[LSN_BUFSZ];
@@ -154,6 +176,7 @@ int main(void)
         cmocka_unit_test(test_utf8_cut),
         cmocka_unit_test(test_json_number_class),
         cmocka_unit_test(test_json_rewrite_numbers),
+        cmocka_unit_test(test_mask_secret),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
