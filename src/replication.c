@@ -300,7 +300,8 @@ int repl_connect(const char *dsn, bool replication, volatile sig_atomic_t *stop,
     int rc = repl_open(dsn, &co, out, why, sizeof why);
 
     if (rc != 0)
-        snprintf_utf8(err, errlen, "%s%s", rc == REPL_CONN_CONFIG || rc == REPL_CONN_STOPPED ? "" : "cannot connect to PostgreSQL: ", why);
+        snprintf_utf8(err, errlen, "%s%s",
+                      rc == REPL_CONN_CONFIG || rc == REPL_CONN_STOPPED ? "" : "cannot connect to PostgreSQL: ", why);
     return rc;
 }
 
