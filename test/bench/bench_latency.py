@@ -15,6 +15,12 @@ commit.  When all points of the phase are applied:
 reported as p50 / p99 / max, with the rate txgen really achieved, pg2qdrant's CPU use during the
 phase and the number of Qdrant requests.  Everything runs on one machine, so both clocks are the
 same.  Not a test: nothing is asserted.
+
+Against a real Qdrant (P2Q_QDRANT_BIN or P2Q_QDRANT_URL, see docs/testing.md) there is no apply
+log: pg2qdrant talks to Qdrant through the harness's TcpProxy with an HttpTap, and a point's
+apply time is when the answer to the wait=true request that carried it started to arrive (Qdrant
+answers once the write is applied and visible).  The proxy's own hop (Python, loopback) is
+included in the latency.
 """
 
 import argparse
@@ -43,6 +49,8 @@ def parse_args():
     ap.add_argument("--log-level", default="info", help="pg2qdrant --log-level")
     ap.add_argument("--dump", metavar="FILE", help="append \"rate id commit_us apply_us\" per row to FILE")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON too (one object per phase)")
+    ap.add_argument("--tap", action="store_true", help="measure through the HTTP tap even with the test server "
+                    "(to compare the tap with the apply log)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (logs, config, apply log)")
     return ap.parse_args()
 
@@ -81,10 +89,31 @@ def read_apply_log(path, seen):
                 seen[i] = int(parts[2])
 
 
+class VisibleTimes:
+    """HttpTap callback against a real Qdrant: the visible time of every upserted point id."""
+
+    def __init__(self):
+        self.applied = {}
+        self.writes = 0
+
+    def __call__(self, line, body, t):
+        if "/points/batch" not in line:
+            return
+        self.writes += 1
+        us = int(t * 1e6)
+        for op in json.loads(body).get("operations", []):
+            for p in op.get("upsert", {}).get("points", []):
+                self.applied.setdefault(p["id"], us)
+
+
+def writes_so_far(q):
+    return q.visible.writes if q.visible else q.request("GET", "/__test/stats")[1].get("writes", 0)
+
+
 def phase(pg, q, proc, txgen, rate, first, args, applied):
     sql = ("INSERT INTO items (%s, committed_at) SELECT %s, clock_timestamp() FROM (SELECT $1::bigint AS i) s" %
            (benchlib.COLUMNS, benchlib.ROW_EXPRS))
-    writes0 = q.request("GET", "/__test/stats")[1].get("writes", 0)
+    writes0 = writes_so_far(q)
     cpu0 = benchlib.proc_cpu_seconds(proc.pid)
     t0 = time.monotonic()
     r = subprocess.run([txgen, pg.dsn(benchlib.DB), str(rate), str(args.seconds), str(first), sql],
@@ -96,7 +125,10 @@ def phase(pg, q, proc, txgen, rate, first, args, applied):
     ids = range(first, first + n)
     deadline = time.monotonic() + args.settle
     while True:
-        read_apply_log(q.apply_log, applied)
+        if q.visible:
+            applied.update(q.visible.applied)
+        else:
+            read_apply_log(q.apply_log, applied)
         missing = sum(1 for i in ids if i not in applied)
         if not missing:
             break
@@ -106,7 +138,7 @@ def phase(pg, q, proc, txgen, rate, first, args, applied):
         time.sleep(0.1)
     wall = time.monotonic() - t0
     cpu = benchlib.proc_cpu_seconds(proc.pid) - cpu0
-    writes = q.request("GET", "/__test/stats")[1].get("writes", 0) - writes0
+    writes = writes_so_far(q) - writes0
     out = pg.psql("SELECT id, (extract(epoch FROM committed_at) * 1000000)::bigint FROM items "
                   "WHERE id BETWEEN %d AND %d" % (first, first + n - 1), db=benchlib.DB)
     lat = []
@@ -136,15 +168,23 @@ def main():
     try:
         txgen = os.path.abspath(args.txgen) if args.txgen else build_txgen(workdir)
         apply_log = os.path.join(workdir, "apply.log")
+        real = harness.real_qdrant_wanted()
         with harness.Postgres(workdir) as pg, \
-                harness.QdrantServer(args.qdrant_server, workdir, extra_args=["--apply-log", apply_log],
-                                     request_log=False) as q:
+                harness.QdrantServer(args.qdrant_server, workdir,
+                                     extra_args=[] if real else ["--apply-log", apply_log], request_log=False) as q:
             q.apply_log = apply_log
+            qurl, proxy, q.visible = q.url, None, None
+            if q.real or args.tap:
+                q.visible = VisibleTimes()
+                proxy = harness.TcpProxy(q.port, tap=harness.HttpTap(q.visible))
+                qurl = proxy.url
+                log("%s, pg2qdrant through the HTTP tap %s" % ("real Qdrant %s" % q.version if q.real else
+                                                                "the test server", qurl))
             benchlib.create_items_collection(q)
             pg.psql("CREATE DATABASE %s" % benchlib.DB)
             pg.psql(benchlib.TABLE_DDL.format(t="items", extra=", committed_at timestamptz") + ";\n"
                     "CREATE PUBLICATION %s FOR TABLE items;\n" % benchlib.PUBLICATION, db=benchlib.DB)
-            config = benchlib.write_config(os.path.join(workdir, "pg2qdrant.ini"), pg, q.url, SLOT, True)
+            config = benchlib.write_config(os.path.join(workdir, "pg2qdrant.ini"), pg, qurl, SLOT, True)
             logpath = os.path.join(workdir, "pg2qdrant.log")
             proc = benchlib.start_pg2qdrant(args.pg2qdrant, config, logpath, args.log_level)
             deadline = time.monotonic() + 60

@@ -596,8 +596,11 @@ class TcpProxy:
     each chunk after delay_ms; "blackhole" accepts and reads, never forwards or answers (a
     partition: open connections go silent too)."""
 
-    def __init__(self, target_port, target_host="127.0.0.1"):
+    def __init__(self, target_port, target_host="127.0.0.1", tap=None):
+        """tap: an object with new_connection() -> state, client(state, data) and
+        server(state, data), called with every chunk forwarded (e.g. HttpTap)."""
         import threading
+        self.tap = tap
         self._threading = threading
         self.target = (target_host, target_port)
         self.port = free_port()
@@ -661,9 +664,12 @@ class TcpProxy:
         except OSError:
             self._rst(client)
             return
+        for sock in (client, upstream):  # forward each chunk at once (no Nagle delay on a proxy hop)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self._lock:
             self._conns.update((client, upstream))
         peers = {client: upstream, upstream: client}
+        tap_state = self.tap.new_connection() if self.tap else None
         try:
             while not self._stopped:
                 try:
@@ -682,7 +688,11 @@ class TcpProxy:
                         return
                     if mode == "delay" and delay:
                         time.sleep(delay)
+                    if self.tap and s is upstream:
+                        self.tap.server(tap_state, data)  # before forwarding: the answer's arrival
                     peers[s].sendall(data)
+                    if self.tap and s is client:
+                        self.tap.client(tap_state, data)
         except OSError:
             pass
         finally:
@@ -709,3 +719,41 @@ class TcpProxy:
         self._close_listener()
         for c in list(self._conns):
             self._rst(c)
+
+
+class HttpTap:
+    """A TcpProxy tap for HTTP/1.1 with one request at a time per connection (pg2qdrant's use):
+    on_answer(request_line, body, t) is called when the first byte of the answer to a complete
+    request arrives, t = time.time() then.  Against a real Qdrant, the answer to a wait=true write
+    is sent once the write is applied and visible: t is when its points became visible."""
+
+    def __init__(self, on_answer):
+        self.on_answer = on_answer
+
+    def new_connection(self):
+        return {"buf": b"", "pending": None}
+
+    def client(self, st, data):
+        st["buf"] += data
+        while True:
+            head_end = st["buf"].find(b"\r\n\r\n")
+            if head_end < 0:
+                return
+            head = st["buf"][:head_end].decode("latin-1")
+            length = 0
+            for line in head.split("\r\n")[1:]:
+                k, _, v = line.partition(":")
+                if k.strip().lower() == "content-length":
+                    length = int(v.strip())
+            end = head_end + 4 + length
+            if len(st["buf"]) < end:
+                return
+            st["pending"] = (head.split("\r\n")[0], st["buf"][head_end + 4:end])
+            st["buf"] = st["buf"][end:]
+
+    def server(self, st, data):
+        if st["pending"] is not None:
+            t = time.time()
+            line, body = st["pending"]
+            st["pending"] = None
+            self.on_answer(line, body, t)
