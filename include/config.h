@@ -65,6 +65,7 @@ typedef struct p2q_config {
     struct {
         snapshot_mode snapshot;
         int64_t batch_points;
+        int64_t parallel_requests; /* Qdrant requests in flight at once (pipelining), 1..8 */
         int64_t batch_bytes;
         int64_t flush_interval_ms;
         int64_t max_inflight;

@@ -114,28 +114,40 @@ typedef struct qd_part {
     size_t len;
 } qd_part;
 
+/* Batches that may be in flight at once, one on each lane (connection). */
+#define QD_MAX_LANES 8
+
 /*
- * The same request, asynchronous, driven by the caller's loop (one at a
- * time; the synchronous calls above fail while it is in flight):
- *   qd_batch_start   0 when started, -1 with res filled.  The body is the
- *                    concatenation of parts[0..nparts), streamed to curl
- *                    from the caller's memory (a batch is never copied
- *                    into one buffer): parts and the memory they point to
- *                    must stay valid until the request completes or is
- *                    aborted.
+ * The same request, asynchronous, driven by the caller's loop: up to
+ * QD_MAX_LANES at once, each on a lane 0..QD_MAX_LANES-1 with its own curl
+ * handle and kept-alive connection.  The synchronous calls above have a
+ * handle of their own and work meanwhile.
+ *   qd_batch_start   0 when started on the (idle) lane, -1 with res filled.
+ *                    The body is the concatenation of parts[0..nparts),
+ *                    streamed to curl from the caller's memory (a batch is
+ *                    never copied into one buffer): parts and the memory
+ *                    they point to must stay valid until the request
+ *                    completes or is aborted.
+ *   qd_batch_in_flight  a request is in flight on the lane (-1: any lane).
+ *   qd_batch_count   requests in flight.
  *   qd_wait          one poll over curl's sockets, its timer and the
  *                    caller's fds (revents filled), at most timeout_ms.
  *                    -1 when the wait failed.
- *   qd_batch_check   drives the transfer: 0 still running (or none),
- *                    1 completed with success, -1 completed with a failure;
- *                    res filled in both completed cases (qd_result_clear).
- *   qd_batch_abort   drops the request in flight (connection closed).
+ *   qd_batch_check   drives the transfers: 0 none completed (or none in
+ *                    flight); 1 one completed with success, -1 one completed
+ *                    with a failure, *lane telling which, res filled in both
+ *                    cases (qd_result_clear).  Call again until it returns
+ *                    0: one completion is returned a call.
+ *   qd_batch_abort   drops the request in flight on the lane (-1: every
+ *                    lane); its connection is closed.
  */
-int qd_batch_start(qd_client *c, const char *collection, const qd_part *parts, size_t nparts, qd_result *res);
-bool qd_batch_in_flight(const qd_client *c);
+int qd_batch_start(qd_client *c, int lane, const char *collection, const qd_part *parts, size_t nparts,
+                   qd_result *res);
+bool qd_batch_in_flight(const qd_client *c, int lane);
+size_t qd_batch_count(const qd_client *c);
 int qd_wait(qd_client *c, struct pollfd *fds, int nfds, int timeout_ms);
-int qd_batch_check(qd_client *c, qd_result *res);
-void qd_batch_abort(qd_client *c);
+int qd_batch_check(qd_client *c, int *lane, qd_result *res);
+void qd_batch_abort(qd_client *c, int lane);
 
 /* Vector parameters of a collection (GET /collections/{c}). */
 typedef struct qd_vector_param {

@@ -5,20 +5,29 @@
  * Operations are queued in the order they must be applied (commit order)
  * and sent as POST /collections/{c}/points/batch?wait=true requests of
  * consecutive operations on one collection, at most batch_points and
- * batch_bytes each.  One request is in flight at a time, so per-point order
- * holds trivially; while it is in flight the caller keeps decoding and
- * pushing, so the next batch fills (adaptive flushing: an idle sink sends
- * what it has at once, a busy one batches).
+ * batch_bytes each, the body streamed from the queued operations.  Up to
+ * [sync] parallel_requests requests are in flight at once (pipelining);
+ * two requests touching the same point never are, and a truncate goes
+ * alone, so per-point order is commit order.  While requests are in flight
+ * the caller keeps decoding and pushing, so the next batch fills (adaptive
+ * flushing: an idle sink sends what it has at once, a busy one sends
+ * another request beside those in flight only for a full batch).
  *
- *   transient failure (transport, 408, 429, 5xx)  the same request again
- *       after capped exponential backoff with jitter (Retry-After honoured),
- *       without end; nothing is acknowledged meanwhile.
- *   deterministic rejection (other 4xx)  the batch is bisected until the
- *       failing operation is alone (Qdrant's batch is not atomic: replaying
- *       the applied prefix is idempotent).  A partial update of a missing
- *       point is resolved by reading the row back (env.refetch); any other
- *       poison operation stops the sync (on_error = stop) or goes to the
- *       dead-letter file, fsynced before it counts as done.
+ *   transient failure (qd_outcome QD_TRANSIENT: no answer, timeouts, 408,
+ *       429, 500, 502, 503, 504, 507)  the same operations again after
+ *       capped exponential backoff with jitter (Retry-After honoured),
+ *       without end, one request at a time until one succeeds; nothing is
+ *       acknowledged meanwhile.
+ *   deterministic rejection (Qdrant's envelope with another 4xx)  the batch
+ *       is bisected, one request at a time, until the failing operation is
+ *       alone (Qdrant's batch is not atomic: replaying the applied prefix is
+ *       idempotent).  A partial update of a missing point is resolved by
+ *       reading the row back (env.refetch); any other poison operation
+ *       stops the sync (on_error = stop) or goes to the dead-letter file,
+ *       fsynced before it counts as done.
+ *   401/403, or an answer that is not Qdrant's (a redirect, an HTML page,
+ *       a proxy's 404, 501, 505, an oversized body)  stop the sync: not
+ *       about an operation, never dead-lettered.
  *
  * Acknowledgements go to env.acks (ack_done_ops per transaction ticket) as
  * requests succeed.  The sink logs what it finds (retries, rejections) once.

@@ -311,6 +311,7 @@ static const key_spec KEYS[] = {
     {"qdrant", "ca_file", V_OPT_PATH, FIELD(qdrant.ca_file), 0, 0, NULL},
     {"sync", "snapshot", V_SNAPSHOT, FIELD(sync.snapshot), 0, 0, NULL},
     {"sync", "batch_points", V_COUNT, FIELD(sync.batch_points), 1, 100000, "1 and 100000"},
+    {"sync", "parallel_requests", V_COUNT, FIELD(sync.parallel_requests), 1, 8, "1 and 8"},
     {"sync", "batch_bytes", V_SIZE, FIELD(sync.batch_bytes), KIB, GIB, "1kB and 1GB"},
     {"sync", "flush_interval", V_DURATION, FIELD(sync.flush_interval_ms), 1, HOUR_MS, "1ms and 1h"},
     {"sync", "max_inflight", V_SIZE, FIELD(sync.max_inflight), MIB, TIB, "1MB and 1TB"},
@@ -1058,6 +1059,7 @@ void config_defaults(p2q_config *cfg)
     cfg->qdrant.ca_file = xstrdup("");
     cfg->sync.snapshot = SNAPSHOT_INITIAL;
     cfg->sync.batch_points = 256;
+    cfg->sync.parallel_requests = 4;
     cfg->sync.batch_bytes = 8 * MIB;
     cfg->sync.flush_interval_ms = 100;
     cfg->sync.max_inflight = 64 * MIB;

@@ -50,26 +50,35 @@
 /* Upper bound of the TCP/TLS connect phase. */
 #define QD_MAX_CONNECT_MS 10000
 
-struct qd_client {
-    CURL *curl;
-    CURLM *multi;                /* drives the asynchronous batch request (qd_batch_start) */
-    bool in_multi;               /* curl is attached to multi: a batch is in flight */
-    int running;                 /* transfers left running by the last curl_multi_perform */
+/* One exchange at a time on its own curl easy handle (and connection). */
+typedef struct qd_xfer {
+    qd_client *c;                /* the client it belongs to */
+    CURL *curl;                  /* NULL until first used (a lane) */
+    bool in_multi;               /* attached to c->multi: a batch is in flight */
     char *batch_path;            /* path of the batch in flight */
-    int64_t batch_start_ms;
-    char *base_url;              /* without trailing '/' */
-    char *safe_url;              /* base_url without user:password@, for messages */
-    size_t max_body;             /* response body cap */
+    int64_t start_ms;
     bool body_too_large;         /* the current response exceeded max_body */
     char location[QD_LOCATION_MAX + 1]; /* Location header of the current response */
-    struct curl_slist *headers;  /* Content-Type, Expect, api-key */
     const qd_part *parts;        /* body of the batch in flight, streamed (caller's memory) */
     size_t nparts, part_i, part_off; /* the read position in parts */
     buf url;                     /* scratch: base_url + path_query */
     buf body;                    /* response body of the current request */
     double retry_after;          /* from the current response's headers */
-    long connects;               /* connections opened so far */
     char errbuf[CURL_ERROR_SIZE];
+} qd_xfer;
+
+struct qd_client {
+    qd_xfer sync;                /* the synchronous requests */
+    qd_xfer lanes[QD_MAX_LANES]; /* asynchronous batches, one in flight on each */
+    CURLM *multi;                /* drives the lanes */
+    int running;                 /* transfers left running by the last curl_multi_perform */
+    int64_t timeout_ms;
+    char *base_url;              /* without trailing '/' */
+    char *safe_url;              /* base_url without user:password@, for messages */
+    size_t max_body;             /* response body cap */
+    struct curl_slist *headers;  /* Content-Type, Expect, api-key */
+    long connects;               /* connections opened so far */
+    char *ca_file;               /* NULL: curl's default CA bundle */
 };
 
 void qd_result_clear(qd_result *r)
@@ -101,14 +110,14 @@ const char *qd_outcome_name(qd_outcome o)
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
 {
-    qd_client *c = userdata;
+    qd_xfer *x = userdata;
     size_t n = size * nmemb;
 
-    if (n > c->max_body - c->body.len) { /* body.len <= max_body always */
-        c->body_too_large = true;
+    if (n > x->c->max_body - x->body.len) { /* body.len <= max_body always */
+        x->body_too_large = true;
         return 0; /* curl aborts the transfer: CURLE_WRITE_ERROR */
     }
-    buf_append(&c->body, data, n);
+    buf_append(&x->body, data, n);
     return n;
 }
 
@@ -144,7 +153,7 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *userdata)
 {
     static const char name[] = "retry-after:";
     static const char loc[] = "location:";
-    qd_client *c = userdata;
+    qd_xfer *c = userdata;
     size_t n = size * nmemb;
 
     /* A new status line starts a new response (after 100 Continue or an
@@ -209,7 +218,7 @@ static bool text_point_missing(const char *e)
  * res->outcome (see qd_outcome), res->result on success and res->error
  * otherwise.  Returns 0 for QD_OK, else -1.
  */
-static int classify(qd_client *c, qd_result *res)
+static int classify(qd_xfer *c, qd_result *res)
 {
     long st = res->http_status;
     json_t *root = NULL;
@@ -271,7 +280,7 @@ static int classify(qd_client *c, qd_result *res)
 /* CURLOPT_READFUNCTION: the next bytes of the streamed body (c->parts). */
 static size_t on_read(char *out, size_t size, size_t nitems, void *userdata)
 {
-    qd_client *c = userdata;
+    qd_xfer *c = userdata;
     size_t room = size * nitems, done = 0;
 
     while (done < room && c->part_i < c->nparts) {
@@ -294,7 +303,7 @@ static size_t on_read(char *out, size_t size, size_t nitems, void *userdata)
  * connection that was closed under the request); only to the start. */
 static int on_seek(void *userdata, curl_off_t offset, int origin)
 {
-    qd_client *c = userdata;
+    qd_xfer *c = userdata;
 
     if (offset != 0 || origin != SEEK_SET)
         return CURL_SEEKFUNC_CANTSEEK;
@@ -303,18 +312,28 @@ static int on_seek(void *userdata, curl_off_t offset, int origin)
     return CURL_SEEKFUNC_OK;
 }
 
-static int client_setup_tls(qd_client *c)
+static int client_setup_tls(qd_xfer *c)
 {
     if (curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYPEER, 1L) != CURLE_OK ||
-        curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYHOST, 2L) != CURLE_OK)
+        curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYHOST, 2L) != CURLE_OK ||
+        (c->c->ca_file && curl_easy_setopt(c->curl, CURLOPT_CAINFO, c->c->ca_file) != CURLE_OK))
         return -1;
     return 0;
 }
 
-/* Options that stay the same for every request of the client. */
-static int client_setup(qd_client *c, int64_t timeout_ms)
+/* A transfer of client owner: its easy handle with the options that stay
+ * the same for every request.  0, or -1 when curl refuses. */
+static int xfer_init(qd_xfer *c, qd_client *owner)
 {
+    int64_t timeout_ms = owner->timeout_ms;
     long connect_ms = QD_MAX_CONNECT_MS;
+
+    c->c = owner;
+    buf_init(&c->url);
+    buf_init(&c->body);
+    c->retry_after = -1;
+    if (!(c->curl = curl_easy_init()))
+        return -1;
 
     if (timeout_ms > 0 && timeout_ms < connect_ms)
         connect_ms = (long)timeout_ms;
@@ -325,7 +344,8 @@ static int client_setup(qd_client *c, int64_t timeout_ms)
         curl_easy_setopt(c->curl, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK ||
         curl_easy_setopt(c->curl, CURLOPT_TCP_KEEPALIVE, 1L) != CURLE_OK ||
         curl_easy_setopt(c->curl, CURLOPT_PROXY, "") != CURLE_OK ||
-        curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, c->headers) != CURLE_OK ||
+        curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, owner->headers) != CURLE_OK ||
+        curl_easy_setopt(c->curl, CURLOPT_PRIVATE, c) != CURLE_OK ||
         curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, c->errbuf) != CURLE_OK ||
         curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_body) != CURLE_OK ||
         curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, c) != CURLE_OK ||
@@ -371,12 +391,9 @@ qd_client *qd_client_new(const char *url, const char *api_key, int64_t timeout_m
     c->base_url = xstrndup(url, n);
     c->safe_url = url_without_userinfo(c->base_url);
     c->max_body = QD_MAX_BODY_DEFAULT;
-    buf_init(&c->url);
-    buf_init(&c->body);
-    c->retry_after = -1;
-    c->curl = curl_easy_init();
+    c->timeout_ms = timeout_ms;
     c->multi = curl_multi_init();
-    if (!c->curl || !c->multi)
+    if (!c->multi)
         goto fail;
     /* An empty "Expect:" stops curl from waiting for 100-continue on large bodies. */
     c->headers = curl_slist_append(NULL, "Content-Type: application/json");
@@ -391,7 +408,7 @@ qd_client *qd_client_new(const char *url, const char *api_key, int64_t timeout_m
         if (!h)
             goto fail;
     }
-    if (client_setup(c, timeout_ms) != 0)
+    if (xfer_init(&c->sync, c) != 0)
         goto fail;
     return c;
 fail:
@@ -399,24 +416,32 @@ fail:
     return NULL;
 }
 
+static void xfer_free(qd_client *c, qd_xfer *x)
+{
+    if (x->in_multi)
+        curl_multi_remove_handle(c->multi, x->curl);
+    if (x->curl)
+        curl_easy_cleanup(x->curl);
+    free(x->batch_path);
+    buf_free(&x->url);
+    buf_free(&x->body);
+}
+
 void qd_client_free(qd_client *c)
 {
     if (!c)
         return;
-    if (c->in_multi)
-        curl_multi_remove_handle(c->multi, c->curl);
-    if (c->curl)
-        curl_easy_cleanup(c->curl);
+    xfer_free(c, &c->sync);
+    for (int i = 0; i < QD_MAX_LANES; i++)
+        xfer_free(c, &c->lanes[i]);
     if (c->multi)
         curl_multi_cleanup(c->multi);
-    free(c->batch_path);
     for (struct curl_slist *h = c->headers; h; h = h->next) /* the api-key header */
         wipe(h->data, strlen(h->data));
     curl_slist_free_all(c->headers);
     free(c->base_url);
     free(c->safe_url);
-    buf_free(&c->url);
-    buf_free(&c->body);
+    free(c->ca_file);
     free(c);
     curl_global_cleanup();
 }
@@ -425,7 +450,12 @@ int qd_client_set_ca_file(qd_client *c, const char *path)
 {
     if (!path || !*path)
         return 0;
-    return curl_easy_setopt(c->curl, CURLOPT_CAINFO, path) == CURLE_OK ? 0 : -1;
+    free(c->ca_file);
+    c->ca_file = xstrdup(path);
+    for (int i = 0; i < QD_MAX_LANES; i++)
+        if (c->lanes[i].curl && curl_easy_setopt(c->lanes[i].curl, CURLOPT_CAINFO, path) != CURLE_OK)
+            return -1;
+    return curl_easy_setopt(c->sync.curl, CURLOPT_CAINFO, path) == CURLE_OK ? 0 : -1;
 }
 
 void qd_client_set_max_body(qd_client *c, size_t max)
@@ -444,7 +474,7 @@ long qd_client_connections(const qd_client *c)
 }
 
 /* The streamed body (parts) of a batch request; see qd_batch_start. */
-static int request_stream(qd_client *c, const qd_part *parts, size_t nparts)
+static int request_stream(qd_xfer *c, const qd_part *parts, size_t nparts)
 {
     curl_off_t total = 0;
 
@@ -463,7 +493,7 @@ static int request_stream(qd_client *c, const qd_part *parts, size_t nparts)
 }
 
 /* Sets the method and body for this request (the handle keeps options). */
-static int request_method(qd_client *c, const char *method, const char *body, size_t body_len)
+static int request_method(qd_xfer *c, const char *method, const char *body, size_t body_len)
 {
     bool has_body = body != NULL || strcmp(method, "GET") != 0;
 
@@ -483,11 +513,11 @@ static int request_method(qd_client *c, const char *method, const char *body, si
 }
 
 /* Sets up one exchange on c->curl; 0, or -1 with res filled. */
-static int request_prepare(qd_client *c, const char *method, const char *path_query, const char *body,
+static int request_prepare(qd_xfer *c, const char *method, const char *path_query, const char *body,
                            size_t body_len, qd_result *res)
 {
     buf_reset(&c->url);
-    buf_puts(&c->url, c->base_url);
+    buf_puts(&c->url, c->c->base_url);
     buf_puts(&c->url, path_query);
     buf_reset(&c->body);
     c->body_too_large = false;
@@ -504,19 +534,19 @@ static int request_prepare(qd_client *c, const char *method, const char *path_qu
 }
 
 /* Interprets the finished exchange (code) into res; see qd_request. */
-static int request_finish(qd_client *c, CURLcode code, int64_t start, qd_result *res)
+static int request_finish(qd_xfer *c, CURLcode code, int64_t start, qd_result *res)
 {
     long connects = 0;
 
     res->elapsed = (double)(now_ms() - start) / 1000.0;
     if (curl_easy_getinfo(c->curl, CURLINFO_NUM_CONNECTS, &connects) == CURLE_OK)
-        c->connects += connects;
+        c->c->connects += connects;
     if (code == CURLE_WRITE_ERROR && c->body_too_large) {
         curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &res->http_status);
         res->outcome = QD_NOT_QDRANT;
         res->too_large = true;
         snprintf_utf8(res->error, sizeof res->error, "the answer is larger than %zu bytes (the response body cap)",
-                 c->max_body);
+                      c->c->max_body);
         buf_reset(&c->body);
         return -1;
     }
@@ -538,14 +568,9 @@ static int client_perform(qd_client *c, const char *method, const char *path_que
     int64_t start = now_ms();
 
     result_init(res);
-    if (c->in_multi) {
-        snprintf_utf8(res->error, sizeof res->error, "a batch request is in flight");
-        res->curl_code = CURLE_FAILED_INIT;
+    if (request_prepare(&c->sync, method, path_query, body, body_len, res) != 0)
         return -1;
-    }
-    if (request_prepare(c, method, path_query, body, body_len, res) != 0)
-        return -1;
-    return request_finish(c, curl_easy_perform(c->curl), start, res);
+    return request_finish(&c->sync, curl_easy_perform(c->sync.curl), start, res);
 }
 
 int qd_request(qd_client *c, const char *method, const char *path_query, const char *body, size_t body_len,
@@ -558,7 +583,7 @@ int qd_request(qd_client *c, const char *method, const char *path_query, const c
  * cannot escape (out of memory). */
 static char *collection_path(qd_client *c, const char *collection, const char *suffix)
 {
-    char *esc = curl_easy_escape(c->curl, collection, 0);
+    char *esc = curl_easy_escape(c->sync.curl, collection, 0);
     char *path;
 
     if (!esc)
@@ -713,42 +738,70 @@ bool qd_json_big_number(const json_t *v, const char **text, size_t *len)
 
 /* ---- the asynchronous batch request ----------------------------------------- */
 
-int qd_batch_start(qd_client *c, const char *collection, const qd_part *parts, size_t nparts, qd_result *res)
+/* The lane's transfer, its easy handle made on first use; NULL when the
+ * lane number is out of range or curl cannot make one (res filled). */
+static qd_xfer *lane_xfer(qd_client *c, int lane, qd_result *res)
 {
+    qd_xfer *x;
+
+    if (lane < 0 || lane >= QD_MAX_LANES) {
+        res->curl_code = CURLE_FAILED_INIT;
+        snprintf_utf8(res->error, sizeof res->error, "internal error: no lane %d", lane);
+        return NULL;
+    }
+    x = &c->lanes[lane];
+    if (!x->curl && xfer_init(x, c) != 0) {
+        res->curl_code = CURLE_FAILED_INIT;
+        snprintf_utf8(res->error, sizeof res->error, "cannot set up a connection to Qdrant");
+        return NULL;
+    }
+    return x;
+}
+
+int qd_batch_start(qd_client *c, int lane, const char *collection, const qd_part *parts, size_t nparts,
+                   qd_result *res)
+{
+    qd_xfer *x;
+
     result_init(res);
-    if (c->in_multi) {
-        snprintf_utf8(res->error, sizeof res->error, "a batch request is already in flight");
+    if (!(x = lane_xfer(c, lane, res)))
+        return -1;
+    if (x->in_multi) {
+        snprintf_utf8(res->error, sizeof res->error, "a batch request is already in flight on lane %d", lane);
         res->curl_code = CURLE_FAILED_INIT;
         return -1;
     }
-    free(c->batch_path);
-    c->batch_path = collection_path(c, collection, "/points/batch?wait=true");
-    if (!c->batch_path) {
+    free(x->batch_path);
+    x->batch_path = collection_path(c, collection, "/points/batch?wait=true");
+    if (!x->batch_path) {
         res->curl_code = CURLE_OUT_OF_MEMORY;
         snprintf_utf8(res->error, sizeof res->error, "cannot URL-encode the collection name");
         return -1;
     }
-    if (request_prepare(c, "POST", c->batch_path, NULL, 0, res) != 0)
+    if (request_prepare(x, "POST", x->batch_path, NULL, 0, res) != 0)
         return -1;
-    if (request_stream(c, parts, nparts) != 0) {
+    if (request_stream(x, parts, nparts) != 0) {
         res->curl_code = CURLE_FAILED_INIT;
-        snprintf_utf8(res->error, sizeof res->error, "cannot set up the request to %s", c->batch_path);
+        snprintf_utf8(res->error, sizeof res->error, "cannot set up the request to %s", x->batch_path);
         return -1;
     }
-    if (curl_multi_add_handle(c->multi, c->curl) != CURLM_OK) {
+    if (curl_multi_add_handle(c->multi, x->curl) != CURLM_OK) {
         res->curl_code = CURLE_FAILED_INIT;
         snprintf_utf8(res->error, sizeof res->error, "cannot start the request");
         return -1;
     }
-    c->in_multi = true;
-    c->batch_start_ms = now_ms();
+    x->in_multi = true;
+    x->start_ms = now_ms();
     curl_multi_perform(c->multi, &c->running); /* connect/send now, not on the next loop turn */
     return 0;
 }
 
-bool qd_batch_in_flight(const qd_client *c)
+bool qd_batch_in_flight(const qd_client *c, int lane)
 {
-    return c->in_multi;
+    for (int i = 0; i < QD_MAX_LANES; i++)
+        if ((lane < 0 || lane == i) && c->lanes[i].in_multi)
+            return true;
+    return false;
 }
 
 int qd_wait(qd_client *c, struct pollfd *fds, int nfds, int timeout_ms)
@@ -763,11 +816,11 @@ int qd_wait(qd_client *c, struct pollfd *fds, int nfds, int timeout_ms)
         extra[i].events = fds[i].events;
         extra[i].revents = 0;
     }
-    if (c->in_multi) {
+    if (qd_batch_in_flight(c, -1)) {
         long curl_ms = -1;
         /* A transfer that already finished (in qd_batch_start's perform: a
          * refused connection, say) has no socket left to wait on. */
-        if (c->running == 0)
+        if (c->running < (int)qd_batch_count(c))
             timeout_ms = 0;
         else if (curl_multi_timeout(c->multi, &curl_ms) == CURLM_OK && curl_ms >= 0 && curl_ms < timeout_ms)
             timeout_ms = (int)curl_ms;
@@ -779,34 +832,49 @@ int qd_wait(qd_client *c, struct pollfd *fds, int nfds, int timeout_ms)
     return 0;
 }
 
-int qd_batch_check(qd_client *c, qd_result *res)
+size_t qd_batch_count(const qd_client *c)
+{
+    size_t n = 0;
+
+    for (int i = 0; i < QD_MAX_LANES; i++)
+        n += c->lanes[i].in_multi;
+    return n;
+}
+
+int qd_batch_check(qd_client *c, int *lane, qd_result *res)
 {
     int left = 0;
     CURLMsg *msg;
 
-    if (!c->in_multi)
+    if (!qd_batch_in_flight(c, -1))
         return 0;
     curl_multi_perform(c->multi, &c->running);
     while ((msg = curl_multi_info_read(c->multi, &left)) != NULL) {
-        if (msg->msg != CURLMSG_DONE || msg->easy_handle != c->curl)
+        qd_xfer *x = NULL;
+        CURLcode code;
+
+        if (msg->msg != CURLMSG_DONE || curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x) !=
+                                                CURLE_OK || !x || !x->in_multi)
             continue;
-        {
-            CURLcode code = msg->data.result;
-            curl_multi_remove_handle(c->multi, c->curl);
-            c->in_multi = false;
-            result_init(res);
-            return request_finish(c, code, c->batch_start_ms, res) == 0 ? 1 : -1;
-        }
+        code = msg->data.result;
+        curl_multi_remove_handle(c->multi, x->curl);
+        x->in_multi = false;
+        *lane = (int)(x - c->lanes);
+        result_init(res);
+        return request_finish(x, code, x->start_ms, res) == 0 ? 1 : -1;
     }
     return 0;
 }
 
-void qd_batch_abort(qd_client *c)
+void qd_batch_abort(qd_client *c, int lane)
 {
-    if (!c->in_multi)
-        return;
-    curl_multi_remove_handle(c->multi, c->curl);
-    c->in_multi = false;
+    for (int i = 0; i < QD_MAX_LANES; i++) {
+        qd_xfer *x = &c->lanes[i];
+        if ((lane < 0 || lane == i) && x->in_multi) {
+            curl_multi_remove_handle(c->multi, x->curl);
+            x->in_multi = false;
+        }
+    }
 }
 
 int qd_collection_request(qd_client *c, const char *method, const char *collection, const char *suffix,

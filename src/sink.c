@@ -2,17 +2,38 @@
  * sink.c — queued point operations to Qdrant batch requests (sink.h).
  *
  * The queue is a FIFO of items[head..tail): each item is one serialised
- * UpdateOperation with its ack ticket and the time it was queued.  The
- * request in flight always covers the first inflight_n items, so an
- * acknowledgement pops from the head and per-point order is commit order.
+ * UpdateOperation with its ack ticket, the time it was queued and its
+ * state: unsent, in flight (in one request) or acknowledged.  Items leave
+ * from the head once acknowledged, whatever order the requests finished in.
  *
- * Isolation: segs is a stack of segment lengths measured from the head.
- * While it is not empty the next request is exactly its top segment.  A
- * rejected segment of n > 1 items is replaced by its two halves; a
- * rejected single item is the poison operation.  Every replay resends a
- * prefix Qdrant may have applied already: all operations are writes by
- * point id (or a filter), so applying a prefix twice, in order, ends in the
- * same state.
+ * Pipelining: up to parallel_requests requests are in flight at once, each
+ * on a lane of the client, each covering a run of consecutive unsent items
+ * (one collection, <= batch_points, <= batch_bytes).  Per-point order holds
+ * because a request never starts while another in flight touches one of
+ * its points: every item carries the hash of (collection, point id), and
+ * the hashes of everything in flight are counted in a small table (a hash
+ * collision only makes the sink more careful).  A truncate (delete by
+ * filter) or a read-back is a barrier: it goes alone.  A request is only
+ * started from the FIRST unsent item, so an unsent item is never overtaken.
+ * Another request beside one in flight is started for a full batch only
+ * (or one that waited flush_interval): when Qdrant keeps up, one request is
+ * in flight while the next fills, as without pipelining; a backlog goes out
+ * on every lane.  Acknowledgements go to the ack tracker as each request
+ * finishes; the tracker confirms in commit order.
+ *
+ * Failures: a request that fails while others are in flight returns its
+ * items to unsent and the sink falls back to one request at a time
+ * ("single" mode, the only mode with parallel_requests = 1) once the others
+ * are done, after the backoff for a transient failure.  In single mode the
+ * request always covers the first unsent run at the head, retries wait out
+ * their backoff, and isolation works as it always did: segs is a stack of
+ * segment lengths measured from the head; while it is not empty the next
+ * request is exactly its top segment.  A rejected segment of n > 1 items is
+ * replaced by its two halves; a rejected single item is the poison
+ * operation.  Every replay resends operations Qdrant may have applied
+ * already: all operations are writes by point id (or a filter), and nothing
+ * later on those points was sent meanwhile, so the state ends the same.
+ * Single mode ends with the first success once no isolation is pending.
  */
 #include "sink.h"
 
@@ -30,11 +51,29 @@
 /* {"operations":[ ... ]} around the joined operations. */
 #define BODY_OVERHEAD 20
 
+enum { ITEM_UNSENT, ITEM_INFLIGHT, ITEM_ACKED };
+
 typedef struct sink_item {
     qop op;
     ack_txn txn;
     int64_t queued_ms;
+    uint64_t key; /* hash of (collection, point id); 0: a barrier (truncate, read-back) */
+    int state;    /* ITEM_* */
 } sink_item;
+
+/* One request slot, on the client lane of the same number. */
+typedef struct sink_req {
+    bool active;      /* in flight, or (single mode) waiting for its retry */
+    bool in_flight;   /* on the wire */
+    bool barrier;     /* holds a barrier item: nothing else may be in flight */
+    bool single;      /* started in single mode (its success may end single mode) */
+    size_t first, n;  /* items[first..first+n), absolute indexes (moved by compaction) */
+    /* The body, streamed from the items' own JSON ("{\"operations\":[",
+     * op, ",", op, ..., "]}"): never one copied buffer. */
+    qd_part *parts;
+    size_t nparts, capparts;
+    size_t body_len;
+} sink_req;
 
 struct sink {
     sink_env env;
@@ -42,22 +81,27 @@ struct sink {
     size_t head, tail, cap;
     size_t bytes; /* sum of json_len of the queue */
 
-    bool inflight;      /* a request covering items[head..head+inflight_n) is in flight */
-    size_t inflight_n;
-    bool retry_pending; /* that request failed transiently: resend at retry_at */
-    int64_t retry_at;
+    sink_req reqs[QD_MAX_LANES];
+    int nreqs;            /* request slots in use: parallel_requests */
+    int active;           /* slots active */
+    size_t inflight_ops;  /* items in the active requests */
+    size_t inflight_bytes; /* their bodies */
+    size_t unsent;        /* items not sent (nor acknowledged) */
+    size_t unsent_bytes;
+    size_t first_unsent;  /* no unsent item before this index (a hint, moved by compaction) */
+    uint64_t *keys;       /* counting hash set of the keys in flight: key, count pairs */
+    size_t capkeys;       /* a power of two, in pairs */
+
+    bool single;          /* one request at a time (isolation, retries): see the top */
+    bool retry_pending;   /* single mode: reqs[0] failed transiently, resend at retry_at */
+    int64_t retry_at;     /* also: single mode starts nothing before it (backoff) */
     int attempt;
-    /* The body of the request in flight, streamed from the items' own JSON
-     * ("{\"operations\":[", op, ",", op, ..., "]}"): never one copied buffer. */
-    qd_part *parts;
-    size_t nparts, capparts;
-    size_t body_len; /* bytes of that body */
 
     /* next_batch's scan of the head batch, resumed where it stopped as
      * items are pushed: the first scan_n items fit in one request of
      * scan_bytes; scan_full tells that the batch cannot grow.  scan_n = 0:
      * not scanned (the head item or its operation changed). */
-    size_t scan_n, scan_bytes;
+    size_t scan_start, scan_n, scan_bytes;
     bool scan_full;
 
     size_t *segs; /* isolation stack (top = last) */
@@ -73,6 +117,12 @@ sink *sink_new(const sink_env *env)
 
     s->env = *env;
     s->dead_fd = -1;
+    s->nreqs = env->cfg->sync.parallel_requests;
+    if (s->nreqs < 1)
+        s->nreqs = 1;
+    if (s->nreqs > QD_MAX_LANES)
+        s->nreqs = QD_MAX_LANES;
+    s->single = s->nreqs == 1;
     return s;
 }
 
@@ -87,10 +137,15 @@ static void free_items(sink *s)
 
 void sink_reset(sink *s)
 {
-    qd_batch_abort(s->env.qd);
+    qd_batch_abort(s->env.qd, -1);
     free_items(s);
-    s->inflight = false;
-    s->inflight_n = 0;
+    for (int i = 0; i < QD_MAX_LANES; i++)
+        s->reqs[i].active = s->reqs[i].in_flight = s->reqs[i].barrier = false;
+    s->active = 0;
+    s->inflight_ops = s->inflight_bytes = s->unsent = s->unsent_bytes = s->first_unsent = 0;
+    if (s->keys)
+        memset(s->keys, 0, 2 * s->capkeys * sizeof *s->keys);
+    s->single = s->nreqs == 1;
     s->retry_pending = false;
     s->attempt = 0;
     s->nsegs = 0;
@@ -103,7 +158,9 @@ void sink_free(sink *s)
     sink_reset(s);
     free(s->items);
     free(s->segs);
-    free(s->parts);
+    for (int i = 0; i < QD_MAX_LANES; i++)
+        free(s->reqs[i].parts);
+    free(s->keys);
     if (s->dead_fd >= 0)
         close(s->dead_fd);
     free(s);
@@ -120,9 +177,15 @@ static void reserve_tail(sink *s, size_t n)
     if (s->tail + n <= s->cap)
         return;
     if (s->head > 0) {
+        size_t shift = s->head;
         memmove(s->items, s->items + s->head, queued(s) * sizeof *s->items);
-        s->tail -= s->head;
+        s->tail -= shift;
         s->head = 0;
+        for (int i = 0; i < QD_MAX_LANES; i++)
+            if (s->reqs[i].active)
+                s->reqs[i].first -= shift;
+        s->first_unsent = s->first_unsent > shift ? s->first_unsent - shift : 0;
+        s->scan_start = s->scan_start > shift ? s->scan_start - shift : 0;
     }
     if (s->tail + n > s->cap) {
         size_t cap = s->cap ? s->cap : 256;
@@ -131,6 +194,22 @@ static void reserve_tail(sink *s, size_t n)
         s->items = xrealloc(s->items, cap * sizeof *s->items);
         s->cap = cap;
     }
+}
+
+/* FNV-1a of the collection name and the point id's JSON; 0 (a barrier)
+ * for an operation without a point id (truncate) or a read-back. */
+static uint64_t item_key(const qop *op)
+{
+    uint64_t h = 1469598103934665603ULL;
+
+    if (!op->point_id || op->kind == QOP_REFETCH || op->kind == QOP_DELETE_ALL)
+        return 0;
+    for (const char *p = op->table->collection; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    h = (h ^ 0xff) * 1099511628211ULL;
+    for (const char *p = op->point_id; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    return h ? h : 1;
 }
 
 void sink_push(sink *s, qop_list *ops, ack_txn txn)
@@ -143,7 +222,11 @@ void sink_push(sink *s, qop_list *ops, ack_txn txn)
         it->op = ops->items[i];
         it->txn = txn;
         it->queued_ms = now;
+        it->key = item_key(&it->op);
+        it->state = ITEM_UNSENT;
         s->bytes += it->op.json_len;
+        s->unsent++;
+        s->unsent_bytes += it->op.json_len;
         memset(&ops->items[i], 0, sizeof ops->items[i]);
     }
     ops->n = 0;
@@ -161,21 +244,31 @@ size_t sink_queued_bytes(const sink *s)
 
 bool sink_busy(const sink *s)
 {
-    return s->inflight || s->retry_pending;
+    return s->active > 0 || s->retry_pending;
+}
+
+/* Requests that may be active now. */
+static int allowed(const sink *s)
+{
+    return s->single ? 1 : s->nreqs;
+}
+
+/* Bytes of bodies that may be in flight together: batch_bytes, or a
+ * quarter of max_inflight when that is more. */
+static size_t inflight_budget(const sink *s)
+{
+    int64_t q = s->env.cfg->sync.max_inflight / 4;
+    return (size_t)(q > s->env.cfg->sync.batch_bytes ? q : s->env.cfg->sync.batch_bytes);
 }
 
 bool sink_full(const sink *s)
 {
-    size_t beyond_ops, beyond_bytes;
-
     if ((int64_t)s->bytes >= s->env.cfg->sync.max_inflight)
         return true;
-    if (!sink_busy(s))
-        return false; /* sink_kick sends what is queued */
-    beyond_ops = queued(s) - s->inflight_n;
-    beyond_bytes = s->bytes > s->body_len ? s->bytes - s->body_len : 0;
-    return beyond_ops >= (size_t)s->env.cfg->sync.batch_points ||
-           (int64_t)beyond_bytes >= s->env.cfg->sync.batch_bytes;
+    if (s->active < allowed(s) && s->inflight_bytes < inflight_budget(s))
+        return false; /* sink_kick can send what is queued */
+    return s->unsent >= (size_t)s->env.cfg->sync.batch_points ||
+           (int64_t)s->unsent_bytes >= s->env.cfg->sync.batch_bytes;
 }
 
 const sink_stats *sink_get_stats(const sink *s)
@@ -183,20 +276,87 @@ const sink_stats *sink_get_stats(const sink *s)
     return &s->stats;
 }
 
+/* ---- the keys in flight ----------------------------------------------------------------- */
+
+/* The pair of key (empty pair when absent). */
+static uint64_t *key_slot(const sink *s, uint64_t key)
+{
+    size_t mask = s->capkeys - 1, i = (size_t)(key ^ (key >> 32)) & mask;
+
+    while (s->keys[2 * i] != 0 && s->keys[2 * i] != key)
+        i = (i + 1) & mask;
+    return &s->keys[2 * i];
+}
+
+static bool key_in_flight(const sink *s, uint64_t key)
+{
+    const uint64_t *k;
+
+    if (s->capkeys == 0)
+        return false;
+    k = key_slot(s, key);
+    return k[0] == key && k[1] > 0;
+}
+
+static void keys_grow(sink *s)
+{
+    uint64_t *old = s->keys;
+    size_t oldcap = s->capkeys;
+
+    s->capkeys = oldcap ? 2 * oldcap : 1024;
+    s->keys = xcalloc(2 * s->capkeys, sizeof *s->keys);
+    for (size_t i = 0; i < oldcap; i++)
+        if (old[2 * i] != 0 && old[2 * i + 1] > 0) {
+            uint64_t *k = key_slot(s, old[2 * i]);
+            k[0] = old[2 * i];
+            k[1] = old[2 * i + 1];
+        }
+    free(old);
+}
+
+/* Counts in (+1) or out (-1) the keys of items[first..first+n). */
+static void keys_count(sink *s, size_t first, size_t n, int delta)
+{
+    size_t used = 0;
+
+    if (delta > 0) {
+        for (size_t i = 0; i < s->capkeys; i++)
+            used += s->keys[2 * i] != 0;
+        while ((used + n) * 2 > s->capkeys) {
+            keys_grow(s);
+            used = 0;
+            for (size_t i = 0; i < s->capkeys; i++)
+                used += s->keys[2 * i] != 0;
+        }
+    }
+    for (size_t i = first; i < first + n; i++) {
+        uint64_t key = s->items[i].key, *k;
+        if (key == 0)
+            continue;
+        k = key_slot(s, key);
+        if (delta > 0) {
+            k[0] = key;
+            k[1]++;
+        } else if (k[0] == key && k[1] > 0) {
+            k[1]--; /* the pair stays (0 count): removing would break the probe chains */
+        }
+    }
+}
+
 /* ---- acknowledgement and removal ---------------------------------------------- */
 
-/* Acknowledges and removes the first n items.  SINK_OK, or SINK_FATAL
- * (logged) when the ack tracker refuses an item's ticket: a bug, and
- * confirming past it could skip a change. */
-static int pop_done(sink *s, size_t n)
+/* Hands items[first..first+n) to the ack tracker, transaction by
+ * transaction.  SINK_OK, or SINK_FATAL (logged) when the tracker refuses a
+ * ticket: a bug, and confirming past it could skip a change. */
+static int ack_items(sink *s, size_t first, size_t n)
 {
-    size_t i = 0;
+    size_t i = first, end = first + n;
     int rc = SINK_OK;
 
-    while (i < n) {
-        ack_txn txn = s->items[s->head + i].txn;
+    while (i < end) {
+        ack_txn txn = s->items[i].txn;
         size_t j = i;
-        while (j < n && s->items[s->head + j].txn == txn)
+        while (j < end && s->items[j].txn == txn)
             j++;
         if (s->env.acks && txn != SINK_NO_TXN && ack_done_ops(s->env.acks, txn, j - i) != 0 && rc == SINK_OK) {
             char t[24], k[24];
@@ -208,16 +368,58 @@ static int pop_done(sink *s, size_t n)
         }
         i = j;
     }
-    for (i = 0; i < n; i++) {
-        sink_item *it = &s->items[s->head + i];
-        s->bytes -= it->op.json_len;
+    for (i = first; i < end; i++) {
+        s->items[i].state = ITEM_ACKED;
         s->stats.ops++;
+    }
+    return rc;
+}
+
+/* Removes the acknowledged items at the head. */
+static void pop_acked(sink *s)
+{
+    while (s->head < s->tail && s->items[s->head].state == ITEM_ACKED) {
+        sink_item *it = &s->items[s->head++];
+        s->bytes -= it->op.json_len;
         qop_free_fields(&it->op);
     }
-    s->head += n;
-    if (s->head == s->tail)
+    if (s->head == s->tail) {
         s->head = s->tail = 0;
+        s->first_unsent = 0;
+        s->scan_n = 0;
+    }
+    if (s->first_unsent < s->head)
+        s->first_unsent = s->head;
+}
+
+/* Marks items[first..first+n) unsent, or acknowledged, or in flight. */
+static void set_state(sink *s, size_t first, size_t n, int state)
+{
+    for (size_t i = first; i < first + n; i++) {
+        sink_item *it = &s->items[i];
+        if (it->state == ITEM_UNSENT) {
+            s->unsent--;
+            s->unsent_bytes -= it->op.json_len;
+        }
+        it->state = state;
+        if (state == ITEM_UNSENT) {
+            s->unsent++;
+            s->unsent_bytes += it->op.json_len;
+        }
+    }
+    if (state == ITEM_UNSENT && first < s->first_unsent)
+        s->first_unsent = first;
     s->scan_n = 0;
+}
+
+/* Acknowledges and removes the first n items (all unsent or in flight). */
+static int pop_done(sink *s, size_t n)
+{
+    int rc;
+
+    set_state(s, s->head, n, ITEM_INFLIGHT); /* out of the unsent counts */
+    rc = ack_items(s, s->head, n);
+    pop_acked(s);
     return rc;
 }
 
@@ -378,11 +580,16 @@ static int refetch_head(sink *s, bool *removed)
         rc = pop_done(s, 1);
     } else {
         s->bytes -= it->op.json_len;
+        if (it->state == ITEM_UNSENT)
+            s->unsent_bytes -= it->op.json_len;
         qop_free_fields(&it->op);
         s->scan_n = 0;
         it->op = out.items[0];
         memset(&out.items[0], 0, sizeof out.items[0]);
+        it->key = item_key(&it->op);
         s->bytes += it->op.json_len;
+        if (it->state == ITEM_UNSENT)
+            s->unsent_bytes += it->op.json_len;
         for (size_t i = 1; i < out.n; i++) /* map_row makes one operation; more would be a bug */
             qop_free_fields(&out.items[i]);
     }
@@ -406,13 +613,28 @@ static bool collection_missing(const qd_result *r)
 
 /* ---- sending ----------------------------------------------------------------------------- */
 
-/* How many head items the next request takes (at least 1; the queue is
- * not empty).  *full tells whether the batch cannot grow (limits, or a
- * refetch or a different collection next).  Items pushed since the last
- * call are scanned; those before are not again. */
-static size_t next_batch(sink *s, bool *full)
+/* The first unsent item's index (tail when none). */
+static size_t first_unsent(sink *s)
 {
-    const sink_item *first = &s->items[s->head];
+    size_t i = s->first_unsent < s->head ? s->head : s->first_unsent;
+
+    while (i < s->tail && s->items[i].state != ITEM_UNSENT)
+        i++;
+    s->first_unsent = i;
+    return i;
+}
+
+/* How many items from start (the first unsent one) the next request takes:
+ * a run of unsent items of one collection within batch_points and
+ * batch_bytes, stopping before a read-back, before a barrier (a barrier
+ * only goes alone, first), and before an item whose point is in flight
+ * (such a batch is not full: it may grow once that request is answered).
+ * 0 when start itself cannot go now.  *full tells whether the batch cannot
+ * grow.  In isolation the top segment is the batch.  Items pushed since the
+ * last call are scanned; those before are not again. */
+static size_t next_batch(sink *s, size_t start, bool *full)
+{
+    const sink_item *first = &s->items[start];
     size_t limit_points = s->env.cfg->sync.batch_points > 0 ? (size_t)s->env.cfg->sync.batch_points : 1;
     size_t limit_bytes = (size_t)s->env.cfg->sync.batch_bytes;
 
@@ -420,15 +642,23 @@ static size_t next_batch(sink *s, bool *full)
         *full = true;
         return s->segs[s->nsegs - 1];
     }
-    if (s->scan_n == 0) {
+    *full = true;
+    if (first->key == 0 && s->active > 0)
+        return 0; /* a barrier waits until nothing is in flight */
+    if (first->key != 0 && key_in_flight(s, first->key))
+        return 0;
+    if (s->scan_n == 0 || s->scan_start != start) {
+        s->scan_start = start;
         s->scan_n = 1;
         s->scan_bytes = BODY_OVERHEAD + first->op.json_len;
-        s->scan_full = false;
+        s->scan_full = first->key == 0;
     }
-    while (!s->scan_full && s->head + s->scan_n < s->tail) {
-        const sink_item *it = &s->items[s->head + s->scan_n];
-        if (s->scan_n >= limit_points || it->op.kind == QOP_REFETCH || it->op.table != first->op.table ||
-            s->scan_bytes + 1 + it->op.json_len > limit_bytes) {
+    while (!s->scan_full && start + s->scan_n < s->tail) {
+        const sink_item *it = &s->items[start + s->scan_n];
+        if (it->state == ITEM_UNSENT && it->key != 0 && key_in_flight(s, it->key))
+            break; /* not full: the batch may grow past it once that request is answered */
+        if (s->scan_n >= limit_points || it->state != ITEM_UNSENT || it->key == 0 ||
+            it->op.table != first->op.table || s->scan_bytes + 1 + it->op.json_len > limit_bytes) {
             s->scan_full = true;
             break;
         }
@@ -441,63 +671,115 @@ static size_t next_batch(sink *s, bool *full)
     return s->scan_n;
 }
 
-static void add_part(sink *s, const char *data, size_t len)
+static void add_part(sink_req *r, const char *data, size_t len)
 {
-    if (s->nparts == s->capparts) {
-        s->capparts = s->capparts ? 2 * s->capparts : 64;
-        s->parts = xrealloc(s->parts, s->capparts * sizeof *s->parts);
+    if (r->nparts == r->capparts) {
+        r->capparts = r->capparts ? 2 * r->capparts : 64;
+        r->parts = xrealloc(r->parts, r->capparts * sizeof *r->parts);
     }
-    s->parts[s->nparts].data = data;
-    s->parts[s->nparts].len = len;
-    s->nparts++;
-    s->body_len += len;
+    r->parts[r->nparts].data = data;
+    r->parts[r->nparts].len = len;
+    r->nparts++;
+    r->body_len += len;
 }
 
-/* The body of a request for the first n items: parts pointing into their
- * JSON, which stays queued (and unchanged) until the request is done. */
-static void build_body(sink *s, size_t n)
+/* The body of request r: parts pointing into its items' JSON, which stays
+ * queued (and unchanged) until the request is done. */
+static void build_body(sink *s, sink_req *r)
 {
-    s->nparts = 0;
-    s->body_len = 0;
-    add_part(s, "{\"operations\":[", 15);
-    for (size_t i = 0; i < n; i++) {
-        const qop *op = &s->items[s->head + i].op;
+    r->nparts = 0;
+    r->body_len = 0;
+    add_part(r, "{\"operations\":[", 15);
+    for (size_t i = 0; i < r->n; i++) {
+        const qop *op = &s->items[r->first + i].op;
         if (i)
-            add_part(s, ",", 1);
-        add_part(s, op->json, op->json_len);
+            add_part(r, ",", 1);
+        add_part(r, op->json, op->json_len);
     }
-    add_part(s, "]}", 2);
+    add_part(r, "]}", 2);
 }
 
-/* Starts the request for the first inflight_n items (body built). */
-static int start_request(sink *s)
+/* Puts request slot k on the wire (its items and body set). */
+static int send_request(sink *s, int k)
 {
+    sink_req *r = &s->reqs[k];
     qd_result res;
     char why[600];
 
-    if (qd_batch_start(s->env.qd, s->items[s->head].op.table->collection, s->parts, s->nparts, &res) != 0) {
+    if (qd_batch_start(s->env.qd, k, s->items[r->first].op.table->collection, r->parts, r->nparts, &res) != 0) {
         log_error("cannot start a Qdrant request", "error", qd_result_describe(&res, why, sizeof why), NULL);
         qd_result_clear(&res);
         return SINK_FATAL;
     }
-    s->inflight = true;
+    set_state(s, r->first, r->n, ITEM_INFLIGHT);
+    keys_count(s, r->first, r->n, +1);
+    r->in_flight = true;
     return SINK_OK;
 }
 
-int sink_kick(sink *s, bool more_input)
+/* Starts a request on slot k for items[first..first+n). */
+static int start_request(sink *s, int k, size_t first, size_t n)
+{
+    sink_req *r = &s->reqs[k];
+
+    r->first = first;
+    r->n = n;
+    r->barrier = s->items[first].key == 0;
+    r->single = s->single;
+    build_body(s, r);
+    r->active = true;
+    s->active++;
+    s->inflight_ops += n;
+    s->inflight_bytes += r->body_len;
+    return send_request(s, k);
+}
+
+/* The request of slot k is over (acknowledged, or its items returned). */
+static void end_request(sink *s, int k)
+{
+    sink_req *r = &s->reqs[k];
+
+    r->active = r->in_flight = r->barrier = false;
+    s->active--;
+    s->inflight_ops -= r->n;
+    s->inflight_bytes -= r->body_len;
+}
+
+static int free_slot(const sink *s)
+{
+    for (int k = 0; k < s->nreqs; k++)
+        if (!s->reqs[k].active)
+            return k;
+    return -1;
+}
+
+/* A barrier in flight: nothing else may start. */
+static bool barrier_active(const sink *s)
+{
+    for (int k = 0; k < s->nreqs; k++)
+        if (s->reqs[k].active && s->reqs[k].barrier)
+            return true;
+    return false;
+}
+
+/* Single mode: one request, the first unsent run at the head. */
+static int kick_single(sink *s, bool more_input)
 {
     bool full;
     size_t n;
     int rc;
 
-    if (s->inflight)
-        return SINK_OK;
+    if (s->active > 0 && !s->retry_pending)
+        return SINK_OK; /* in flight, or the pipelined requests before single mode still are */
     if (s->retry_pending) {
         if (now_ms() < s->retry_at)
             return SINK_OK;
         s->retry_pending = false;
-        return start_request(s);
+        return send_request(s, 0);
     }
+    if (now_ms() < s->retry_at)
+        return SINK_OK; /* the backoff of a failure met while pipelining */
+    pop_acked(s);
     while (queued(s) > 0 && s->items[s->head].op.kind == QOP_REFETCH) {
         if (!s->env.refetch) {
             log_error("internal error: a row must be read back but the sink has no reader", NULL);
@@ -509,25 +791,68 @@ int sink_kick(sink *s, bool more_input)
     }
     if (queued(s) == 0)
         return SINK_OK;
-    n = next_batch(s, &full);
+    n = next_batch(s, s->head, &full);
     if (!full && more_input && now_ms() - s->items[s->head].queued_ms < s->env.cfg->sync.flush_interval_ms)
         return SINK_OK;
-    s->inflight_n = n;
-    build_body(s, n);
-    return start_request(s);
+    return start_request(s, 0, s->head, n);
+}
+
+int sink_kick(sink *s, bool more_input)
+{
+    int rc;
+
+    if (s->single)
+        return kick_single(s, more_input);
+    pop_acked(s);
+    while (s->active < s->nreqs && !barrier_active(s) && s->inflight_bytes < inflight_budget(s)) {
+        size_t start = first_unsent(s), n;
+        bool full;
+        int k;
+
+        if (start == s->tail)
+            break;
+        if (s->items[start].op.kind == QOP_REFETCH) {
+            bool removed;
+            if (start != s->head || s->active > 0)
+                break; /* read back when it is at the head and nothing is in flight */
+            if (!s->env.refetch) {
+                log_error("internal error: a row must be read back but the sink has no reader", NULL);
+                return SINK_FATAL;
+            }
+            if ((rc = refetch_head(s, &removed)) != SINK_OK)
+                return rc;
+            continue;
+        }
+        if ((n = next_batch(s, start, &full)) == 0)
+            break;
+        /* Idle: send at once.  Busy: another request for a full batch only, or one that waited flush_interval. */
+        if (!full && (s->active > 0 || more_input) &&
+            now_ms() - s->items[start].queued_ms < s->env.cfg->sync.flush_interval_ms)
+            break;
+        k = free_slot(s);
+        if ((rc = start_request(s, k, start, n)) != SINK_OK)
+            return rc;
+        s->scan_n = 0;
+    }
+    return SINK_OK;
 }
 
 int64_t sink_timeout_ms(const sink *s)
 {
     int64_t now = now_ms(), t;
+    size_t i = s->first_unsent < s->head ? s->head : s->first_unsent;
 
-    if (s->inflight)
-        return -1; /* curl's own timer, in sink_wait */
     if (s->retry_pending)
         return s->retry_at > now ? s->retry_at - now : 0;
-    if (queued(s) == 0)
+    if (s->active >= allowed(s))
+        return -1; /* curl's own timer, in sink_wait */
+    if (s->single && s->retry_at > now)
+        return s->retry_at - now;
+    while (i < s->tail && s->items[i].state != ITEM_UNSENT)
+        i++;
+    if (i == s->tail)
         return -1;
-    t = s->items[s->head].queued_ms + s->env.cfg->sync.flush_interval_ms - now;
+    t = s->items[i].queued_ms + s->env.cfg->sync.flush_interval_ms - now;
     return t > 0 ? t : 0;
 }
 
@@ -540,19 +865,18 @@ int sink_wait(sink *s, struct pollfd *fds, int nfds, int timeout_ms)
     return 0;
 }
 
-static void report(sink *s, const char *result, const qd_result *res)
+static void report(sink *s, const char *result, const qd_result *res, size_t ops)
 {
     if (s->env.on_request)
-        s->env.on_request(s->env.on_request_arg, result, res->elapsed, s->inflight_n);
+        s->env.on_request(s->env.on_request_arg, result, res->elapsed, ops);
 }
 
 /* A deterministic answer (not QD_OK, not QD_TRANSIENT) to the request in
  * flight.  Only QD_REJECTED, QD_POINT_MISSING and QD_COLLECTION_MISSING are
  * Qdrant's word about the operations; the others stop the sink with the
  * slot where it is. */
-static int rejected(sink *s, const qd_result *res, const char *why)
+static int rejected(sink *s, const qd_result *res, const char *why, size_t n)
 {
-    size_t n = s->inflight_n;
     qop *op = &s->items[s->head].op;
 
     s->stats.rejected++;
@@ -627,53 +951,100 @@ static int rejected(sink *s, const qd_result *res, const char *why)
     return SINK_OK;
 }
 
-int sink_progress(sink *s)
+/* Answers that are not about the operations: fatal in every mode. */
+static bool fatal_outcome(const qd_result *res)
 {
-    qd_result res;
-    char why[600], ms[32];
-    int r;
+    return res->outcome == QD_AUTH || res->outcome == QD_NOT_QDRANT;
+}
 
-    if (!s->inflight)
-        return SINK_OK;
-    r = qd_batch_check(s->env.qd, &res);
-    if (r == 0)
-        return SINK_OK;
-    s->inflight = false;
+/* Handles the end of the request on slot k: r is qd_batch_check's 1 or -1. */
+static int finish(sink *s, int k, int r, const qd_result *res)
+{
+    sink_req *q = &s->reqs[k];
+    char why[600], ms[32];
+    int rc;
+
+    q->in_flight = false;
+    keys_count(s, q->first, q->n, -1);
+    s->scan_n = 0; /* a scan stopped at a point in flight may go further now */
     if (r == 1) {
-        report(s, "ok", &res);
+        bool single_done = q->single && s->single;
+        report(s, "ok", res, q->n);
         s->stats.requests++;
-        s->stats.bytes += s->body_len;
+        s->stats.bytes += q->body_len;
         s->stats.last_ok = true;
         s->attempt = 0;
-        r = pop_done(s, s->inflight_n);
-        if (s->nsegs > 0)
+        rc = ack_items(s, q->first, q->n);
+        end_request(s, k);
+        if (single_done && s->nsegs > 0)
             s->nsegs--;
-        s->inflight_n = 0;
-        qd_result_clear(&res);
-        return r;
+        if (single_done && s->nsegs == 0 && s->nreqs > 1)
+            s->single = false; /* isolation and retries are over: pipelining again */
+        pop_acked(s);
+        return rc;
     }
-    qd_result_describe(&res, why, sizeof why);
+    qd_result_describe(res, why, sizeof why);
     s->stats.last_ok = false;
     snprintf_utf8(s->stats.last_error, sizeof s->stats.last_error, "%s", why);
-    if (res.outcome == QD_TRANSIENT) {
+    if (res->outcome == QD_TRANSIENT) {
         int64_t wait = backoff_jitter_ms(s->attempt++);
-        if (res.retry_after >= 0 && res.retry_after * 1000 > (double)wait)
-            wait = (int64_t)(res.retry_after * 1000);
-        report(s, "retry", &res);
+        if (res->retry_after >= 0 && res->retry_after * 1000 > (double)wait)
+            wait = (int64_t)(res->retry_after * 1000);
+        report(s, "retry", res, q->n);
         s->stats.retries++;
-        s->retry_pending = true;
-        s->retry_at = now_ms() + wait;
         snprintf_utf8(ms, sizeof ms, "%lld", (long long)wait);
-        log_warn("Qdrant request failed, retrying", "collection", s->items[s->head].op.table->collection, "error",
+        log_warn("Qdrant request failed, retrying", "collection", s->items[q->first].op.table->collection, "error",
                  why, "retry_in_ms", ms, NULL);
-        qd_result_clear(&res);
+        if (q->single && s->single) { /* the one request of single mode: the same request again */
+            s->retry_pending = true;
+            s->retry_at = now_ms() + wait;
+            return SINK_OK;
+        }
+        /* pipelined: its items go back; one request at a time after the backoff */
+        set_state(s, q->first, q->n, ITEM_UNSENT);
+        end_request(s, k);
+        s->single = true;
+        s->retry_at = now_ms() + wait;
         return SINK_OK;
     }
-    report(s, "rejected", &res);
-    r = rejected(s, &res, why);
-    s->inflight_n = 0;
-    qd_result_clear(&res);
-    return r;
+    report(s, "rejected", res, q->n);
+    if (!(q->single && s->single) && !fatal_outcome(res)) {
+        /* pipelined: isolate it in single mode once the others are done */
+        s->stats.rejected++;
+        set_state(s, q->first, q->n, ITEM_UNSENT);
+        end_request(s, k);
+        s->single = true;
+        return SINK_OK;
+    }
+    {
+        size_t n = q->n;
+        set_state(s, q->first, q->n, ITEM_UNSENT);
+        end_request(s, k);
+        return rejected(s, res, why, n);
+    }
+}
+
+int sink_progress(sink *s)
+{
+    for (;;) {
+        qd_result res;
+        int lane = -1, r, rc;
+
+        if (s->active == 0)
+            return SINK_OK;
+        r = qd_batch_check(s->env.qd, &lane, &res);
+        if (r == 0)
+            return SINK_OK;
+        if (lane < 0 || lane >= s->nreqs || !s->reqs[lane].in_flight) {
+            log_error("internal error: an answer on a lane without a request", NULL);
+            qd_result_clear(&res);
+            return SINK_FATAL;
+        }
+        rc = finish(s, lane, r, &res);
+        qd_result_clear(&res);
+        if (rc != SINK_OK)
+            return rc;
+    }
 }
 
 int sink_drain(sink *s, int64_t deadline_ms, volatile sig_atomic_t *stop, int (*idle)(void *), void *idle_arg)
@@ -684,7 +1055,7 @@ int sink_drain(sink *s, int64_t deadline_ms, volatile sig_atomic_t *stop, int (*
     for (;;) {
         int64_t now = now_ms(), t;
 
-        if (queued(s) == 0 && !s->inflight)
+        if (queued(s) == 0 && s->active == 0)
             return SINK_OK;
         if ((stop && *stop) || (deadline_ms > 0 && now >= deadline_ms))
             return SINK_STOPPED;

@@ -541,6 +541,189 @@ static void test_reset_forgets_queue(void **state)
     assert_int_equal(sink_queued_bytes(f->s), 0);
 }
 
+/* ---- pipelining (parallel_requests > 1) ----------------------------------------------- */
+
+/* An upsert of point id whose payload n says which version it is. */
+static void add_version(fixture *f, int id, int version)
+{
+    char json[256];
+
+    snprintf(json, sizeof json, "{\"upsert\":{\"points\":[{\"id\":%d,\"vector\":[1,2],\"payload\":{\"n\":%d}}]}}",
+             id, version);
+    add_op(f, QOP_UPSERT, id, json);
+}
+
+/* Payload n of point id, -1 when the point is missing. */
+static long point_version(fixture *f, int id)
+{
+    char path[64];
+    qd_result r;
+    long n = -1;
+
+    snprintf(path, sizeof path, "/collections/items/points/%d", id);
+    if (qd_request(f->qd, "GET", path, NULL, 0, &r) == 0)
+        n = (long)json_integer_value(json_object_get(json_object_get(r.result, "payload"), "n"));
+    qd_result_clear(&r);
+    return n;
+}
+
+/* Kicks, then waits (without handling answers) until count requests are in flight. */
+static void expect_in_flight(fixture *f, size_t count)
+{
+    assert_int_equal(sink_kick(f->s, false), SINK_OK);
+    assert_int_equal(qd_batch_count(f->qd), count);
+}
+
+/* A backlog of distinct points goes out on several lanes at once. */
+static void test_pipelined_backlog_on_every_lane(void **state)
+{
+    fixture *f = *state;
+
+    f->cfg.sync.batch_points = 3;
+    f->cfg.sync.parallel_requests = 4;
+    start_sink(f, false);
+    make_collection(f);
+    for (int i = 1; i <= 15; i++)
+        add_version(f, i, 1);
+    push_txn(f, 0x5000);
+    control(f->srv, "/__test/fault", "{\"delay_next\":4,\"delay_ms\":300}");
+    expect_in_flight(f, 4); /* 4 of the 5 batches */
+    assert_true(sink_full(f->s) == false || sink_queued_ops(f->s) == 15);
+    assert_int_equal(sink_drain(f->s, now_ms() + 10000, NULL, NULL, NULL), SINK_OK);
+    assert_int_equal(sink_get_stats(f->s)->requests, 5);
+    assert_int_equal(ack_confirmed(f->acks), 0x5000);
+    for (int i = 1; i <= 15; i++)
+        assert_int_equal(point_version(f, i), 1);
+}
+
+/* Two batches touching the same point are never in flight together, so
+ * the later version wins even when the earlier request is slow. */
+static void test_pipelined_same_point_never_together(void **state)
+{
+    fixture *f = *state;
+
+    f->cfg.sync.batch_points = 2;
+    f->cfg.sync.parallel_requests = 4;
+    start_sink(f, false);
+    make_collection(f);
+    add_version(f, 1, 1); /* batch [1 v1, 2 v1] */
+    add_version(f, 2, 1);
+    add_version(f, 3, 1); /* batch [3 v1, 1 v2]: point 1 is in flight */
+    add_version(f, 1, 2);
+    push_txn(f, 0x5000);
+    control(f->srv, "/__test/fault", "{\"delay_next\":1,\"delay_ms\":400}");
+    expect_in_flight(f, 1);
+    assert_int_equal(sink_drain(f->s, now_ms() + 10000, NULL, NULL, NULL), SINK_OK);
+    assert_int_equal(point_version(f, 1), 2);
+    assert_int_equal(point_version(f, 3), 1);
+    assert_int_equal(ack_confirmed(f->acks), 0x5000);
+}
+
+/* A truncate goes alone: nothing before it is still in flight when it is
+ * sent, nothing after it is sent before it is answered. */
+static void test_pipelined_truncate_is_a_barrier(void **state)
+{
+    fixture *f = *state;
+
+    f->cfg.sync.batch_points = 2;
+    f->cfg.sync.parallel_requests = 4;
+    start_sink(f, false);
+    make_collection(f);
+    for (int i = 1; i <= 4; i++)
+        add_version(f, i, 1);
+    add_op(f, QOP_DELETE_ALL, 0, "{\"delete\":{\"filter\":{}}}");
+    free(f->ops.items[f->ops.n - 1].point_id);
+    f->ops.items[f->ops.n - 1].point_id = NULL;
+    for (int i = 5; i <= 8; i++)
+        add_version(f, i, 1);
+    push_txn(f, 0x5000);
+    control(f->srv, "/__test/fault", "{\"delay_next\":2,\"delay_ms\":300}");
+    expect_in_flight(f, 2); /* [1,2] [3,4]; the truncate waits */
+    assert_int_equal(sink_drain(f->s, now_ms() + 10000, NULL, NULL, NULL), SINK_OK);
+    for (int i = 1; i <= 8; i++)
+        assert_int_equal(point_version(f, i), i <= 4 ? -1 : 1);
+    assert_int_equal(ack_confirmed(f->acks), 0x5000);
+}
+
+/* Requests finish out of order: a later transaction acknowledged first is
+ * not confirmed before the earlier one. */
+static void test_pipelined_confirms_in_commit_order(void **state)
+{
+    fixture *f = *state;
+
+    f->cfg.sync.batch_points = 2;
+    f->cfg.sync.parallel_requests = 4;
+    start_sink(f, false);
+    make_collection(f);
+    control(f->srv, "/__test/fault", "{\"delay_next\":1,\"delay_ms\":800}"); /* the first request only */
+    for (int t = 0; t < 3; t++) {
+        add_version(f, 2 * t + 1, 1);
+        add_version(f, 2 * t + 2, 1);
+        push_txn(f, 0x5000 + (lsn_t)t);
+        expect_in_flight(f, (size_t)t + 1);
+        for (int i = 0; t == 0 && i < 10; i++) { /* the first request reaches the server (and its delay) */
+            assert_int_equal(sink_wait(f->s, NULL, 0, 10), 0);
+            assert_int_equal(sink_progress(f->s), SINK_OK);
+        }
+    }
+    for (int i = 0; i < 50 && qd_batch_count(f->qd) > 1; i++) {
+        assert_int_equal(sink_wait(f->s, NULL, 0, 20), 0);
+        assert_int_equal(sink_progress(f->s), SINK_OK);
+    }
+    assert_int_equal(qd_batch_count(f->qd), 1); /* the two later ones are answered */
+    assert_int_equal(ack_confirmed(f->acks), 0); /* ... but the first transaction is not */
+    assert_int_equal(sink_drain(f->s, now_ms() + 10000, NULL, NULL, NULL), SINK_OK);
+    assert_int_equal(ack_confirmed(f->acks), 0x5002);
+}
+
+/* A failure while pipelining: the failed request's operations go again
+ * (one request at a time after the backoff); nothing lost, nothing
+ * confirmed early; then pipelining resumes. */
+static void test_pipelined_failure_falls_back_to_one(void **state)
+{
+    fixture *f = *state;
+
+    f->cfg.sync.batch_points = 3;
+    f->cfg.sync.parallel_requests = 4;
+    start_sink(f, false);
+    make_collection(f);
+    for (int i = 1; i <= 12; i++)
+        add_version(f, i, 1);
+    push_txn(f, 0x5000);
+    control(f->srv, "/__test/fault", "{\"fail_next\":1,\"status\":503,\"error\":\"busy\"}");
+    assert_int_equal(sink_drain(f->s, now_ms() + 20000, NULL, NULL, NULL), SINK_OK);
+    assert_int_equal(sink_get_stats(f->s)->retries, 1);
+    assert_int_equal(sink_get_stats(f->s)->requests, 4);
+    assert_int_equal(ack_confirmed(f->acks), 0x5000);
+    for (int i = 1; i <= 12; i++)
+        assert_int_equal(point_version(f, i), 1);
+    /* pipelining again */
+    for (int i = 13; i <= 18; i++)
+        add_version(f, i, 1);
+    push_txn(f, 0x6000);
+    control(f->srv, "/__test/fault", "{\"delay_next\":2,\"delay_ms\":300}");
+    expect_in_flight(f, 2);
+    assert_int_equal(sink_drain(f->s, now_ms() + 10000, NULL, NULL, NULL), SINK_OK);
+    assert_int_equal(ack_confirmed(f->acks), 0x6000);
+}
+
+/* A poison operation met while pipelining is isolated as without it. */
+static void test_pipelined_poison_dead_letter(void **state)
+{
+    fixture *f = *state;
+
+    f->cfg.sync.batch_points = 3;
+    f->cfg.sync.parallel_requests = 4;
+    f->cfg.sync.on_error = ON_ERROR_DEAD_LETTER;
+    start_sink(f, false);
+    poison_batch(f);
+    assert_int_equal(sink_drain(f->s, 0, NULL, NULL, NULL), SINK_OK);
+    for (int i = 1; i <= 10; i++)
+        assert_true(point_exists(f, i) == (i != 6));
+    assert_int_equal(sink_get_stats(f->s)->dead_letters, 1);
+    assert_int_equal(ack_confirmed(f->acks), 0x5000);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -559,6 +742,12 @@ int main(void)
         T(test_missing_collection_created),
         T(test_missing_collection_or_credentials_stop),
         T(test_reset_forgets_queue),
+        T(test_pipelined_backlog_on_every_lane),
+        T(test_pipelined_same_point_never_together),
+        T(test_pipelined_truncate_is_a_barrier),
+        T(test_pipelined_confirms_in_commit_order),
+        T(test_pipelined_failure_falls_back_to_one),
+        T(test_pipelined_poison_dead_letter),
     };
 #undef T
     return cmocka_run_group_tests(tests, group_setup, server_stop);
