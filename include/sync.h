@@ -17,9 +17,6 @@
 #include "config.h"
 #include "metrics.h"
 
-/* Exit codes of SPEC §1. */
-enum { EXIT_OK = 0, EXIT_FATAL = 1, EXIT_CONFIG = 2 };
-
 /*
  * Streams until *stop becomes non-zero (set by the SIGTERM/SIGINT handler)
  * or a fatal error.  Reconnects with capped backoff when the connection

@@ -18,6 +18,7 @@
 #include "check_config.h"
 #include "check_lag.h"
 #include "config.h"
+#include "exit_codes.h"
 #include "http_server.h"
 #include "log.h"
 #include "reconcile.h"
@@ -252,26 +253,6 @@ static int load_config(const cli *c, p2q_config *cfg)
     return rc;
 }
 
-static int cmd_check_config(const p2q_config *cfg)
-{
-    strlist problems = {0};
-    strlist notes = {0};
-    int n = check_config_run(cfg, &problems, &notes);
-
-    for (int i = 0; i < notes.n; i++)
-        printf("note: %s\n", notes.items[i]);
-
-    for (int i = 0; i < problems.n; i++)
-        fprintf(stderr, "problem: %s\n", problems.items[i]);
-    if (n == 0)
-        printf("configuration OK: %s\n", cfg->path);
-    else
-        fprintf(stderr, "%d problem%s found in %s\n", n, n == 1 ? "" : "s", cfg->path);
-    strlist_free(&problems);
-    strlist_free(&notes);
-    return n == 0 ? EXIT_OK : EXIT_CONFIG;
-}
-
 /* Livez fails when the sync loop has not turned for this long. */
 #define LIVEZ_MIN_BOUND_MS 30000
 
@@ -425,7 +406,7 @@ int main(int argc, char **argv)
     if (strcmp(c.command, "snapshot") == 0 || strcmp(c.command, "reconcile") == 0)
         rc = cmd_snapshot_reconcile(&c, &cfg);
     else
-        rc = strcmp(c.command, "run") == 0 ? cmd_run(&cfg) : cmd_check_config(&cfg);
+        rc = strcmp(c.command, "run") == 0 ? cmd_run(&cfg) : check_config_command(&cfg);
     config_free(&cfg);
     return rc;
 }

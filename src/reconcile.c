@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "exit_codes.h"
 #include "log.h"
 #include "qdrant_client.h"
 #include "qop.h"
@@ -35,7 +36,6 @@
 #include "row_to_point.h"
 #include "sink.h"
 #include "snapshot.h"
-#include "sync.h"
 #include "util.h"
 
 #define RECON_PAGE 1000     /* points per scroll request */

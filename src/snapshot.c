@@ -16,13 +16,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "check_config.h"
+#include "exit_codes.h"
 #include "log.h"
 #include "metrics.h"
 #include "pgtypes.h"
+#include "preflight.h"
 #include "replication.h"
 #include "sink.h"
-#include "sync.h"
 #include "util.h"
 
 #define SNAP_PROGRESS_MS 5000
@@ -568,7 +568,7 @@ static int prepare_tables(const p2q_config *cfg, qd_client *qd, const int *idx, 
     sub.n_tables = nidx;
     for (int i = 0; i < nidx; i++)
         sub.tables[i] = cfg->tables[idx[i]];
-    n = check_config_prepare_run(&sub, qd, false, stop, &problems, &transient);
+    n = preflight_prepare(&sub, qd, false, stop, &problems, &transient);
     for (int i = 0; i < problems.n; i++)
         log_error("cannot snapshot", "error", problems.items[i], NULL);
     strlist_free(&problems);

@@ -16,11 +16,12 @@
 #include <string.h>
 
 #include "ack_tracker.h"
-#include "check_config.h"
 #include "collection.h"
+#include "exit_codes.h"
 #include "log.h"
 #include "metrics.h"
 #include "pgoutput.h"
+#include "preflight.h"
 #include "qdrant_client.h"
 #include "qop.h"
 #include "relcache.h"
@@ -689,7 +690,7 @@ static int check_tables(sync_state *st)
 {
     strlist problems = {0};
     bool transient = false;
-    int n = check_config_prepare_run(st->cfg, st->qd, true, st->stop, &problems, &transient), rc = 0;
+    int n = preflight_prepare(st->cfg, st->qd, true, st->stop, &problems, &transient), rc = 0;
 
     for (int i = 0; i < problems.n; i++) {
         if (transient)
