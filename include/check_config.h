@@ -8,9 +8,10 @@
 #define P2Q_CHECK_CONFIG_H
 
 #include "config.h"
+#include "status.h"
 
 /* Prints the notes and "configuration OK" to stdout, each problem and their
- * count to stderr.  Returns the exit code: 0 all good, 2 problems found. */
-int check_config_command(const p2q_config *cfg);
+ * count to stderr.  Returns P2Q_OK (all good) or P2Q_ERR_CONFIG (problems found). */
+p2q_status check_config_command(const p2q_config *cfg);
 
 #endif

@@ -15,6 +15,7 @@
 
 #include "config.h"
 #include "qdrant_client.h"
+#include "status.h"
 
 /* Checks cfg against the live PostgreSQL (a normal, non-replication connection from
  * cfg->source.dsn) and Qdrant, changing nothing: server, publication, slot, tables,
@@ -35,11 +36,12 @@ int preflight_check(const p2q_config *cfg, strlist *problems, strlist *notes);
  * each table, set publish_via_partition_root for a partitioned one; no
  * table may be UNLOGGED.  Server and slot are left to run; a missing
  * publication too (run creates it, or says why not).  qd: the caller's
- * client (borrowed); stop: seen while connecting.  Returns the number of
- * problems appended; *transient tells that a side could not be reached,
- * so the caller should retry rather than stop.  Logs nothing itself.
+ * client (borrowed); stop: seen while connecting.  Appends one message
+ * per problem to problems and returns P2Q_OK (none), P2Q_ERR_CONFIG, or
+ * P2Q_RETRY when a side could not be reached (retry rather than stop).
+ * Logs nothing itself.
  */
-int preflight_prepare(const p2q_config *cfg, qd_client *qd, bool streaming, volatile sig_atomic_t *stop,
-                      strlist *problems, bool *transient);
+p2q_status preflight_prepare(const p2q_config *cfg, qd_client *qd, bool streaming, volatile sig_atomic_t *stop,
+                             strlist *problems);
 
 #endif

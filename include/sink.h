@@ -39,17 +39,19 @@
 #include "config.h"
 #include "qdrant_client.h"
 #include "qop.h"
+#include "status.h"
 
 /* Ticket for operations that belong to no transaction (snapshot, reconcile). */
 #define SINK_NO_TXN UINT64_MAX
 
-/* Results of the sink's functions. */
-enum {
-    SINK_OK = 0,
-    SINK_FATAL = -1,   /* logged: a poison operation with on_error = stop, a dead-letter write failed, ... */
-    SINK_STOPPED = -2, /* *stop was set or the deadline passed before everything was sent */
-    SINK_ABORTED = -3, /* the idle callback asked to give up (e.g. the replication connection died) */
-};
+/*
+ * The sink's functions (and the env callbacks) return p2q_status values
+ * (status.h); sink.c spells the four it uses with these names.
+ */
+#define SINK_OK P2Q_OK
+#define SINK_FATAL P2Q_ERR_FATAL /* logged: a poison operation with on_error = stop, a dead-letter write failed, ... */
+#define SINK_STOPPED P2Q_STOPPED /* *stop was set or the deadline passed before everything was sent */
+#define SINK_ABORTED P2Q_RETRY   /* the idle callback asked to give up (the replication connection died): reconnect */
 
 typedef struct sink sink;
 

@@ -16,14 +16,15 @@
 
 #include "config.h"
 #include "metrics.h"
+#include "status.h"
 
 /*
  * Streams until *stop becomes non-zero (set by the SIGTERM/SIGINT handler)
  * or a fatal error.  Reconnects with capped backoff when the connection
- * drops.  Returns the process exit code; the error is logged here.
- * metrics (borrowed; NULL: none) receives state, positions and counters
- * for the endpoint server.
+ * drops.  Returns P2Q_STOPPED (a clean stop), P2Q_ERR_FATAL or
+ * P2Q_ERR_CONFIG; the error is logged here.  metrics (borrowed; NULL:
+ * none) receives state, positions and counters for the endpoint server.
  */
-int sync_run(const p2q_config *cfg, volatile sig_atomic_t *stop, p2q_metrics *metrics);
+p2q_status sync_run(const p2q_config *cfg, volatile sig_atomic_t *stop, p2q_metrics *metrics);
 
 #endif

@@ -6,10 +6,9 @@
 
 #include <stdio.h>
 
-#include "exit_codes.h"
 #include "preflight.h"
 
-int check_config_command(const p2q_config *cfg)
+p2q_status check_config_command(const p2q_config *cfg)
 {
     strlist problems = {0};
     strlist notes = {0};
@@ -26,5 +25,5 @@ int check_config_command(const p2q_config *cfg)
         fprintf(stderr, "%d problem%s found in %s\n", n, n == 1 ? "" : "s", cfg->path);
     strlist_free(&problems);
     strlist_free(&notes);
-    return n == 0 ? EXIT_OK : EXIT_CONFIG;
+    return n == 0 ? P2Q_OK : P2Q_ERR_CONFIG;
 }

@@ -142,11 +142,11 @@ int lag_connect(const char *dsn, const char *appname, PGconn **out, char *err, s
 {
     repl_conn_opts co = {.appname = appname, .any_encoding = true};
     char why[480];
-    int rc = repl_open(dsn, &co, out, why, sizeof why);
+    p2q_status rc = repl_open(dsn, &co, out, why, sizeof why);
 
-    if (rc != 0)
-        snprintf(err, errlen, "%s%s", rc == REPL_CONN_ERR ? "cannot connect to PostgreSQL: " : "", why);
-    return rc == 0 ? 0 : -1;
+    if (rc != P2Q_OK)
+        snprintf(err, errlen, "%s%s", rc == P2Q_RETRY ? "cannot connect to PostgreSQL: " : "", why);
+    return rc == P2Q_OK ? 0 : -1;
 }
 
 /* ------------------------------------------------------------------ */

@@ -111,16 +111,16 @@ static int pg_connect(checker *ck)
     repl_conn_opts co = {.appname = "pg2qdrant check-config", .stop = ck->stop};
     char *redacted = NULL;
     char err[600];
-    int rc = repl_open(dsn, &co, &ck->conn, err, sizeof err);
+    p2q_status rc = repl_open(dsn, &co, &ck->conn, err, sizeof err);
 
-    if (rc == 0)
+    if (rc == P2Q_OK)
         return 0;
     redacted = config_redact_dsn(dsn);
-    if (rc == REPL_CONN_CONFIG)
+    if (rc == P2Q_ERR_CONFIG)
         problem(ck, "PostgreSQL (%s): %s", redacted, err);
     else
         problem(ck, "PostgreSQL: cannot connect (%s): %s", redacted, err);
-    ck->transient = rc != REPL_CONN_CONFIG;
+    ck->transient = rc != P2Q_ERR_CONFIG;
     free(redacted);
     return -1;
 }
@@ -760,14 +760,13 @@ int preflight_check(const p2q_config *cfg, strlist *problems, strlist *notes)
     return check_all(&ck);
 }
 
-int preflight_prepare(const p2q_config *cfg, qd_client *qd, bool streaming, volatile sig_atomic_t *stop,
-                      strlist *problems, bool *transient)
+p2q_status preflight_prepare(const p2q_config *cfg, qd_client *qd, bool streaming, volatile sig_atomic_t *stop,
+                             strlist *problems)
 {
     checker ck = {.cfg = cfg, .problems = problems, .run_mode = true, .streaming = streaming, .stop = stop, .qd = qd};
     int n = check_all(&ck);
 
-    *transient = ck.transient;
-    return n;
+    return n == 0 ? P2Q_OK : ck.transient ? P2Q_RETRY : P2Q_ERR_CONFIG;
 }
 
 static int check_all(checker *ck_)

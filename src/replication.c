@@ -130,7 +130,7 @@ static int64_t connect_timeout_ms(PGconn *conn)
 /* Waits for PQconnectPoll to finish, checking *stop and connect_timeout
  * every 200 ms (libpq's own wait would retry after a signal and never see
  * it; libpq enforces connect_timeout only in its blocking PQconnectdb). */
-static int connect_poll(PGconn *conn, volatile sig_atomic_t *stop, char *why, size_t whylen)
+static p2q_status connect_poll(PGconn *conn, volatile sig_atomic_t *stop, char *why, size_t whylen)
 {
     PostgresPollingStatusType st = PGRES_POLLING_WRITING;
     int64_t budget = connect_timeout_ms(conn);
@@ -142,16 +142,16 @@ static int connect_poll(PGconn *conn, volatile sig_atomic_t *stop, char *why, si
         int r;
 
         if (st == PGRES_POLLING_OK)
-            return 0;
+            return P2Q_OK;
         if (st == PGRES_POLLING_FAILED)
-            return REPL_CONN_ERR;
+            return P2Q_RETRY;
         if (stop && *stop) {
             snprintf(why, whylen, "stopped while connecting");
-            return REPL_CONN_STOPPED;
+            return P2Q_STOPPED;
         }
         if (deadline && now_ms() >= deadline) {
             snprintf(why, whylen, "timeout expired (connect_timeout = %lld s)", (long long)budget / 1000);
-            return REPL_CONN_ERR;
+            return P2Q_RETRY;
         }
         if (deadline && deadline - now_ms() < wait)
             wait = deadline - now_ms();
@@ -159,11 +159,11 @@ static int connect_poll(PGconn *conn, volatile sig_atomic_t *stop, char *why, si
         pfd.events = st == PGRES_POLLING_READING ? POLLIN : POLLOUT;
         pfd.revents = 0;
         if (pfd.fd < 0)
-            return REPL_CONN_ERR;
+            return P2Q_RETRY;
         r = poll(&pfd, 1, (int)wait);
         if (r < 0 && errno != EINTR) {
             snprintf(why, whylen, "poll: %s", strerror(errno));
-            return REPL_CONN_ERR;
+            return P2Q_RETRY;
         }
         if (r > 0)
             st = PQconnectPoll(conn);
@@ -180,7 +180,7 @@ static const char *const conn_defaults[][2] = {
 };
 #define N_CONN_DEFAULTS (sizeof conn_defaults / sizeof conn_defaults[0])
 
-int repl_open(const char *dsn, const repl_conn_opts *co, PGconn **out, char *err, size_t errlen)
+p2q_status repl_open(const char *dsn, const repl_conn_opts *co, PGconn **out, char *err, size_t errlen)
 {
     PQconninfoOption *opts = NULL, *o;
     const char **keys = NULL, **vals = NULL;
@@ -188,7 +188,8 @@ int repl_open(const char *dsn, const repl_conn_opts *co, PGconn **out, char *err
     char *options = NULL, *perr = NULL, *msg = NULL;
     char why[200] = "";
     const char *enc;
-    int n = 0, nopts = 0, rc = REPL_CONN_ERR;
+    int n = 0, nopts = 0;
+    p2q_status rc = P2Q_RETRY;
     PGconn *conn = NULL;
 
     *out = NULL;
@@ -197,7 +198,7 @@ int repl_open(const char *dsn, const repl_conn_opts *co, PGconn **out, char *err
         /* perr quotes the offending part of the string, which may be a password. */
         snprintf_utf8(err, errlen, "%s",
                  perr ? "invalid connection string (not shown: it may hold a password)" : "out of memory");
-        rc = perr ? REPL_CONN_CONFIG : REPL_CONN_ERR;
+        rc = perr ? P2Q_ERR_CONFIG : P2Q_RETRY;
         goto cleanup;
     }
     for (o = opts; o->keyword; o++)
@@ -252,13 +253,13 @@ int repl_open(const char *dsn, const repl_conn_opts *co, PGconn **out, char *err
     }
     if (PQstatus(conn) == CONNECTION_BAD ||
         (PQstatus(conn) != CONNECTION_OK && (rc = connect_poll(conn, co->stop, why, sizeof why)) != 0)) {
-        if (rc == REPL_CONN_STOPPED || why[0]) {
+        if (rc == P2Q_STOPPED || why[0]) {
             snprintf_utf8(err, errlen, "%s", why);
         } else {
             msg = conn_message(PQerrorMessage(conn), password);
             snprintf_utf8(err, errlen, "%s", msg);
         }
-        rc = rc == REPL_CONN_STOPPED ? rc : REPL_CONN_ERR;
+        rc = rc == P2Q_STOPPED ? rc : P2Q_RETRY;
         goto cleanup;
     }
     enc = PQparameterStatus(conn, "server_encoding");
@@ -267,18 +268,18 @@ int repl_open(const char *dsn, const repl_conn_opts *co, PGconn **out, char *err
                  "database \"%s\" has encoding SQL_ASCII: its bytes have no known encoding, so they cannot be sent to "
                  "Qdrant as UTF-8 (move the data into a database created with ENCODING 'UTF8')",
                  PQdb(conn));
-        rc = REPL_CONN_CONFIG;
+        rc = P2Q_ERR_CONFIG;
         goto cleanup;
     }
     if (PQclientEncoding(conn) != pg_char_to_encoding("UTF8")) {
         snprintf_utf8(err, errlen, "the server did not accept client_encoding UTF8 (it uses %s)",
                  pg_encoding_to_char(PQclientEncoding(conn)));
-        rc = REPL_CONN_CONFIG;
+        rc = P2Q_ERR_CONFIG;
         goto cleanup;
     }
     *out = conn;
     conn = NULL;
-    rc = 0;
+    rc = P2Q_OK;
 
 cleanup:
     if (conn)
@@ -292,16 +293,16 @@ cleanup:
     return rc;
 }
 
-int repl_connect(const char *dsn, bool replication, volatile sig_atomic_t *stop, PGconn **out, char *err,
+p2q_status repl_connect(const char *dsn, bool replication, volatile sig_atomic_t *stop, PGconn **out, char *err,
                  size_t errlen)
 {
     repl_conn_opts co = {.replication = replication, .session_options = true, .appname = "pg2qdrant", .stop = stop};
     char why[400];
-    int rc = repl_open(dsn, &co, out, why, sizeof why);
+    p2q_status rc = repl_open(dsn, &co, out, why, sizeof why);
 
-    if (rc != 0)
+    if (rc != P2Q_OK)
         snprintf_utf8(err, errlen, "%s%s",
-                      rc == REPL_CONN_CONFIG || rc == REPL_CONN_STOPPED ? "" : "cannot connect to PostgreSQL: ", why);
+                      rc == P2Q_ERR_CONFIG || rc == P2Q_STOPPED ? "" : "cannot connect to PostgreSQL: ", why);
     return rc;
 }
 
