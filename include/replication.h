@@ -124,8 +124,8 @@ int repl_send_status(PGconn *conn, lsn_t write, lsn_t flush, lsn_t apply, bool r
  * CommandComplete. */
 int repl_end_copy(PGconn *conn, int64_t deadline_ms, char *err, size_t errlen);
 
-/* Double-quotes an identifier for replication commands (which do not
- * accept parameters).  Caller frees. */
-char *repl_quote_ident(const char *s);
+/* The first line of res's error message, or of conn's when res is NULL,
+ * into out (at most outlen - 1 bytes).  Returns out. */
+const char *repl_error_line(const PGresult *res, const PGconn *conn, char *out, size_t outlen);
 
 #endif

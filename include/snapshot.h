@@ -42,7 +42,7 @@ struct p2q_metrics;
 /* One configured table as the catalog describes it, with its mapping. */
 typedef struct snap_table {
     const table_cfg *cfg; /* borrowed from the config */
-    char *name;           /* owned: "schema.name" for messages */
+    const char *name;     /* borrowed: cfg->qualified, "schema.name" for messages */
     relcache *rels;       /* owned: the relation entry, its types and its compiled map */
     const rel_entry *rel; /* owned by rels */
     const table_map *map; /* owned by rels (rel->map) */
@@ -88,6 +88,10 @@ void snap_end(PGconn *conn);
  * anything else to stop the scan with that result.
  */
 typedef p2q_status (*snap_row_fn)(void *arg, const snap_table *t, const pgo_tuple *tup);
+
+/* Row row of res as a tuple of text columns ('t', or 'n' for NULL) in the
+ * result's column order; the data stays res's (valid while res is). */
+void snap_result_tuple(const PGresult *res, int row, pgo_tuple *tup);
 
 /*
  * Reads every row of t with a cursor inside the transaction of snap_begin

@@ -22,6 +22,7 @@ char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 /* printf into a new malloc'd string. Caller frees. */
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+char *xvasprintf(const char *fmt, va_list ap);
 
 /* A growable buffer.  data is always NUL-terminated (when cap > 0) so it
  * can be used as a C string; len excludes the terminator.  The struct is
@@ -77,6 +78,22 @@ json_num_class json_number_class(const char *tok, size_t n);
  */
 bool json_rewrite_numbers(const char *in, size_t n, buf *out,
                           void (*rewrite)(const char *tok, size_t len, json_num_class cls, buf *out));
+
+/* The first line of m (NULL: "") into out, at most outlen - 1 bytes (libpq's
+ * messages: the first line is the error, the rest DETAIL/HINT).  Returns out. */
+const char *str_first_line(const char *m, char *out, size_t outlen);
+/* m on one line: each line break with the indentation after it becomes one
+ * space, trailing space is cut (NULL: "").  Caller frees. */
+char *str_one_line(const char *m);
+
+/* Appends s as a double-quoted SQL identifier ('"' doubled); quote_ident
+ * returns it as a new string (caller frees).  For the replication commands
+ * and the SELECTs built from configured names (which take no parameters). */
+void buf_quote_ident(buf *b, const char *s);
+char *quote_ident(const char *s);
+
+/* The value of the hex digit c (either case), or -1. */
+int hex_digit(int c);
 
 /* Overwrites n bytes of p with zeros in a way the compiler keeps (secrets). */
 void wipe(void *p, size_t n);

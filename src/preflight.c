@@ -74,35 +74,13 @@ static void problem(checker *ck, const char *fmt, ...) __attribute__((format(pri
 static void problem(checker *ck, const char *fmt, ...)
 {
     va_list ap;
-    buf b;
+    char *m;
 
-    buf_init(&b);
     va_start(ap, fmt);
-    buf_vprintf(&b, fmt, ap);
+    m = xvasprintf(fmt, ap);
     va_end(ap);
-    strlist_add(ck->problems, "%s", b.data);
-    buf_free(&b);
-}
-
-/* libpq's message on one line: each line break with the indentation
- * after it becomes one space, trailing space is cut.  Caller frees. */
-static char *one_line(const char *msg)
-{
-    char *s = xstrdup(msg ? msg : "");
-    char *out = s;
-
-    for (const char *p = s; *p; p++) {
-        if (*p == '\n' || *p == '\t' || *p == '\r') {
-            if (out > s && out[-1] != ' ')
-                *out++ = ' ';
-        } else {
-            *out++ = *p;
-        }
-    }
-    while (out > s && out[-1] == ' ')
-        out--;
-    *out = '\0';
-    return s;
+    strlist_add(ck->problems, "%s", m);
+    free(m);
 }
 
 static int pg_connect(checker *ck)
@@ -134,7 +112,7 @@ static PGresult *pg_query(checker *ck, const char *what, const char *sql, int n,
 
     if (PQresultStatus(res) == PGRES_TUPLES_OK)
         return res;
-    msg = one_line(PQresultErrorMessage(res));
+    msg = str_one_line(PQresultErrorMessage(res));
     problem(ck, "PostgreSQL: cannot read %s: %s", what, msg);
     free(msg);
     PQclear(res);
@@ -246,7 +224,7 @@ typedef struct table_ctx {
     checker *ck;
     const table_cfg *t;
     int index;
-    char *qname; /* schema.name for messages */
+    const char *qname; /* t->qualified: schema.name for messages */
     char oid[16];
     char relkind;
     char replident;
@@ -465,22 +443,20 @@ static int64_t vector_text_dims(const char *s)
 static int64_t vector_sample_dims(table_ctx *tc, const column_info *ci, bool is_array)
 {
     PGconn *conn = tc->ck->conn;
-    char *schema = PQescapeIdentifier(conn, tc->t->schema, strlen(tc->t->schema));
-    char *table = PQescapeIdentifier(conn, tc->t->name, strlen(tc->t->name));
     char *col = PQescapeIdentifier(conn, ci->name, strlen(ci->name));
     char *sql = NULL;
     char *what = NULL;
     PGresult *res = NULL;
     int64_t dims = -1;
 
-    if (!schema || !table || !col)
+    if (!col)
         goto cleanup;
     if (is_array)
-        sql = xasprintf("SELECT pg_catalog.array_length(%s, 1), pg_catalog.array_ndims(%s) FROM %s.%s "
+        sql = xasprintf("SELECT pg_catalog.array_length(%s, 1), pg_catalog.array_ndims(%s) FROM %s "
                         "WHERE %s IS NOT NULL LIMIT 1",
-                        col, col, schema, table, col);
+                        col, col, tc->t->quoted, col);
     else
-        sql = xasprintf("SELECT %s::text FROM %s.%s WHERE %s IS NOT NULL LIMIT 1", col, schema, table, col);
+        sql = xasprintf("SELECT %s::text FROM %s WHERE %s IS NOT NULL LIMIT 1", col, tc->t->quoted, col);
     what = xasprintf("a row of %s", tc->qname);
     res = pg_query(tc->ck, what, sql, 0, NULL);
     if (!res || PQntuples(res) == 0)
@@ -494,8 +470,6 @@ static int64_t vector_sample_dims(table_ctx *tc, const column_info *ci, bool is_
         dims = PQgetisnull(res, 0, 0) ? 0 : strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 cleanup:
     PQclear(res);
-    PQfreemem(schema);
-    PQfreemem(table);
     PQfreemem(col);
     free(sql);
     free(what);
@@ -554,7 +528,7 @@ static void check_table(checker *ck, int index)
 {
     table_ctx tc = {.ck = ck, .t = &ck->cfg->tables[index], .index = index};
 
-    tc.qname = xasprintf("%s.%s", tc.t->schema, tc.t->name);
+    tc.qname = tc.t->qualified;
     if (table_lookup(&tc) != 0)
         goto cleanup;
     if (!ck->run_mode || ck->streaming) {
@@ -568,7 +542,6 @@ static void check_table(checker *ck, int index)
     table_check_payload(&tc);
 cleanup:
     PQclear(tc.cols);
-    free(tc.qname);
 }
 
 static void check_postgres(checker *ck)
@@ -618,17 +591,17 @@ static void vector_name_problem(checker *ck, const table_cfg *t, const vector_cf
 
     if (v->name[0] == '\0')
         problem(ck,
-                "collection \"%s\" has no unnamed vector (its vectors: %s), but table %s.%s maps column %s as the "
+                "collection \"%s\" has no unnamed vector (its vectors: %s), but table %s maps column %s as the "
                 "unnamed vector: use vector.<name> = %s",
-                t->collection, names, t->schema, t->name, v->column, v->column);
+                t->collection, names, t->qualified, v->column, v->column);
     else if (param_find(info, ""))
         problem(ck,
-                "collection \"%s\" has one unnamed vector, but table %s.%s maps column %s as vector \"%s\": use "
+                "collection \"%s\" has one unnamed vector, but table %s maps column %s as vector \"%s\": use "
                 "vector = %s",
-                t->collection, t->schema, t->name, v->column, v->name, v->column);
+                t->collection, t->qualified, v->column, v->name, v->column);
     else
-        problem(ck, "collection \"%s\" has no vector named \"%s\" (its vectors: %s) for column %s of table %s.%s",
-                t->collection, v->name, names, v->column, t->schema, t->name);
+        problem(ck, "collection \"%s\" has no vector named \"%s\" (its vectors: %s) for column %s of table %s",
+                t->collection, v->name, names, v->column, t->qualified);
     free(names);
 }
 
@@ -645,16 +618,16 @@ static void check_collection_vectors(checker *ck, int index, const qd_collection
         if (!p) {
             vector_name_problem(ck, t, v, info);
         } else if (st->kind == VEC_SPARSE && !p->sparse) {
-            problem(ck, "collection \"%s\": vector %s is dense, but column %s.%s.%s is a sparsevec", t->collection,
-                    label, t->schema, t->name, v->column);
+            problem(ck, "collection \"%s\": vector %s is dense, but column %s.%s is a sparsevec", t->collection,
+                    label, t->qualified, v->column);
         } else if (st->kind == VEC_DENSE && p->sparse) {
-            problem(ck, "collection \"%s\": vector %s is sparse, but column %s.%s.%s is a dense vector",
-                    t->collection, label, t->schema, t->name, v->column);
+            problem(ck, "collection \"%s\": vector %s is sparse, but column %s.%s is a dense vector",
+                    t->collection, label, t->qualified, v->column);
         } else if (st->kind == VEC_DENSE && st->dims >= 0 && st->dims != p->size) {
             problem(ck,
-                    "vector size mismatch: column %s.%s.%s has %lld dimensions (from %s), collection \"%s\" vector "
+                    "vector size mismatch: column %s.%s has %lld dimensions (from %s), collection \"%s\" vector "
                     "%s has size %lld",
-                    t->schema, t->name, v->column, (long long)st->dims, st->dims_of, t->collection, label,
+                    t->qualified, v->column, (long long)st->dims, st->dims_of, t->collection, label,
                     (long long)p->size);
         }
     }
@@ -669,14 +642,14 @@ static void check_creatable(checker *ck, int index)
         const vec_state *st = &ck->vecs[index][i];
         if (st->kind == VEC_DENSE && st->dims < 0)
             problem(ck,
-                    "collection \"%s\" does not exist and cannot be created: the size of vector column %s.%s.%s is "
+                    "collection \"%s\" does not exist and cannot be created: the size of vector column %s.%s is "
                     "unknown (its type has no dimension and it has no non-NULL row)",
-                    t->collection, t->schema, t->name, t->vectors[i].column);
+                    t->collection, t->qualified, t->vectors[i].column);
         else if (st->kind == VEC_SPARSE && t->vectors[i].name[0] == '\0')
             problem(ck,
-                    "collection \"%s\" cannot be created: sparse column %s.%s.%s must be mapped as a named vector "
+                    "collection \"%s\" cannot be created: sparse column %s.%s must be mapped as a named vector "
                     "(vector.<name> = %s)",
-                    t->collection, t->schema, t->name, t->vectors[i].column, t->vectors[i].column);
+                    t->collection, t->qualified, t->vectors[i].column, t->vectors[i].column);
     }
 }
 
@@ -737,9 +710,9 @@ static void check_qdrant(checker *ck)
             create_collection(ck, i);
         else if (!info.exists && !cfg->qdrant.create_collections)
             problem(ck,
-                    "collection \"%s\" (table %s.%s) does not exist in Qdrant (create it, or set "
+                    "collection \"%s\" (table %s) does not exist in Qdrant (create it, or set "
                     "create_collections = true)",
-                    t->collection, t->schema, t->name);
+                    t->collection, t->qualified);
         else if (!info.exists)
             check_creatable(ck, i);
         else

@@ -320,17 +320,6 @@ typedef struct pt_id {
     bool uuid;
 } pt_id;
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* A UUID in any of the forms Qdrant accepts that have 32 hex digits
  * (hyphens, braces and "urn:uuid:" skipped). */
 static int parse_uuid(const char *s, pt_id *out)
@@ -342,7 +331,7 @@ static int parse_uuid(const char *s, pt_id *out)
     out->hi = out->lo = 0;
     out->uuid = true;
     for (; *s; s++) {
-        int v = hexval((unsigned char)*s);
+        int v = hex_digit((unsigned char)*s);
         if (v < 0) {
             if (*s == '-' || *s == '{' || *s == '}')
                 continue;
@@ -969,7 +958,6 @@ static void recon_table_free(recon_table *rt)
     free(rt->ids.slots);
     recon_space_free(&rt->space);
     qop_list_free(&rt->fixes);
-    free(rt->name);
 }
 
 /* One table: P2Q_OK done (drift counted in rt), or P2Q_ERR_CONFIG (logged). */
@@ -980,7 +968,7 @@ static p2q_status reconcile_table(recon_table *rt, PGconn *conn)
     uint64_t rows;
     p2q_status rc;
 
-    rt->name = xasprintf("%s.%s", rt->tcfg->schema, rt->tcfg->name);
+    rt->name = rt->tcfg->qualified;
     rt->pend = xcalloc(RECON_VERIFY, sizeof *rt->pend);
     for (int k = 0; k < K_N; k++)
         rt->sample[k] = json_array();

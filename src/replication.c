@@ -5,7 +5,7 @@
  * IDENTIFY_SYSTEM, CREATE_REPLICATION_SLOT, START_REPLICATION, and the
  * CopyBoth messages the client sends.  Replication connections accept only
  * the simple query protocol, so SQL parameters are escaped with
- * PQescapeLiteral / repl_quote_ident.
+ * PQescapeLiteral / quote_ident.
  */
 #include "replication.h"
 
@@ -19,44 +19,19 @@
 #include "pgoutput.h"
 #include "util.h"
 
-/* First line of libpq's error message, without the trailing newline. */
-static const char *pq_err(PGconn *conn, char *out, size_t outlen)
+const char *repl_error_line(const PGresult *res, const PGconn *conn, char *out, size_t outlen)
 {
-    const char *m = PQerrorMessage(conn);
-    size_t n = strcspn(m, "\n");
+    return str_first_line(res ? PQresultErrorMessage(res) : PQerrorMessage(conn), out, outlen);
+}
 
-    if (n >= outlen)
-        n = outlen - 1;
-    memcpy(out, m, n);
-    out[n] = '\0';
-    return out;
+static const char *pq_err(const PGconn *conn, char *out, size_t outlen)
+{
+    return repl_error_line(NULL, conn, out, outlen);
 }
 
 static const char *res_err(const PGresult *res, char *out, size_t outlen)
 {
-    const char *m = PQresultErrorMessage(res);
-    size_t n = strcspn(m, "\n");
-
-    if (n >= outlen)
-        n = outlen - 1;
-    memcpy(out, m, n);
-    out[n] = '\0';
-    return out;
-}
-
-char *repl_quote_ident(const char *s)
-{
-    buf b;
-
-    buf_init(&b);
-    buf_putc(&b, '"');
-    for (; *s; s++) {
-        if (*s == '"')
-            buf_putc(&b, '"');
-        buf_putc(&b, *s);
-    }
-    buf_putc(&b, '"');
-    return buf_steal(&b);
+    return repl_error_line(res, NULL, out, outlen);
 }
 
 /* libpq's message on one line (line breaks and the indentation after them
@@ -64,20 +39,8 @@ char *repl_quote_ident(const char *s)
  * PGPASSWORD masked.  Caller frees. */
 static char *conn_message(const char *m, const char *password)
 {
-    char *s = xstrdup(m ? m : "");
-    char *out = s;
+    char *s = str_one_line(m);
 
-    for (const char *p = s; *p; p++) {
-        if (*p == '\n' || *p == '\t' || *p == '\r') {
-            if (out > s && out[-1] != ' ')
-                *out++ = ' ';
-        } else {
-            *out++ = *p;
-        }
-    }
-    while (out > s && out[-1] == ' ')
-        out--;
-    *out = '\0';
     s = str_mask_secret(s, password);
     return str_mask_secret(s, getenv("PGPASSWORD"));
 }
@@ -446,7 +409,7 @@ int repl_create_slot_snapshot(PGconn *conn, const char *slot, bool export_snapsh
                               size_t errlen)
 {
     PGresult *res = NULL;
-    char *ident = repl_quote_ident(slot);
+    char *ident = quote_ident(slot);
     /* (SNAPSHOT 'export') is the PostgreSQL 15 syntax; older servers take EXPORT_SNAPSHOT. */
     char *sql = export_snapshot
                     ? xasprintf(PQserverVersion(conn) >= 150000
@@ -536,12 +499,12 @@ int repl_ensure_publication(PGconn *conn, const p2q_config *cfg, bool create, bo
     PQclear(res);
     res = NULL;
     {
-        char *id = repl_quote_ident(cfg->source.publication);
+        char *id = quote_ident(cfg->source.publication);
         buf_printf(&b, "CREATE PUBLICATION %s FOR TABLE ", id);
         free(id);
     }
     for (int i = 0; i < cfg->n_tables; i++) {
-        char *s = repl_quote_ident(cfg->tables[i].schema), *t = repl_quote_ident(cfg->tables[i].name);
+        char *s = quote_ident(cfg->tables[i].schema), *t = quote_ident(cfg->tables[i].name);
         buf_printf(&b, "%s%s.%s", i ? ", " : "", s, t);
         free(s);
         free(t);
@@ -569,7 +532,7 @@ int repl_start(PGconn *conn, const char *slot, const char *publication, lsn_t st
                char sqlstate[6], char *err, size_t errlen)
 {
     PGresult *res = NULL;
-    char *ident = repl_quote_ident(slot), *pub = repl_quote_ident(publication);
+    char *ident = quote_ident(slot), *pub = quote_ident(publication);
     char lsn[LSN_BUFSZ], msg[256];
     const char *state;
     buf sql;

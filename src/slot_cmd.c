@@ -19,19 +19,8 @@
 #include "check_lag.h"
 #include "exit_codes.h"
 #include "log.h"
+#include "replication.h"
 #include "util.h"
-
-/* First line of the result's error message. */
-static void res_message(PGconn *conn, const PGresult *res, char *out, size_t outlen)
-{
-    const char *m = res ? PQresultErrorMessage(res) : PQerrorMessage(conn);
-    size_t n = strcspn(m, "\n");
-
-    if (n >= outlen)
-        n = outlen - 1;
-    memcpy(out, m, n);
-    out[n] = '\0';
-}
 
 static bool sqlstate_is(const PGresult *res, const char *code)
 {
@@ -79,7 +68,7 @@ static int current_db(PGconn *conn, char *out, size_t outlen, char *err, size_t 
     int rc = -1;
 
     if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
-        res_message(conn, res, msg, sizeof msg);
+        repl_error_line(res, conn, msg, sizeof msg);
         snprintf(err, errlen, "cannot read current_database(): %s", msg);
         goto cleanup;
     }
@@ -134,7 +123,7 @@ static int slot_create(PGconn *conn, const lag_source *src, const lag_slot *s)
                 goto cleanup;
             }
         }
-        res_message(conn, res, msg, sizeof msg);
+        repl_error_line(res, conn, msg, sizeof msg);
         log_error("cannot create the slot", "slot", src->slot, "error", msg, NULL);
         goto cleanup;
     }
@@ -179,7 +168,7 @@ static int slot_drop(PGconn *conn, const lag_source *src, const lag_slot *s)
             log_error("slot does not exist", "slot", src->slot, NULL);
             goto cleanup;
         }
-        res_message(conn, res, msg, sizeof msg);
+        repl_error_line(res, conn, msg, sizeof msg);
         log_error("cannot drop the slot", "slot", src->slot, "error", msg, NULL);
         goto cleanup;
     }

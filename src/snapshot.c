@@ -30,19 +30,6 @@
 #define SNAP_CURSOR "p2q_snapshot_cursor"
 #define SNAP_FETCH_SQL "FETCH 1000 FROM " SNAP_CURSOR /* SNAP_FETCH_ROWS */
 
-/* First line of a result's error message. */
-static const char *res_error(const PGresult *res, PGconn *conn, char *out, size_t outlen)
-{
-    const char *m = res ? PQresultErrorMessage(res) : PQerrorMessage(conn);
-    size_t n = strcspn(m, "\n");
-
-    if (n >= outlen)
-        n = outlen - 1;
-    memcpy(out, m, n);
-    out[n] = '\0';
-    return out;
-}
-
 static p2q_status exec_cmd(PGconn *conn, const char *sql, const char *what, const char *table)
 {
     PGresult *res = PQexec(conn, sql);
@@ -50,7 +37,7 @@ static p2q_status exec_cmd(PGconn *conn, const char *sql, const char *what, cons
     p2q_status rc = P2Q_OK;
 
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        log_error(what, "table", table, "error", res_error(res, conn, msg, sizeof msg), NULL);
+        log_error(what, "table", table, "error", repl_error_line(res, conn, msg, sizeof msg), NULL);
         rc = P2Q_ERR_FATAL;
     }
     PQclear(res);
@@ -64,7 +51,6 @@ void snap_table_free(snap_table *t)
     if (!t)
         return;
     relcache_free(t->rels);
-    free(t->name);
     free(t->rowfilter);
     memset(t, 0, sizeof *t);
 }
@@ -120,7 +106,7 @@ int snap_row_filter(PGconn *conn, const char *publication, const char *schema, c
         return 0;
     res = PQexecParams(conn, rowfilter_sql, 3, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        res_error(res, conn, err, errlen);
+        repl_error_line(res, conn, err, errlen);
         goto cleanup;
     }
     if (PQntuples(res) > 0)
@@ -146,13 +132,13 @@ p2q_status snap_describe(PGconn *conn, const p2q_config *cfg, const table_cfg *t
 
     memset(out, 0, sizeof *out);
     out->cfg = t;
-    out->name = xasprintf("%s.%s", t->schema, t->name);
+    out->name = t->qualified;
     {
         const char *params[2] = {t->schema, t->name};
         cls = PQexecParams(conn, class_sql, 2, NULL, params, NULL, NULL, 0);
     }
     if (PQresultStatus(cls) != PGRES_TUPLES_OK) {
-        log_error("cannot read pg_class", "table", out->name, "error", res_error(cls, conn, err, sizeof err), NULL);
+        log_error("cannot read pg_class", "table", out->name, "error", repl_error_line(cls, conn, err, sizeof err), NULL);
         goto cleanup;
     }
     if (PQntuples(cls) != 1) {
@@ -171,7 +157,7 @@ p2q_status snap_describe(PGconn *conn, const p2q_config *cfg, const table_cfg *t
     }
     if (PQresultStatus(cols) != PGRES_TUPLES_OK) {
         log_error("cannot read the table's columns", "table", out->name, "error",
-                  res_error(cols, conn, err, sizeof err), NULL);
+                  repl_error_line(cols, conn, err, sizeof err), NULL);
         goto cleanup;
     }
     if (snap_row_filter(conn, publication, t->schema, t->name, &out->rowfilter, err, sizeof err) != 0) {
@@ -291,8 +277,7 @@ static void log_progress(const char *msg, const snap_table *t, uint64_t rows, in
  * (reltuples = -1 since PostgreSQL 14). */
 static double planner_rows(PGconn *conn, const table_cfg *t)
 {
-    char *s = repl_quote_ident(t->schema), *n = repl_quote_ident(t->name);
-    char *sql = xasprintf("EXPLAIN (FORMAT JSON) SELECT 1 FROM %s.%s", s, n);
+    char *sql = xasprintf("EXPLAIN (FORMAT JSON) SELECT 1 FROM %s", t->quoted);
     PGresult *res = PQexec(conn, sql);
     double rows = -1;
     const char *p;
@@ -302,9 +287,18 @@ static double planner_rows(PGconn *conn, const table_cfg *t)
         rows = strtod(p + strlen("\"Plan Rows\":"), NULL);
     PQclear(res);
     free(sql);
-    free(s);
-    free(n);
     return rows;
+}
+
+void snap_result_tuple(const PGresult *res, int row, pgo_tuple *tup)
+{
+    tup->ncols = (uint16_t)PQnfields(res);
+    for (int c = 0; c < tup->ncols; c++) {
+        pgo_datum *d = &tup->cols[c];
+        d->kind = PQgetisnull(res, row, c) ? 'n' : 't';
+        d->data = PQgetvalue(res, row, c);
+        d->len = (uint32_t)PQgetlength(res, row, c);
+    }
 }
 
 p2q_status snap_scan(PGconn *conn, const snap_table *t, const char *msg, snap_row_fn fn, void *arg,
@@ -321,18 +315,13 @@ p2q_status snap_scan(PGconn *conn, const snap_table *t, const char *msg, snap_ro
     buf_init(&sql);
     buf_puts(&sql, "DECLARE " SNAP_CURSOR " NO SCROLL CURSOR FOR SELECT ");
     for (int c = 0; c < t->rel->natts; c++) {
-        char *q = repl_quote_ident(t->rel->attrs[c].name);
-        buf_printf(&sql, "%s%s", c ? ", " : "", q);
-        free(q);
+        if (c)
+            buf_puts(&sql, ", ");
+        buf_quote_ident(&sql, t->rel->attrs[c].name);
     }
     if (t->rel->natts == 0)
         buf_puts(&sql, "NULL");
-    {
-        char *s = repl_quote_ident(t->cfg->schema), *n = repl_quote_ident(t->cfg->name);
-        buf_printf(&sql, " FROM %s.%s", s, n);
-        free(s);
-        free(n);
-    }
+    buf_printf(&sql, " FROM %s", t->cfg->quoted);
     /* The collection mirrors what the publication publishes (docs/snapshot.md). */
     if (t->rowfilter)
         buf_printf(&sql, " WHERE (%s)", t->rowfilter);
@@ -345,20 +334,14 @@ p2q_status snap_scan(PGconn *conn, const snap_table *t, const char *msg, snap_ro
         PQclear(res);
         res = PQexec(conn, SNAP_FETCH_SQL);
         if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-            log_error("cannot read the table", "table", t->name, "error", res_error(res, conn, err, sizeof err),
+            log_error("cannot read the table", "table", t->name, "error", repl_error_line(res, conn, err, sizeof err),
                       NULL);
             goto cleanup;
         }
         nt = PQntuples(res);
         for (int r = 0; r < nt; r++) {
             p2q_status frc;
-            tup->ncols = (uint16_t)PQnfields(res);
-            for (int c = 0; c < tup->ncols; c++) {
-                pgo_datum *d = &tup->cols[c];
-                d->kind = PQgetisnull(res, r, c) ? 'n' : 't';
-                d->data = PQgetvalue(res, r, c);
-                d->len = (uint32_t)PQgetlength(res, r, c);
-            }
+            snap_result_tuple(res, r, tup);
             if (t->rel->natts == 0)
                 tup->ncols = 0;
             if ((frc = fn(arg, t, tup)) != P2Q_OK) {
@@ -640,7 +623,7 @@ cleanup:
 /* Drops the slot this start created (its snapshot did not complete). */
 static void drop_created_slot(const p2q_config *cfg, PGconn *repl)
 {
-    char *ident = repl_quote_ident(cfg->source.slot);
+    char *ident = quote_ident(cfg->source.slot);
     char *sql = xasprintf("DROP_REPLICATION_SLOT %s", ident);
     PGresult *res = PQexec(repl, sql);
     char msg[300];
@@ -652,7 +635,7 @@ static void drop_created_slot(const p2q_config *cfg, PGconn *repl)
     else
         log_error("the initial snapshot did not complete and the slot created for it cannot be dropped: drop it "
                   "(pg2qdrant slot drop) before the next start, or run pg2qdrant snapshot after it",
-                  "slot", cfg->source.slot, "error", res_error(res, repl, msg, sizeof msg), NULL);
+                  "slot", cfg->source.slot, "error", repl_error_line(res, repl, msg, sizeof msg), NULL);
     PQclear(res);
     free(sql);
     free(ident);

@@ -166,9 +166,7 @@ static p2q_status read_row(sync_state *st, const qop *op, const table_map *map, 
         } else if (snap_row_filter(st->sql, st->cfg->source.publication, op->table->schema, op->table->name, &filter,
                                    err, sizeof err) != 0 &&
                    PQstatus(st->sql) == CONNECTION_OK) {
-            char *t = xasprintf("%s.%s", op->table->schema, op->table->name);
-            log_error("cannot read the publication's row filter", "table", t, "error", err, NULL);
-            free(t);
+            log_error("cannot read the publication's row filter", "table", op->table->qualified, "error", err, NULL);
             break;
         } else if (PQstatus(st->sql) != CONNECTION_OK) {
             log_warn("connection lost while reading a row back, retrying", "error", PQerrorMessage(st->sql), NULL);
@@ -186,10 +184,8 @@ static p2q_status read_row(sync_state *st, const qop *op, const table_map *map, 
                 break;
             }
             if (PQstatus(st->sql) == CONNECTION_OK) {
-                char *t = xasprintf("%s.%s", op->table->schema, op->table->name);
-                log_error("cannot read a row back from PostgreSQL", "table", t, "key", op->key_text, "query",
-                          sql.data, "error", PQresultErrorMessage(*res), NULL);
-                free(t);
+                log_error("cannot read a row back from PostgreSQL", "table", op->table->qualified, "key", op->key_text,
+                          "query", sql.data, "error", PQresultErrorMessage(*res), NULL);
                 PQclear(*res);
                 *res = NULL;
                 break;
@@ -250,13 +246,7 @@ static p2q_status refetch(void *arg, const qop *op, qop_list *out)
         goto cleanup;
     }
     tup = xcalloc(1, sizeof *tup);
-    tup->ncols = (uint16_t)PQnfields(res);
-    for (int c = 0; c < tup->ncols; c++) {
-        pgo_datum *d = &tup->cols[c];
-        d->kind = PQgetisnull(res, 0, c) ? 'n' : 't';
-        d->data = PQgetvalue(res, 0, c);
-        d->len = (uint32_t)PQgetlength(res, 0, c);
-    }
+    snap_result_tuple(res, 0, tup);
     if (map_row(map, tup, op->lsn, out, &info, err, sizeof err) != 0) {
         log_error("cannot map a row read back from PostgreSQL", "error", err, "lsn", lsn_fmt(op->lsn, l), NULL);
         rc = P2Q_ERR_FATAL;
