@@ -5,15 +5,21 @@
  * Operations are queued in the order they must be applied (commit order)
  * and sent as POST /collections/{c}/points/batch?wait=true requests of
  * consecutive operations on one collection, at most batch_points and
- * batch_bytes each.  One request is in flight at a time, so per-point order
- * holds trivially; while it is in flight the caller keeps decoding and
+ * batch_bytes each, their bodies streamed from the queued operations'
+ * JSON.  One request is in flight at a time, so per-point order holds
+ * trivially; while it is in flight the caller keeps decoding and
  * pushing, so the next batch fills (adaptive flushing: an idle sink sends
  * what it has at once, a busy one batches).
  *
- *   transient failure (transport, 408, 429, 5xx)  the same request again
- *       after capped exponential backoff with jitter (Retry-After honoured),
- *       without end; nothing is acknowledged meanwhile.
- *   deterministic rejection (other 4xx)  the batch is bisected until the
+ *   transient failure (QD_TRANSIENT of qdrant_client.h, the one
+ *       classification: transport errors and timeouts, HTTP 408, 429, 500,
+ *       502, 503, 504, 507)  the same request again after capped
+ *       exponential backoff with jitter (Retry-After honoured), without end;
+ *       nothing is acknowledged meanwhile.
+ *   not Qdrant's word (QD_AUTH: 401/403; QD_NOT_QDRANT: 501, 505 and any
+ *       other 5xx, 1xx/3xx, a body that is not Qdrant's envelope)  fatal:
+ *       the sync stops with the slot before the transaction.
+ *   deterministic rejection (enveloped 4xx)  the batch is bisected until the
  *       failing operation is alone (Qdrant's batch is not atomic: replaying
  *       the applied prefix is idempotent).  A partial update of a missing
  *       point is resolved by reading the row back (env.refetch); any other

@@ -4,10 +4,10 @@
  *
  * One thread, one poll over the PostgreSQL socket with a deadline for the
  * next forced status update, PQgetCopyData, dispatch on the first byte
- * (pg_recvlogical's shape).  Each transaction's operations are sent when its
- * Commit arrives; the position confirmed to PostgreSQL is the end_lsn of the
- * newest transaction that Qdrant acknowledged along with everything before
- * it (ack_tracker.h).
+ * (pg_recvlogical's shape).  Operations are pushed to the sink as they are
+ * decoded and sent in batches while the stream goes on (sink.h); the
+ * position confirmed to PostgreSQL is the end_lsn of the newest transaction
+ * that Qdrant acknowledged along with everything before it (ack_tracker.h).
  */
 #ifndef P2Q_SYNC_H
 #define P2Q_SYNC_H

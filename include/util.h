@@ -44,7 +44,9 @@ void buf_printf(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3
 void buf_vprintf(buf *b, const char *fmt, va_list ap);
 /* Appends s[0..n) as a JSON string literal: quotes, escapes for '"', '\\'
  * and control characters (\n \r \t \b \f and \u00XX).  Bytes >= 0x80 are
- * copied as they are (the database encoding is UTF-8). */
+ * copied as they are: text from PostgreSQL is UTF-8 (every connection sets
+ * client_encoding = UTF8 and a SQL_ASCII database is refused: repl_open in
+ * replication.c). */
 void buf_json_str(buf *b, const char *s, size_t n);
 /* Takes ownership of the data: returns it (never NULL) and re-inits b. */
 char *buf_steal(buf *b);

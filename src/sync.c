@@ -4,8 +4,18 @@
  *   PostgreSQL ──CopyData──> pgo_decode_copydata ──'w'──> pgo_decode
  *        ^                                                   │
  *        │ 'r' status (flush = ack_confirmed)                ├─ Relation/Type -> relcache + map_compile
- *        │                                                   ├─ Insert/Update/Delete/Truncate -> map_* -> txn ops
- *   ack_tracker <── Qdrant acknowledged ── qd_post_batch <───┴─ Commit -> send the txn's ops, commit
+ *        │                                                   ├─ Insert/Update/Delete/Truncate -> map_* -> sink_push
+ *        │                                                   │      (pushed as decoded, tagged with the txn's ticket)
+ *        │                                                   └─ Commit -> ack_commit(ticket, end_lsn)
+ *        │
+ *   ack_tracker <── ack_done_ops ── sink: batches of consecutive operations on one collection,
+ *                                   sent as they fill (or at flush_interval / when input pauses),
+ *                                   streamed request bodies, one request in flight (sink.h)
+ *
+ * One poll (sink_wait) serves the PostgreSQL socket and curl's; reading
+ * pauses while the sink is full (sink_full).  The position confirmed is the
+ * end_lsn of the newest transaction whose operations Qdrant acknowledged,
+ * with everything before it (ack_tracker.h).
  */
 #include "sync.h"
 
