@@ -94,6 +94,17 @@ typedef p2q_status (*snap_row_fn)(void *arg, const snap_table *t, const pgo_tupl
 void snap_result_tuple(const PGresult *res, int row, pgo_tuple *tup);
 
 /*
+ * The progress figures, pure: the row estimate of a never-analysed table
+ * from EXPLAIN (FORMAT JSON)'s text (its first "Plan Rows"; -1 when there
+ * is none); a total estimate with one table's reltuples added (unknown,
+ * i.e. < 0, and 0 add nothing); and the total shown for done rows (never
+ * below them: the estimate may be stale).
+ */
+double snap_plan_rows(const char *explain_json);
+uint64_t snap_estimate_add(uint64_t total, double reltuples);
+uint64_t snap_progress_total(uint64_t estimate, uint64_t done);
+
+/*
  * Reads every row of t with a cursor inside the transaction of snap_begin
  * and calls fn for each.  Logs progress (rows done, the reltuples estimate,
  * rows/s) every few seconds under msg ("snapshot progress", ...).  *rows

@@ -84,8 +84,9 @@ bool json_rewrite_numbers(const char *in, size_t n, buf *out,
 /* The first line of m (NULL: "") into out, at most outlen - 1 bytes (libpq's
  * messages: the first line is the error, the rest DETAIL/HINT).  Returns out. */
 const char *str_first_line(const char *m, char *out, size_t outlen);
-/* m on one line: each line break with the indentation after it becomes one
- * space, trailing space is cut (NULL: "").  Caller frees. */
+/* m on one line: each run of line breaks and tabs (libpq's DETAIL/HINT lines
+ * and their tab indentation) becomes one space, trailing space is cut (NULL:
+ * "").  Caller frees. */
 char *str_one_line(const char *m);
 
 /* Appends s as a double-quoted SQL identifier ('"' doubled); quote_ident

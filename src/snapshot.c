@@ -275,16 +275,31 @@ static void log_progress(const char *msg, const snap_table *t, uint64_t rows, in
 
 /* The planner's row estimate (EXPLAIN), for a table never analysed
  * (reltuples = -1 since PostgreSQL 14). */
+double snap_plan_rows(const char *explain_json)
+{
+    const char *p = explain_json ? strstr(explain_json, "\"Plan Rows\":") : NULL;
+
+    return p ? strtod(p + strlen("\"Plan Rows\":"), NULL) : -1;
+}
+
+uint64_t snap_estimate_add(uint64_t total, double reltuples)
+{
+    return reltuples > 0 ? total + (uint64_t)reltuples : total;
+}
+
+uint64_t snap_progress_total(uint64_t estimate, uint64_t done)
+{
+    return estimate > done ? estimate : done;
+}
+
 static double planner_rows(PGconn *conn, const table_cfg *t)
 {
     char *sql = xasprintf("EXPLAIN (FORMAT JSON) SELECT 1 FROM %s", t->quoted);
     PGresult *res = PQexec(conn, sql);
     double rows = -1;
-    const char *p;
 
-    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
-        (p = strstr(PQgetvalue(res, 0, 0), "\"Plan Rows\":")) != NULL)
-        rows = strtod(p + strlen("\"Plan Rows\":"), NULL);
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+        rows = snap_plan_rows(PQgetvalue(res, 0, 0));
     PQclear(res);
     free(sql);
     return rows;
@@ -477,7 +492,7 @@ static p2q_status snap_row(void *arg, const snap_table *t, const pgo_tuple *tup)
     done = x->stats->rows;
     if (done % SNAP_FETCH_ROWS == 0)
         metrics_set_snapshot(x->metrics, "running", done,
-                             x->total_estimate > done ? x->total_estimate : done);
+                             snap_progress_total(x->total_estimate, done));
     if (++x->since_pump >= SNAP_PUMP_EVERY || sink_full(x->s)) {
         x->since_pump = 0;
         return snap_sink_pump(x->s, x->cfg, x->stop, true);
@@ -502,8 +517,7 @@ p2q_status snap_run(const p2q_config *cfg, PGconn *conn, const char *snapshot_na
         if ((rc = snap_describe(conn, cfg, &cfg->tables[idx[i]], cfg->source.publication, &tables[i])) != P2Q_OK)
             goto cleanup;
         described++;
-        if (tables[i].reltuples > 0)
-            x.total_estimate += (uint64_t)tables[i].reltuples;
+        x.total_estimate = snap_estimate_add(x.total_estimate, tables[i].reltuples);
     }
     for (int i = 0; i < nidx; i++) {
         uint64_t rows;
@@ -523,7 +537,7 @@ p2q_status snap_run(const p2q_config *cfg, PGconn *conn, const char *snapshot_na
 cleanup:
     snap_end(conn);
     metrics_set_snapshot(metrics, rc == P2Q_OK ? "done" : "failed", stats->rows,
-                         x.total_estimate > stats->rows ? x.total_estimate : stats->rows);
+                         snap_progress_total(x.total_estimate, stats->rows));
     for (int i = 0; i < described; i++)
         snap_table_free(&tables[i]);
     free(tables);

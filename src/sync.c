@@ -39,11 +39,10 @@
 #include "sink.h"
 #include "snapshot.h"
 #include "status.h"
+#include "sync_policy.h"
 #include "util.h"
 
 #define PROTO_VERSION 1
-#define STANDBY_RECHECK_MS 5000
-#define ACK_SEND_MIN_GAP_MS 100
 
 typedef struct sync_stats {
     uint64_t changes;
@@ -134,10 +133,8 @@ static int send_status(sync_state *st, bool reply_requested)
  * position moved. */
 static int maybe_send_status(sync_state *st)
 {
-    int64_t since = now_ms() - st->last_status_ms;
-
-    if (since >= st->cfg->source.status_interval_ms ||
-        (ack_confirmed(st->acks) != st->sent_flush && since >= ACK_SEND_MIN_GAP_MS))
+    if (sync_status_due(now_ms() - st->last_status_ms, st->cfg->source.status_interval_ms,
+                        ack_confirmed(st->acks) != st->sent_flush))
         return send_status(st, false);
     return 0;
 }
@@ -634,23 +631,16 @@ static p2q_status stream(sync_state *st)
             return rc;
         metrics_heartbeat(st->metrics); /* /livez: the loop turned */
         {
-            int64_t wait = st->last_status_ms + st->cfg->source.status_interval_ms - now_ms();
-            int64_t sink_wait_ms = sink_timeout_ms(st->sink);
+            int wait = sync_poll_timeout_ms(st->last_status_ms + st->cfg->source.status_interval_ms - now_ms(),
+                                            ack_confirmed(st->acks) != st->sent_flush, sink_timeout_ms(st->sink),
+                                            n == READ_BURST);
             struct pollfd pfd = {.fd = PQsocket(st->conn), .events = paused ? 0 : POLLIN};
 
             if (pfd.fd < 0) {
                 log_error("invalid socket for the replication connection", NULL);
                 return P2Q_RETRY;
             }
-            if (ack_confirmed(st->acks) != st->sent_flush && wait > ACK_SEND_MIN_GAP_MS)
-                wait = ACK_SEND_MIN_GAP_MS;
-            if (sink_wait_ms >= 0 && sink_wait_ms < wait)
-                wait = sink_wait_ms;
-            if (wait > 1000)
-                wait = 1000; /* bound the delay before a signal is noticed */
-            if (wait < 0 || n == READ_BURST)
-                wait = 0;
-            if (sink_wait(st->sink, &pfd, 1, (int)wait) != 0)
+            if (sink_wait(st->sink, &pfd, 1, wait) != 0)
                 return P2Q_RETRY;
             if ((rc = sink_progress(st->sink)) != 0)
                 return rc;
@@ -820,11 +810,7 @@ static p2q_status session(sync_state *st)
     if (repl_start(st->conn, cfg->source.slot, cfg->source.publication, LSN_INVALID, PROTO_VERSION, sqlstate, err,
                    sizeof err) != 0) {
         log_error(err, NULL);
-        /* 55006: the slot is active for another PID; 57P03: starting up; a connection lost
-         * meanwhile (the server restarting) is retried too. */
-        return strcmp(sqlstate, "55006") == 0 || strcmp(sqlstate, "57P03") == 0 || PQstatus(st->conn) != CONNECTION_OK
-                   ? P2Q_RETRY
-                   : P2Q_ERR_FATAL;
+        return sync_start_failure(sqlstate, PQstatus(st->conn) == CONNECTION_OK);
     }
     log_info("streaming started", "slot", cfg->source.slot, "publication", cfg->source.publication, "database",
              sys.dbname, "server_wal_end", lsn_fmt(sys.xlogpos, l), NULL);
@@ -888,27 +874,19 @@ p2q_status sync_run(const p2q_config *cfg, volatile sig_atomic_t *stop, p2q_metr
 
     for (;;) {
         p2q_status rc = session(&st);
+        sync_next next;
+
         end_session(&st);
-        if (rc == P2Q_STOPPED) {
-            code = P2Q_STOPPED;
+        if ((next = sync_after_session(rc, *stop != 0, &code)) == SYNC_NEXT_EXIT)
             break;
-        }
-        if (rc == P2Q_ERR_FATAL || rc == P2Q_ERR_CONFIG) {
-            code = rc;
-            break;
-        }
-        if (*stop) {
-            code = P2Q_STOPPED;
-            break;
-        }
         if (st.streamed)
             attempt = 0; /* the connection worked for a while: start the backoff over */
         {
-            int64_t wait = rc == P2Q_STANDBY ? STANDBY_RECHECK_MS : backoff_jitter_ms(attempt++);
+            int64_t wait = next == SYNC_NEXT_STANDBY ? SYNC_STANDBY_RECHECK_MS : backoff_jitter_ms(attempt++);
             char ms[32];
             snprintf_utf8(ms, sizeof ms, "%lld", (long long)wait);
             log_info("reconnecting", "in_ms", ms, NULL);
-            if (rc != P2Q_STANDBY)
+            if (next != SYNC_NEXT_STANDBY)
                 metrics_set_state(metrics, "reconnecting");
             sleep_interruptible(&st, wait);
         }
