@@ -16,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "exit_codes.h"
 #include "log.h"
 #include "metrics.h"
 #include "pgtypes.h"
