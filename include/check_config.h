@@ -1,40 +1,17 @@
 /*
  * check_config.h — `pg2qdrant check-config` (SPEC §1): checks a loaded
- * configuration against the live PostgreSQL and Qdrant and lists every
- * problem found (docs/check-config.md lists each check and its fix).
+ * configuration against the live PostgreSQL and Qdrant (preflight.h) and
+ * prints every problem found (docs/check-config.md lists each check and
+ * its fix).
  */
 #ifndef P2Q_CHECK_CONFIG_H
 #define P2Q_CHECK_CONFIG_H
 
-#include <signal.h>
-#include <stdbool.h>
-
 #include "config.h"
-#include "qdrant_client.h"
+#include "status.h"
 
-/* Checks cfg against the live PostgreSQL (a normal, non-replication connection from
- * cfg->source.dsn) and Qdrant. Appends one message per problem to problems (strlist from
- * config.h) and facts worth showing (the database encoding) to notes (may be NULL);
- * returns the number of problems (0 = all good). Logs nothing itself.
- * Messages never contain the password of the DSN or the Qdrant API key. */
-int check_config_run(const p2q_config *cfg, strlist *problems, strlist *notes);
-
-/*
- * What `run` checks before it streams: the configured tables (existence,
- * keys, replica identity, vector columns) and their collections (missing,
- * vector names, kinds and sizes), creating a missing collection when
- * create_collections is set and its sizes are known.  With streaming (run,
- * not the snapshot command) also what decides whether changes arrive at
- * all, with check-config's words: an existing publication must publish
- * insert, update, delete and truncate, include each table, set
- * publish_via_partition_root for a partitioned one; no table may be
- * UNLOGGED.  Server and slot are left to run; a missing publication too
- * (run creates it, or says why not).  qd: the sync's client (borrowed);
- * stop: seen while connecting.  Returns the number of problems appended;
- * *transient tells that a side could not be reached, so the caller should
- * retry rather than stop.
- */
-int check_config_prepare_run(const p2q_config *cfg, qd_client *qd, bool streaming, volatile sig_atomic_t *stop,
-                              strlist *problems, bool *transient);
+/* Prints the notes and "configuration OK" to stdout, each problem and their
+ * count to stderr.  Returns P2Q_OK (all good) or P2Q_ERR_CONFIG (problems found). */
+p2q_status check_config_command(const p2q_config *cfg);
 
 #endif

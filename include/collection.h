@@ -4,7 +4,7 @@
  *
  * The vector parameters come from the table's vector columns: a dense
  * column's size from its type (pgvector typmod), its first non-NULL row
- * (both found by check_config_prepare_run at start) or, for a table that was
+ * (both found by preflight_prepare at start) or, for a table that was
  * empty at start, from the first upsert sent for it; a sparsevec column
  * becomes a sparse vector.  The distance is the table's `distance` key.
  */

@@ -31,6 +31,8 @@ typedef struct vector_cfg {
 typedef struct table_cfg {
     char *schema;       /* from [table schema.name]; "public" when no dot */
     char *name;
+    char *qualified;    /* "schema.name", for messages; config.c fills it */
+    char *quoted;       /* "\"schema\".\"name\"", for SQL; config.c fills it */
     char *collection;   /* default: name */
     char *distance;     /* Cosine | Dot | Euclid | Manhattan, for create_collections (default Cosine) */
     char **id_columns;  /* n_id_columns == 0: use the replica identity */

@@ -29,6 +29,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "status.h"
 
 typedef enum { RECON_TEXT, RECON_JSON } recon_output;
 
@@ -41,10 +42,13 @@ typedef struct recon_options {
 
 /*
  * Runs the comparison (and the repair with opt->fix), writes the report to
- * stdout, logs progress and errors to stderr.  Returns the exit code:
- * 0 in sync (or everything fixed), 1 drift found and not fixed, 2 error.
+ * stdout, logs progress and errors to stderr.  Returns P2Q_OK with *drift_left
+ * set when drift was found and not fixed, or P2Q_ERR_CONFIG (any error,
+ * logged).  main.c makes the exit code: 0 in sync (or everything fixed),
+ * 1 drift found and not fixed, 2 error.
  */
-int recon_command(const p2q_config *cfg, const recon_options *opt, volatile sig_atomic_t *stop);
+p2q_status recon_command(const p2q_config *cfg, const recon_options *opt, volatile sig_atomic_t *stop,
+                         bool *drift_left);
 
 /* ---- canonical digests (exported for the unit tests) ------------------- */
 

@@ -17,6 +17,7 @@
 
 #include "config.h"
 #include "lsn.h"
+#include "status.h"
 
 /* Session settings the text forms of SPEC §3 rely on (sent as options). */
 #define REPL_SESSION_OPTIONS                                                                                  \
@@ -25,10 +26,6 @@
 
 #define REPL_CONNECT_TIMEOUT_S "10"
 
-/* repl_open's failures (0 is success). */
-#define REPL_CONN_ERR -1     /* could not connect: retrying may help */
-#define REPL_CONN_CONFIG -2  /* the DSN does not parse, or the database is SQL_ASCII: exit 2 */
-#define REPL_CONN_STOPPED -3 /* *stop was set while connecting */
 
 typedef struct repl_conn_opts {
     bool replication;             /* replication=database; else replication=false (a plain SQL connection) */
@@ -48,17 +45,19 @@ typedef struct repl_conn_opts {
  * as co says.  Connects with PQconnectStartParams and a poll loop that sees
  * *stop and bounds the attempt by connect_timeout; with several hosts
  * listed, with libpq's blocking connect (it moves on to the next host when
- * connect_timeout passes; *stop is seen after that).  Refuses a
- * SQL_ASCII database (REPL_CONN_CONFIG).  err: a one-line reason without
- * the password.  *out is owned by the caller (PQfinish), NULL on failure.
+ * connect_timeout passes; *stop is seen after that).  Returns P2Q_OK,
+ * P2Q_RETRY (could not connect: retrying may help), P2Q_ERR_CONFIG (the DSN
+ * does not parse, or a SQL_ASCII database, refused) or P2Q_STOPPED (*stop
+ * was set while connecting).  err: a one-line reason without the
+ * password.  *out is owned by the caller (PQfinish), NULL on failure.
  */
-int repl_open(const char *dsn, const repl_conn_opts *co, PGconn **out, char *err, size_t errlen);
+p2q_status repl_open(const char *dsn, const repl_conn_opts *co, PGconn **out, char *err, size_t errlen);
 
 /* repl_open for run, snapshot and reconcile: application_name pg2qdrant
  * unless the dsn sets one, REPL_SESSION_OPTIONS, replication=database when
  * replication is true.  err starts with "cannot connect to PostgreSQL: "
- * for REPL_CONN_ERR. */
-int repl_connect(const char *dsn, bool replication, volatile sig_atomic_t *stop, PGconn **out, char *err,
+ * for P2Q_RETRY.  Returns what repl_open returns. */
+p2q_status repl_connect(const char *dsn, bool replication, volatile sig_atomic_t *stop, PGconn **out, char *err,
                  size_t errlen);
 
 typedef struct repl_system {
@@ -125,8 +124,8 @@ int repl_send_status(PGconn *conn, lsn_t write, lsn_t flush, lsn_t apply, bool r
  * CommandComplete. */
 int repl_end_copy(PGconn *conn, int64_t deadline_ms, char *err, size_t errlen);
 
-/* Double-quotes an identifier for replication commands (which do not
- * accept parameters).  Caller frees. */
-char *repl_quote_ident(const char *s);
+/* The first line of res's error message, or of conn's when res is NULL,
+ * into out (at most outlen - 1 bytes).  Returns out. */
+const char *repl_error_line(const PGresult *res, const PGconn *conn, char *out, size_t outlen);
 
 #endif

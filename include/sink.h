@@ -25,9 +25,10 @@
  *       reading the row back (env.refetch); any other poison operation
  *       stops the sync (on_error = stop) or goes to the dead-letter file,
  *       fsynced before it counts as done.
- *   401/403, or an answer that is not Qdrant's (a redirect, an HTML page,
- *       a proxy's 404, 501, 505, an oversized body)  stop the sync: not
- *       about an operation, never dead-lettered.
+ *   not Qdrant's word (QD_AUTH: 401/403; QD_NOT_QDRANT: 501, 505 and any
+ *       other 5xx, 1xx/3xx, a body that is not Qdrant's envelope, an
+ *       oversized body)  fatal: the sync stops with the slot before the
+ *       transaction; never dead-lettered.
  *
  * Acknowledgements go to env.acks (ack_done_ops per transaction ticket) as
  * requests succeed.  The sink logs what it finds (retries, rejections) once.
@@ -48,17 +49,19 @@
 #include "config.h"
 #include "qdrant_client.h"
 #include "qop.h"
+#include "status.h"
 
 /* Ticket for operations that belong to no transaction (snapshot, reconcile). */
 #define SINK_NO_TXN UINT64_MAX
 
-/* Results of the sink's functions. */
-enum {
-    SINK_OK = 0,
-    SINK_FATAL = -1,   /* logged: a poison operation with on_error = stop, a dead-letter write failed, ... */
-    SINK_STOPPED = -2, /* *stop was set or the deadline passed before everything was sent */
-    SINK_ABORTED = -3, /* the idle callback asked to give up (e.g. the replication connection died) */
-};
+/*
+ * The sink's functions (and the env callbacks) return p2q_status values
+ * (status.h); sink.c spells the four it uses with these names.
+ */
+#define SINK_OK P2Q_OK
+#define SINK_FATAL P2Q_ERR_FATAL /* logged: a poison operation with on_error = stop, a dead-letter write failed, ... */
+#define SINK_STOPPED P2Q_STOPPED /* *stop was set or the deadline passed before everything was sent */
+#define SINK_ABORTED P2Q_RETRY   /* the idle callback asked to give up (the replication connection died): reconnect */
 
 typedef struct sink sink;
 

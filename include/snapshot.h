@@ -32,24 +32,17 @@
 #include "pgoutput.h"
 #include "relcache.h"
 #include "row_to_point.h"
+#include "status.h"
 
 struct sink;
 struct p2q_metrics;
 
 #define SNAP_FETCH_ROWS 1000
 
-/* Results of the snap_* functions (each logged once where found). */
-enum {
-    SNAP_OK = 0,
-    SNAP_ERR = -1,     /* runtime error: exit 1 */
-    SNAP_CONFIG = -2,  /* the config cannot apply (table missing, mapping error): exit 2 */
-    SNAP_STOPPED = -3, /* *stop was set */
-};
-
 /* One configured table as the catalog describes it, with its mapping. */
 typedef struct snap_table {
     const table_cfg *cfg; /* borrowed from the config */
-    char *name;           /* owned: "schema.name" for messages */
+    const char *name;     /* borrowed: cfg->qualified, "schema.name" for messages */
     relcache *rels;       /* owned: the relation entry, its types and its compiled map */
     const rel_entry *rel; /* owned by rels */
     const table_map *map; /* owned by rels (rel->map) */
@@ -74,37 +67,52 @@ int snap_row_filter(PGconn *conn, const char *publication, const char *schema, c
  * compiles its mapping.  publication: when non-NULL and it exists with a
  * column list for the table (PostgreSQL 15+), only the published columns
  * are used, as pgoutput does.  *out is owned by the caller
- * (snap_table_free), zeroed on failure.  Returns SNAP_OK, SNAP_CONFIG
- * (table missing, mapping cannot apply) or SNAP_ERR, logged.
+ * (snap_table_free), zeroed on failure.  Returns P2Q_OK, P2Q_ERR_CONFIG
+ * (table missing, mapping cannot apply) or P2Q_ERR_FATAL, logged.
  */
-int snap_describe(PGconn *conn, const p2q_config *cfg, const table_cfg *t, const char *publication,
-                  snap_table *out);
+p2q_status snap_describe(PGconn *conn, const p2q_config *cfg, const table_cfg *t, const char *publication,
+                         snap_table *out);
 void snap_table_free(snap_table *t);
 
 /*
  * BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY on conn, then, when
- * snapshot_name is not NULL, SET TRANSACTION SNAPSHOT.  SNAP_OK or SNAP_ERR
+ * snapshot_name is not NULL, SET TRANSACTION SNAPSHOT.  P2Q_OK or P2Q_ERR_FATAL
  * (logged).  End it with snap_end (COMMIT; errors ignored).
  */
-int snap_begin(PGconn *conn, const char *snapshot_name);
+p2q_status snap_begin(PGconn *conn, const char *snapshot_name);
 void snap_end(PGconn *conn);
 
 /*
  * Called per row by snap_scan: tup holds every column as 't' or 'n' in the
- * relation's order; valid during the call only.  Returns SNAP_OK to go on,
+ * relation's order; valid during the call only.  Returns P2Q_OK to go on,
  * anything else to stop the scan with that result.
  */
-typedef int (*snap_row_fn)(void *arg, const snap_table *t, const pgo_tuple *tup);
+typedef p2q_status (*snap_row_fn)(void *arg, const snap_table *t, const pgo_tuple *tup);
+
+/* Row row of res as a tuple of text columns ('t', or 'n' for NULL) in the
+ * result's column order; the data stays res's (valid while res is). */
+void snap_result_tuple(const PGresult *res, int row, pgo_tuple *tup);
+
+/*
+ * The progress figures, pure: the row estimate of a never-analysed table
+ * from EXPLAIN (FORMAT JSON)'s text (its first "Plan Rows"; -1 when there
+ * is none); a total estimate with one table's reltuples added (unknown,
+ * i.e. < 0, and 0 add nothing); and the total shown for done rows (never
+ * below them: the estimate may be stale).
+ */
+double snap_plan_rows(const char *explain_json);
+uint64_t snap_estimate_add(uint64_t total, double reltuples);
+uint64_t snap_progress_total(uint64_t estimate, uint64_t done);
 
 /*
  * Reads every row of t with a cursor inside the transaction of snap_begin
  * and calls fn for each.  Logs progress (rows done, the reltuples estimate,
  * rows/s) every few seconds under msg ("snapshot progress", ...).  *rows
- * gets the number of rows read.  stop may be NULL.  Returns SNAP_OK, fn's
- * result, SNAP_STOPPED or SNAP_ERR (logged).
+ * gets the number of rows read.  stop may be NULL.  Returns P2Q_OK, fn's
+ * result, P2Q_STOPPED or P2Q_ERR_FATAL (logged).
  */
-int snap_scan(PGconn *conn, const snap_table *t, const char *msg, snap_row_fn fn, void *arg,
-              volatile sig_atomic_t *stop, uint64_t *rows);
+p2q_status snap_scan(PGconn *conn, const snap_table *t, const char *msg, snap_row_fn fn, void *arg,
+                     volatile sig_atomic_t *stop, uint64_t *rows);
 
 /*
  * The table sections selected by names[0..n) ("schema.name", or "name" for
@@ -131,30 +139,28 @@ typedef struct snap_stats {
  * NULL vectors) with SINK_NO_TXN.  The sink's queue is kept under
  * [sync] max_inflight bytes; returns only after Qdrant acknowledged
  * everything (sink_drain).  metrics may be NULL (progress for /status).
- * Returns SNAP_OK, SNAP_CONFIG, SNAP_STOPPED or SNAP_ERR (logged).
+ * Returns P2Q_OK, P2Q_ERR_CONFIG, P2Q_STOPPED or P2Q_ERR_FATAL (logged).
  */
-int snap_run(const p2q_config *cfg, PGconn *conn, const char *snapshot_name, const int *idx, int nidx,
-             struct sink *s, struct p2q_metrics *metrics, volatile sig_atomic_t *stop, snap_stats *stats);
+p2q_status snap_run(const p2q_config *cfg, PGconn *conn, const char *snapshot_name, const int *idx, int nidx,
+                    struct sink *s, struct p2q_metrics *metrics, volatile sig_atomic_t *stop, snap_stats *stats);
 
 /*
  * `pg2qdrant snapshot [--table T]...`: connects to both sides, runs
- * snap_run on its own snapshot, exits.  Returns the exit code: 0 done,
- * 1 runtime error or stopped, 2 usage/config error.
+ * snap_run on its own snapshot.  Returns P2Q_OK (done), P2Q_ERR_CONFIG
+ * (usage/config error), P2Q_STOPPED, P2Q_RETRY (a side could not be
+ * reached) or P2Q_ERR_FATAL; main.c makes the exit code (only P2Q_OK is 0).
  */
-int snap_command(const p2q_config *cfg, char *const *tables, int ntables, volatile sig_atomic_t *stop);
+p2q_status snap_command(const p2q_config *cfg, char *const *tables, int ntables, volatile sig_atomic_t *stop);
 
 /*
  * Lets the sink start what is due without blocking (sink_kick with more
  * input to come, one non-blocking sink_wait/sink_progress); with
  * block_over_limit, then waits until the queue holds at most
  * [sync] max_inflight bytes.  For producers that push with SINK_NO_TXN
- * (snapshot, reconcile --fix).  Returns SNAP_OK, SNAP_STOPPED or SNAP_ERR
+ * (snapshot, reconcile --fix).  Returns P2Q_OK, P2Q_STOPPED or P2Q_ERR_FATAL
  * (the sink logged it).
  */
-int snap_sink_pump(struct sink *s, const p2q_config *cfg, volatile sig_atomic_t *stop, bool block_over_limit);
-
-/* snap_for_run's result when the connection to PostgreSQL failed: retry. */
-#define SNAP_RETRY (-4)
+p2q_status snap_sink_pump(struct sink *s, const p2q_config *cfg, volatile sig_atomic_t *stop, bool block_over_limit);
 
 /*
  * `run`'s snapshot (SPEC §4), between slot creation and START_REPLICATION,
@@ -165,10 +171,10 @@ int snap_sink_pump(struct sink *s, const p2q_config *cfg, volatile sig_atomic_t 
  * this snapshot; if the snapshot does not complete it is dropped again
  * (DROP_REPLICATION_SLOT on repl), so that the next start takes the
  * initial snapshot again instead of streaming from a slot whose backfill
- * never finished.  Returns SNAP_OK, SNAP_CONFIG, SNAP_STOPPED, SNAP_RETRY
- * or SNAP_ERR (logged).
+ * never finished.  Returns P2Q_OK, P2Q_ERR_CONFIG, P2Q_STOPPED, P2Q_RETRY
+ * or P2Q_ERR_FATAL (logged).
  */
-int snap_for_run(const p2q_config *cfg, PGconn *repl, const char *snapshot_name, bool created_slot, struct sink *s,
-                 struct p2q_metrics *metrics, volatile sig_atomic_t *stop);
+p2q_status snap_for_run(const p2q_config *cfg, PGconn *repl, const char *snapshot_name, bool created_slot,
+                        struct sink *s, struct p2q_metrics *metrics, volatile sig_atomic_t *stop);
 
 #endif

@@ -22,6 +22,7 @@ char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 /* printf into a new malloc'd string. Caller frees. */
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+char *xvasprintf(const char *fmt, va_list ap);
 
 /* A growable buffer.  data is always NUL-terminated (when cap > 0) so it
  * can be used as a C string; len excludes the terminator.  The struct is
@@ -43,7 +44,9 @@ void buf_printf(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3
 void buf_vprintf(buf *b, const char *fmt, va_list ap);
 /* Appends s[0..n) as a JSON string literal: quotes, escapes for '"', '\\'
  * and control characters (\n \r \t \b \f and \u00XX).  Bytes >= 0x80 are
- * copied as they are (the database encoding is UTF-8). */
+ * copied as they are: text from PostgreSQL is UTF-8 (every connection sets
+ * client_encoding = UTF8 and a SQL_ASCII database is refused: repl_open in
+ * replication.c). */
 void buf_json_str(buf *b, const char *s, size_t n);
 /* Takes ownership of the data: returns it (never NULL) and re-inits b. */
 char *buf_steal(buf *b);
@@ -77,6 +80,23 @@ json_num_class json_number_class(const char *tok, size_t n);
  */
 bool json_rewrite_numbers(const char *in, size_t n, buf *out,
                           void (*rewrite)(const char *tok, size_t len, json_num_class cls, buf *out));
+
+/* The first line of m (NULL: "") into out, at most outlen - 1 bytes (libpq's
+ * messages: the first line is the error, the rest DETAIL/HINT).  Returns out. */
+const char *str_first_line(const char *m, char *out, size_t outlen);
+/* m on one line: each run of line breaks and tabs (libpq's DETAIL/HINT lines
+ * and their tab indentation) becomes one space, trailing space is cut (NULL:
+ * "").  Caller frees. */
+char *str_one_line(const char *m);
+
+/* Appends s as a double-quoted SQL identifier ('"' doubled); quote_ident
+ * returns it as a new string (caller frees).  For the replication commands
+ * and the SELECTs built from configured names (which take no parameters). */
+void buf_quote_ident(buf *b, const char *s);
+char *quote_ident(const char *s);
+
+/* The value of the hex digit c (either case), or -1. */
+int hex_digit(int c);
 
 /* Overwrites n bytes of p with zeros in a way the compiler keeps (secrets). */
 void wipe(void *p, size_t n);

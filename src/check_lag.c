@@ -77,17 +77,6 @@ static void duration_pretty(int64_t ms, char out[32])
         snprintf(out, 32, "%" PRId64 " d %" PRId64 " h", s / 86400, (s % 86400) / 3600);
 }
 
-/* First line of m into out (at most outlen - 1 bytes). */
-static void first_line(const char *m, char *out, size_t outlen)
-{
-    size_t n = strcspn(m, "\n");
-
-    if (n >= outlen)
-        n = outlen - 1;
-    memcpy(out, m, n);
-    out[n] = '\0';
-}
-
 /* ------------------------------------------------------------------ */
 /* Source resolution and connection                                    */
 
@@ -142,11 +131,11 @@ int lag_connect(const char *dsn, const char *appname, PGconn **out, char *err, s
 {
     repl_conn_opts co = {.appname = appname, .any_encoding = true};
     char why[480];
-    int rc = repl_open(dsn, &co, out, why, sizeof why);
+    p2q_status rc = repl_open(dsn, &co, out, why, sizeof why);
 
-    if (rc != 0)
-        snprintf(err, errlen, "%s%s", rc == REPL_CONN_ERR ? "cannot connect to PostgreSQL: " : "", why);
-    return rc == 0 ? 0 : -1;
+    if (rc != P2Q_OK)
+        snprintf(err, errlen, "%s%s", rc == P2Q_RETRY ? "cannot connect to PostgreSQL: " : "", why);
+    return rc == P2Q_OK ? 0 : -1;
 }
 
 /* ------------------------------------------------------------------ */
@@ -201,7 +190,7 @@ int lag_read_slot(PGconn *conn, const char *slot, lag_slot *out, char *err, size
     memset(out, 0, sizeof *out);
     res = PQexecParams(conn, SLOT_SQL, 1, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
-        first_line(res ? PQresultErrorMessage(res) : PQerrorMessage(conn), msg, sizeof msg);
+        repl_error_line(res, conn, msg, sizeof msg);
         snprintf(err, errlen, "cannot read pg_replication_slots: %s", msg[0] ? msg : "no result");
         goto cleanup;
     }

@@ -53,15 +53,12 @@ extern char **environ;
 
 void strlist_add(strlist *l, const char *fmt, ...)
 {
-    buf b;
     va_list ap;
 
-    buf_init(&b);
-    va_start(ap, fmt);
-    buf_vprintf(&b, fmt, ap);
-    va_end(ap);
     l->items = xrealloc(l->items, (size_t)(l->n + 1) * sizeof(char *));
-    l->items[l->n++] = buf_steal(&b);
+    va_start(ap, fmt);
+    l->items[l->n++] = xvasprintf(fmt, ap);
+    va_end(ap);
 }
 
 void strlist_free(strlist *l)
@@ -565,6 +562,15 @@ static section_kind table_open(load_state *st, const char *title, const char *sp
     memset(t, 0, sizeof *t);
     t->schema = xstrndup(schema, schema_len);
     t->name = xstrndup(name, name_len);
+    t->qualified = xasprintf("%s.%s", t->schema, t->name);
+    {
+        buf q;
+        buf_init(&q);
+        buf_quote_ident(&q, t->schema);
+        buf_putc(&q, '.');
+        buf_quote_ident(&q, t->name);
+        t->quoted = buf_steal(&q);
+    }
     t->payload_all = true;
     t->file = xstrdup(st->file);
     t->line = st->line;
@@ -1122,6 +1128,8 @@ void config_free(p2q_config *cfg)
         table_cfg *t = &cfg->tables[i];
         free(t->schema);
         free(t->name);
+        free(t->qualified);
+        free(t->quoted);
         free(t->collection);
         free(t->distance);
         free_list(t->id_columns, t->n_id_columns);
@@ -1204,14 +1212,6 @@ static void mask_keyword_form(const char *s, size_t len, bool *mask)
     mask_range(mask, token, len); /* malformed from token on */
 }
 
-static int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = (char)tolower((unsigned char)c);
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
 /* A URI query key as libpq reads it: percent-encoding decoded (pass%77ord
  * is password).  An undecodable key is kept as written. */
 static bool is_password_uri_key(const char *k, size_t n)
@@ -1223,7 +1223,8 @@ static bool is_password_uri_key(const char *k, size_t n)
         int hi, lo;
         if (o + 1 >= sizeof key)
             return false; /* longer than any password key */
-        if (k[i] == '%' && i + 2 < n && (hi = hex_digit(k[i + 1])) >= 0 && (lo = hex_digit(k[i + 2])) >= 0) {
+        if (k[i] == '%' && i + 2 < n && (hi = hex_digit((unsigned char)k[i + 1])) >= 0 &&
+            (lo = hex_digit((unsigned char)k[i + 2])) >= 0) {
             key[o++] = (char)(hi * 16 + lo);
             i += 2;
         } else {

@@ -18,6 +18,7 @@
 #include "check_config.h"
 #include "check_lag.h"
 #include "config.h"
+#include "exit_codes.h"
 #include "http_server.h"
 #include "log.h"
 #include "reconcile.h"
@@ -252,36 +253,36 @@ static int load_config(const cli *c, p2q_config *cfg)
     return rc;
 }
 
-static int cmd_check_config(const p2q_config *cfg)
+/*
+ * The one translation of an engine status into the exit code of SPEC §1,
+ * per command.  run: a stop (SIGTERM/SIGINT) is the normal end, 0.
+ * snapshot: anything short of done is 1, a config error 2.  reconcile
+ * (docs/reconcile.md): 0 in sync or fixed, 1 drift left, 2 any error.
+ * check-config: 0 all good, 2 problems.  (check-lag and slot print their
+ * own Nagios-style or plain codes: check_lag.h, slot_cmd.h.)
+ */
+static int exit_code(const char *command, p2q_status st, bool drift)
 {
-    strlist problems = {0};
-    strlist notes = {0};
-    int n = check_config_run(cfg, &problems, &notes);
-
-    for (int i = 0; i < notes.n; i++)
-        printf("note: %s\n", notes.items[i]);
-
-    for (int i = 0; i < problems.n; i++)
-        fprintf(stderr, "problem: %s\n", problems.items[i]);
-    if (n == 0)
-        printf("configuration OK: %s\n", cfg->path);
-    else
-        fprintf(stderr, "%d problem%s found in %s\n", n, n == 1 ? "" : "s", cfg->path);
-    strlist_free(&problems);
-    strlist_free(&notes);
-    return n == 0 ? EXIT_OK : EXIT_CONFIG;
+    if (strcmp(command, "reconcile") == 0)
+        return st != P2Q_OK ? EXIT_CONFIG : drift ? EXIT_FATAL : EXIT_OK;
+    switch (st) {
+    case P2Q_OK: return EXIT_OK;
+    case P2Q_ERR_CONFIG: return EXIT_CONFIG;
+    case P2Q_STOPPED: return strcmp(command, "run") == 0 ? EXIT_OK : EXIT_FATAL;
+    default: return EXIT_FATAL;
+    }
 }
 
 /* Livez fails when the sync loop has not turned for this long. */
 #define LIVEZ_MIN_BOUND_MS 30000
 
-static int cmd_run(const p2q_config *cfg)
+static p2q_status cmd_run(const p2q_config *cfg)
 {
     struct sigaction sa;
     p2q_metrics *metrics = NULL;
     http_server *http = NULL;
     char err[512];
-    int rc = EXIT_CONFIG;
+    p2q_status rc = P2Q_ERR_CONFIG;
 
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal; /* no SA_RESTART: poll() returns EINTR */
@@ -307,8 +308,9 @@ cleanup:
     return rc;
 }
 
-/* snapshot and reconcile: SIGTERM/SIGINT stop them between pages. */
-static int cmd_snapshot_reconcile(const cli *c, const p2q_config *cfg)
+/* snapshot and reconcile: SIGTERM/SIGINT stop them between pages.
+ * *drift: reconcile found drift it did not fix. */
+static p2q_status cmd_snapshot_reconcile(const cli *c, const p2q_config *cfg, bool *drift)
 {
     struct sigaction sa;
 
@@ -325,7 +327,7 @@ static int cmd_snapshot_reconcile(const cli *c, const p2q_config *cfg)
                              .ntables = c->ntables,
                              .fix = c->fix,
                              .output = c->lag.output && strcmp(c->lag.output, "json") == 0 ? RECON_JSON : RECON_TEXT};
-        return recon_command(cfg, &opt, &stop_requested);
+        return recon_command(cfg, &opt, &stop_requested, drift);
     }
 }
 
@@ -422,10 +424,15 @@ int main(int argc, char **argv)
         config_free(&cfg);
         return EXIT_CONFIG;
     }
-    if (strcmp(c.command, "snapshot") == 0 || strcmp(c.command, "reconcile") == 0)
-        rc = cmd_snapshot_reconcile(&c, &cfg);
-    else
-        rc = strcmp(c.command, "run") == 0 ? cmd_run(&cfg) : cmd_check_config(&cfg);
+    {
+        bool drift = false;
+        p2q_status st;
+        if (strcmp(c.command, "snapshot") == 0 || strcmp(c.command, "reconcile") == 0)
+            st = cmd_snapshot_reconcile(&c, &cfg, &drift);
+        else
+            st = strcmp(c.command, "run") == 0 ? cmd_run(&cfg) : check_config_command(&cfg);
+        rc = exit_code(c.command, st, drift);
+    }
     config_free(&cfg);
     return rc;
 }

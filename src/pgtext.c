@@ -331,17 +331,6 @@ static bool timestamptz_to_json(buf *out, const char *s, size_t n)
 
 /* ---- bytea ----------------------------------------------------------- */
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static bool is_octal(char c)
 {
     return c >= '0' && c <= '7';
@@ -354,7 +343,7 @@ static bool bytea_decode(const char *s, size_t n, buf *raw)
         if ((n - 2) % 2)
             return false;
         for (size_t i = 2; i < n; i += 2) {
-            int hi = hex_value(s[i]), lo = hex_value(s[i + 1]);
+            int hi = hex_digit((unsigned char)s[i]), lo = hex_digit((unsigned char)s[i + 1]);
 
             if (hi < 0 || lo < 0)
                 return false;

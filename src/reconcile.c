@@ -35,7 +35,6 @@
 #include "row_to_point.h"
 #include "sink.h"
 #include "snapshot.h"
-#include "sync.h"
 #include "util.h"
 
 #define RECON_PAGE 1000     /* points per scroll request */
@@ -321,17 +320,6 @@ typedef struct pt_id {
     bool uuid;
 } pt_id;
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* A UUID in any of the forms Qdrant accepts that have 32 hex digits
  * (hyphens, braces and "urn:uuid:" skipped). */
 static int parse_uuid(const char *s, pt_id *out)
@@ -343,7 +331,7 @@ static int parse_uuid(const char *s, pt_id *out)
     out->hi = out->lo = 0;
     out->uuid = true;
     for (; *s; s++) {
-        int v = hexval((unsigned char)*s);
+        int v = hex_digit((unsigned char)*s);
         if (v < 0) {
             if (*s == '-' || *s == '{' || *s == '}')
                 continue;
@@ -597,7 +585,7 @@ static int push_fix(recon_table *rt, qop *op)
     memset(op, 0, sizeof *op);
     rt->fix_ops++;
     sink_push(rt->s, &rt->fixes, SINK_NO_TXN);
-    return snap_sink_pump(rt->s, rt->cfg, rt->stop, true) == SNAP_OK ? 0 : -1;
+    return snap_sink_pump(rt->s, rt->cfg, rt->stop, true) == P2Q_OK ? 0 : -1;
 }
 
 static void describe_failure(const char *what, const recon_table *rt, const qd_result *res)
@@ -808,7 +796,7 @@ cleanup:
 }
 
 /* 3. One row. */
-static int recon_row(void *arg, const snap_table *t, const pgo_tuple *tup)
+static p2q_status recon_row(void *arg, const snap_table *t, const pgo_tuple *tup)
 {
     recon_table *rt = arg;
     qop_list ops = {0};
@@ -819,7 +807,7 @@ static int recon_row(void *arg, const snap_table *t, const pgo_tuple *tup)
     pt_id id;
     id_slot *slot;
     qop *op;
-    int rc = SNAP_ERR;
+    p2q_status rc = P2Q_ERR_FATAL;
 
     rt->rows++;
     if (map_row(t->map, tup, LSN_INVALID, &ops, &info, err, sizeof err) != 0) {
@@ -840,12 +828,12 @@ static int recon_row(void *arg, const snap_table *t, const pgo_tuple *tup)
             if (push_fix(rt, op) != 0)
                 goto cleanup;
         }
-        rc = SNAP_OK;
+        rc = P2Q_OK;
         goto cleanup;
     }
     if (!slot) {
         add_sample(rt, K_MISSING, &id, op->key_text);
-        rc = push_fix(rt, op) == 0 ? SNAP_OK : SNAP_ERR;
+        rc = push_fix(rt, op) == 0 ? P2Q_OK : P2Q_ERR_FATAL;
         goto cleanup;
     }
     slot->meta |= SLOT_SEEN;
@@ -861,7 +849,7 @@ static int recon_row(void *arg, const snap_table *t, const pgo_tuple *tup)
         if (slot->pdig != (uint32_t)(pd ^ pd >> 32)) {
             add_sample(rt, K_STALE, &id, op->key_text);
             rt->stale_payload++;
-            rc = push_fix(rt, op) == 0 ? SNAP_OK : SNAP_ERR;
+            rc = push_fix(rt, op) == 0 ? P2Q_OK : P2Q_ERR_FATAL;
             goto cleanup;
         }
         if ((slot->meta >> SLOT_FLAGS) != ((uint32_t)(vd ^ vd >> 32) & VDIG_MASK)) {
@@ -874,7 +862,7 @@ static int recon_row(void *arg, const snap_table *t, const pgo_tuple *tup)
                 goto cleanup;
         }
     }
-    rc = SNAP_OK;
+    rc = P2Q_OK;
 cleanup:
     json_decref(root);
     qop_list_free(&ops);
@@ -970,62 +958,62 @@ static void recon_table_free(recon_table *rt)
     free(rt->ids.slots);
     recon_space_free(&rt->space);
     qop_list_free(&rt->fixes);
-    free(rt->name);
 }
 
-/* One table: 0 done (drift counted in rt), or an exit code. */
-static int reconcile_table(recon_table *rt, PGconn *conn)
+/* One table: P2Q_OK done (drift counted in rt), or P2Q_ERR_CONFIG (logged). */
+static p2q_status reconcile_table(recon_table *rt, PGconn *conn)
 {
     snap_table st = {0};
     size_t expected;
     uint64_t rows;
-    int rc;
+    p2q_status rc;
 
-    rt->name = xasprintf("%s.%s", rt->tcfg->schema, rt->tcfg->name);
+    rt->name = rt->tcfg->qualified;
     rt->pend = xcalloc(RECON_VERIFY, sizeof *rt->pend);
     for (int k = 0; k < K_N; k++)
         rt->sample[k] = json_array();
     /* The mapping first: a config error shows before a long scroll. */
-    if ((rc = snap_describe(conn, rt->cfg, rt->tcfg, rt->cfg->source.publication, &st)) != SNAP_OK)
-        return EXIT_CONFIG;
+    if ((rc = snap_describe(conn, rt->cfg, rt->tcfg, rt->cfg->source.publication, &st)) != P2Q_OK)
+        return P2Q_ERR_CONFIG;
     if (read_collection(rt, &expected) != 0) {
-        rc = EXIT_CONFIG;
+        rc = P2Q_ERR_CONFIG;
         goto cleanup;
     }
     id_table_init(&rt->ids, expected);
     if (scroll_points(rt) != 0) {
-        rc = EXIT_CONFIG;
+        rc = P2Q_ERR_CONFIG;
         goto cleanup;
     }
     log_count("reconcile: points read", rt, "points", rt->points);
     /* The rows' snapshot is taken after the scroll (docs/reconcile.md). */
-    if (snap_begin(conn, NULL) != SNAP_OK) {
-        rc = EXIT_CONFIG;
+    if (snap_begin(conn, NULL) != P2Q_OK) {
+        rc = P2Q_ERR_CONFIG;
         goto cleanup;
     }
     rc = snap_scan(conn, &st, "reconcile progress", recon_row, rt, rt->stop, &rows);
     snap_end(conn);
-    if (rc != SNAP_OK || verify_pending(rt) != 0 || find_orphans(rt) != 0) {
-        rc = EXIT_CONFIG;
+    if (rc != P2Q_OK || verify_pending(rt) != 0 || find_orphans(rt) != 0) {
+        rc = P2Q_ERR_CONFIG;
         goto cleanup;
     }
     if (rt->opt->fix && rt->fix_ops > 0) {
         char n[24];
         snprintf(n, sizeof n, "%llu", (unsigned long long)rt->fix_ops);
-        if (sink_drain(rt->s, 0, rt->stop, NULL, NULL) != SINK_OK) {
+        if (sink_drain(rt->s, 0, rt->stop, NULL, NULL) != P2Q_OK) {
             log_error("reconcile --fix: the repair was not completed", "table", rt->name, NULL);
-            rc = EXIT_CONFIG;
+            rc = P2Q_ERR_CONFIG;
             goto cleanup;
         }
         log_info("reconcile --fix: repaired", "table", rt->name, "operations", n, NULL);
     }
-    rc = 0;
+    rc = P2Q_OK;
 cleanup:
     snap_table_free(&st);
     return rc;
 }
 
-int recon_command(const p2q_config *cfg, const recon_options *opt, volatile sig_atomic_t *stop)
+p2q_status recon_command(const p2q_config *cfg, const recon_options *opt, volatile sig_atomic_t *stop,
+                         bool *drift_left)
 {
     int *idx = xcalloc((size_t)(cfg->n_tables > 0 ? cfg->n_tables : 1), sizeof(int));
     qd_client *qd = NULL, *qd_fix = NULL;
@@ -1033,9 +1021,11 @@ int recon_command(const p2q_config *cfg, const recon_options *opt, volatile sig_
     PGconn *conn = NULL;
     json_t *report = json_pack("{s:[]}", "tables");
     char err[512];
-    int nidx, code = EXIT_CONFIG, drifting = 0;
+    int nidx, drifting = 0;
+    p2q_status code = P2Q_ERR_CONFIG;
     uint64_t totals[K_N] = {0};
 
+    *drift_left = false;
     if ((nidx = snap_select_tables(cfg, opt->tables, opt->ntables, idx)) < 0)
         goto cleanup;
     qd = qd_client_new(cfg->qdrant.url, cfg->qdrant.api_key, cfg->qdrant.timeout_ms);
@@ -1059,9 +1049,9 @@ int recon_command(const p2q_config *cfg, const recon_options *opt, volatile sig_
     }
     for (int i = 0; i < nidx; i++) {
         recon_table rt = {.cfg = cfg, .opt = opt, .stop = stop, .qd = qd, .s = s, .tcfg = &cfg->tables[idx[i]]};
-        int rc = reconcile_table(&rt, conn);
+        p2q_status rc = reconcile_table(&rt, conn);
 
-        if (rc == 0) {
+        if (rc == P2Q_OK) {
             if (drift(&rt))
                 drifting++;
             for (int k = 0; k < K_N; k++)
@@ -1072,7 +1062,7 @@ int recon_command(const p2q_config *cfg, const recon_options *opt, volatile sig_
                 json_array_append_new(json_object_get(report, "tables"), table_json(&rt, opt->fix && drift(&rt) > 0));
         }
         recon_table_free(&rt);
-        if (rc != 0)
+        if (rc != P2Q_OK)
             goto cleanup;
     }
     if (opt->output == RECON_TEXT) {
@@ -1094,7 +1084,8 @@ int recon_command(const p2q_config *cfg, const recon_options *opt, volatile sig_
         free(text);
     }
     fflush(stdout);
-    code = drifting == 0 || opt->fix ? EXIT_OK : EXIT_FATAL;
+    *drift_left = drifting > 0 && !opt->fix;
+    code = P2Q_OK;
 cleanup:
     if (conn)
         PQfinish(conn);

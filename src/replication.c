@@ -5,7 +5,7 @@
  * IDENTIFY_SYSTEM, CREATE_REPLICATION_SLOT, START_REPLICATION, and the
  * CopyBoth messages the client sends.  Replication connections accept only
  * the simple query protocol, so SQL parameters are escaped with
- * PQescapeLiteral / repl_quote_ident.
+ * PQescapeLiteral / quote_ident.
  */
 #include "replication.h"
 
@@ -19,44 +19,19 @@
 #include "pgoutput.h"
 #include "util.h"
 
-/* First line of libpq's error message, without the trailing newline. */
-static const char *pq_err(PGconn *conn, char *out, size_t outlen)
+const char *repl_error_line(const PGresult *res, const PGconn *conn, char *out, size_t outlen)
 {
-    const char *m = PQerrorMessage(conn);
-    size_t n = strcspn(m, "\n");
+    return str_first_line(res ? PQresultErrorMessage(res) : PQerrorMessage(conn), out, outlen);
+}
 
-    if (n >= outlen)
-        n = outlen - 1;
-    memcpy(out, m, n);
-    out[n] = '\0';
-    return out;
+static const char *pq_err(const PGconn *conn, char *out, size_t outlen)
+{
+    return repl_error_line(NULL, conn, out, outlen);
 }
 
 static const char *res_err(const PGresult *res, char *out, size_t outlen)
 {
-    const char *m = PQresultErrorMessage(res);
-    size_t n = strcspn(m, "\n");
-
-    if (n >= outlen)
-        n = outlen - 1;
-    memcpy(out, m, n);
-    out[n] = '\0';
-    return out;
-}
-
-char *repl_quote_ident(const char *s)
-{
-    buf b;
-
-    buf_init(&b);
-    buf_putc(&b, '"');
-    for (; *s; s++) {
-        if (*s == '"')
-            buf_putc(&b, '"');
-        buf_putc(&b, *s);
-    }
-    buf_putc(&b, '"');
-    return buf_steal(&b);
+    return repl_error_line(res, NULL, out, outlen);
 }
 
 /* libpq's message on one line (line breaks and the indentation after them
@@ -64,20 +39,8 @@ char *repl_quote_ident(const char *s)
  * PGPASSWORD masked.  Caller frees. */
 static char *conn_message(const char *m, const char *password)
 {
-    char *s = xstrdup(m ? m : "");
-    char *out = s;
+    char *s = str_one_line(m);
 
-    for (const char *p = s; *p; p++) {
-        if (*p == '\n' || *p == '\t' || *p == '\r') {
-            if (out > s && out[-1] != ' ')
-                *out++ = ' ';
-        } else {
-            *out++ = *p;
-        }
-    }
-    while (out > s && out[-1] == ' ')
-        out--;
-    *out = '\0';
     s = str_mask_secret(s, password);
     return str_mask_secret(s, getenv("PGPASSWORD"));
 }
@@ -130,7 +93,7 @@ static int64_t connect_timeout_ms(PGconn *conn)
 /* Waits for PQconnectPoll to finish, checking *stop and connect_timeout
  * every 200 ms (libpq's own wait would retry after a signal and never see
  * it; libpq enforces connect_timeout only in its blocking PQconnectdb). */
-static int connect_poll(PGconn *conn, volatile sig_atomic_t *stop, char *why, size_t whylen)
+static p2q_status connect_poll(PGconn *conn, volatile sig_atomic_t *stop, char *why, size_t whylen)
 {
     PostgresPollingStatusType st = PGRES_POLLING_WRITING;
     int64_t budget = connect_timeout_ms(conn);
@@ -142,16 +105,16 @@ static int connect_poll(PGconn *conn, volatile sig_atomic_t *stop, char *why, si
         int r;
 
         if (st == PGRES_POLLING_OK)
-            return 0;
+            return P2Q_OK;
         if (st == PGRES_POLLING_FAILED)
-            return REPL_CONN_ERR;
+            return P2Q_RETRY;
         if (stop && *stop) {
             snprintf(why, whylen, "stopped while connecting");
-            return REPL_CONN_STOPPED;
+            return P2Q_STOPPED;
         }
         if (deadline && now_ms() >= deadline) {
             snprintf(why, whylen, "timeout expired (connect_timeout = %lld s)", (long long)budget / 1000);
-            return REPL_CONN_ERR;
+            return P2Q_RETRY;
         }
         if (deadline && deadline - now_ms() < wait)
             wait = deadline - now_ms();
@@ -159,11 +122,11 @@ static int connect_poll(PGconn *conn, volatile sig_atomic_t *stop, char *why, si
         pfd.events = st == PGRES_POLLING_READING ? POLLIN : POLLOUT;
         pfd.revents = 0;
         if (pfd.fd < 0)
-            return REPL_CONN_ERR;
+            return P2Q_RETRY;
         r = poll(&pfd, 1, (int)wait);
         if (r < 0 && errno != EINTR) {
             snprintf(why, whylen, "poll: %s", strerror(errno));
-            return REPL_CONN_ERR;
+            return P2Q_RETRY;
         }
         if (r > 0)
             st = PQconnectPoll(conn);
@@ -180,7 +143,7 @@ static const char *const conn_defaults[][2] = {
 };
 #define N_CONN_DEFAULTS (sizeof conn_defaults / sizeof conn_defaults[0])
 
-int repl_open(const char *dsn, const repl_conn_opts *co, PGconn **out, char *err, size_t errlen)
+p2q_status repl_open(const char *dsn, const repl_conn_opts *co, PGconn **out, char *err, size_t errlen)
 {
     PQconninfoOption *opts = NULL, *o;
     const char **keys = NULL, **vals = NULL;
@@ -188,7 +151,8 @@ int repl_open(const char *dsn, const repl_conn_opts *co, PGconn **out, char *err
     char *options = NULL, *perr = NULL, *msg = NULL;
     char why[200] = "";
     const char *enc;
-    int n = 0, nopts = 0, rc = REPL_CONN_ERR;
+    int n = 0, nopts = 0;
+    p2q_status rc = P2Q_RETRY;
     PGconn *conn = NULL;
 
     *out = NULL;
@@ -197,7 +161,7 @@ int repl_open(const char *dsn, const repl_conn_opts *co, PGconn **out, char *err
         /* perr quotes the offending part of the string, which may be a password. */
         snprintf_utf8(err, errlen, "%s",
                  perr ? "invalid connection string (not shown: it may hold a password)" : "out of memory");
-        rc = perr ? REPL_CONN_CONFIG : REPL_CONN_ERR;
+        rc = perr ? P2Q_ERR_CONFIG : P2Q_RETRY;
         goto cleanup;
     }
     for (o = opts; o->keyword; o++)
@@ -252,13 +216,13 @@ int repl_open(const char *dsn, const repl_conn_opts *co, PGconn **out, char *err
     }
     if (PQstatus(conn) == CONNECTION_BAD ||
         (PQstatus(conn) != CONNECTION_OK && (rc = connect_poll(conn, co->stop, why, sizeof why)) != 0)) {
-        if (rc == REPL_CONN_STOPPED || why[0]) {
+        if (rc == P2Q_STOPPED || why[0]) {
             snprintf_utf8(err, errlen, "%s", why);
         } else {
             msg = conn_message(PQerrorMessage(conn), password);
             snprintf_utf8(err, errlen, "%s", msg);
         }
-        rc = rc == REPL_CONN_STOPPED ? rc : REPL_CONN_ERR;
+        rc = rc == P2Q_STOPPED ? rc : P2Q_RETRY;
         goto cleanup;
     }
     enc = PQparameterStatus(conn, "server_encoding");
@@ -267,18 +231,18 @@ int repl_open(const char *dsn, const repl_conn_opts *co, PGconn **out, char *err
                  "database \"%s\" has encoding SQL_ASCII: its bytes have no known encoding, so they cannot be sent to "
                  "Qdrant as UTF-8 (move the data into a database created with ENCODING 'UTF8')",
                  PQdb(conn));
-        rc = REPL_CONN_CONFIG;
+        rc = P2Q_ERR_CONFIG;
         goto cleanup;
     }
     if (PQclientEncoding(conn) != pg_char_to_encoding("UTF8")) {
         snprintf_utf8(err, errlen, "the server did not accept client_encoding UTF8 (it uses %s)",
                  pg_encoding_to_char(PQclientEncoding(conn)));
-        rc = REPL_CONN_CONFIG;
+        rc = P2Q_ERR_CONFIG;
         goto cleanup;
     }
     *out = conn;
     conn = NULL;
-    rc = 0;
+    rc = P2Q_OK;
 
 cleanup:
     if (conn)
@@ -292,16 +256,16 @@ cleanup:
     return rc;
 }
 
-int repl_connect(const char *dsn, bool replication, volatile sig_atomic_t *stop, PGconn **out, char *err,
+p2q_status repl_connect(const char *dsn, bool replication, volatile sig_atomic_t *stop, PGconn **out, char *err,
                  size_t errlen)
 {
     repl_conn_opts co = {.replication = replication, .session_options = true, .appname = "pg2qdrant", .stop = stop};
     char why[400];
-    int rc = repl_open(dsn, &co, out, why, sizeof why);
+    p2q_status rc = repl_open(dsn, &co, out, why, sizeof why);
 
-    if (rc != 0)
+    if (rc != P2Q_OK)
         snprintf_utf8(err, errlen, "%s%s",
-                      rc == REPL_CONN_CONFIG || rc == REPL_CONN_STOPPED ? "" : "cannot connect to PostgreSQL: ", why);
+                      rc == P2Q_ERR_CONFIG || rc == P2Q_STOPPED ? "" : "cannot connect to PostgreSQL: ", why);
     return rc;
 }
 
@@ -445,7 +409,7 @@ int repl_create_slot_snapshot(PGconn *conn, const char *slot, bool export_snapsh
                               size_t errlen)
 {
     PGresult *res = NULL;
-    char *ident = repl_quote_ident(slot);
+    char *ident = quote_ident(slot);
     /* (SNAPSHOT 'export') is the PostgreSQL 15 syntax; older servers take EXPORT_SNAPSHOT. */
     char *sql = export_snapshot
                     ? xasprintf(PQserverVersion(conn) >= 150000
@@ -535,12 +499,12 @@ int repl_ensure_publication(PGconn *conn, const p2q_config *cfg, bool create, bo
     PQclear(res);
     res = NULL;
     {
-        char *id = repl_quote_ident(cfg->source.publication);
+        char *id = quote_ident(cfg->source.publication);
         buf_printf(&b, "CREATE PUBLICATION %s FOR TABLE ", id);
         free(id);
     }
     for (int i = 0; i < cfg->n_tables; i++) {
-        char *s = repl_quote_ident(cfg->tables[i].schema), *t = repl_quote_ident(cfg->tables[i].name);
+        char *s = quote_ident(cfg->tables[i].schema), *t = quote_ident(cfg->tables[i].name);
         buf_printf(&b, "%s%s.%s", i ? ", " : "", s, t);
         free(s);
         free(t);
@@ -568,7 +532,7 @@ int repl_start(PGconn *conn, const char *slot, const char *publication, lsn_t st
                char sqlstate[6], char *err, size_t errlen)
 {
     PGresult *res = NULL;
-    char *ident = repl_quote_ident(slot), *pub = repl_quote_ident(publication);
+    char *ident = quote_ident(slot), *pub = quote_ident(publication);
     char lsn[LSN_BUFSZ], msg[256];
     const char *state;
     buf sql;

@@ -651,6 +651,26 @@ cleanup:
     return rc;
 }
 
+/* map_change's and map_row's start and end: info and k reset; on failure
+ * (rc < 0) the operations appended since start are taken back. */
+static void map_begin(map_info *info, row_key *k)
+{
+    info->null_vector = false;
+    info->partial = false;
+    row_key_init(k);
+}
+
+static int map_end(qop_list *out, size_t start, map_info *info, row_key *k, int rc)
+{
+    row_key_free(k);
+    if (rc < 0) {
+        qops_truncate(out, start);
+        info->null_vector = false;
+        info->partial = false;
+    }
+    return rc;
+}
+
 int map_change(const table_map *map, const pgo_msg *m, lsn_t lsn, qop_list *out, map_info *info, char *err,
                size_t errlen)
 {
@@ -658,9 +678,7 @@ int map_change(const table_map *map, const pgo_msg *m, lsn_t lsn, qop_list *out,
     row_key k;
     int rc = -1;
 
-    info->null_vector = false;
-    info->partial = false;
-    row_key_init(&k);
+    map_begin(info, &k);
     switch (m->type) {
     case PGO_INSERT:
         if (check_ncols(map, &m->u.change.newtup, err, errlen) < 0 ||
@@ -682,13 +700,7 @@ int map_change(const table_map *map, const pgo_msg *m, lsn_t lsn, qop_list *out,
         break;
     default: fail(err, errlen, "table %s: message type '%c' is not a row change", map->table, m->type); break;
     }
-    row_key_free(&k);
-    if (rc < 0) {
-        qops_truncate(out, start);
-        info->null_vector = false;
-        info->partial = false;
-    }
-    return rc;
+    return map_end(out, start, info, &k, rc);
 }
 
 int map_row(const table_map *map, const pgo_tuple *tup, lsn_t lsn, qop_list *out, map_info *info, char *err,
@@ -698,9 +710,7 @@ int map_row(const table_map *map, const pgo_tuple *tup, lsn_t lsn, qop_list *out
     row_key k;
     int rc = -1;
 
-    info->null_vector = false;
-    info->partial = false;
-    row_key_init(&k);
+    map_begin(info, &k);
     if (check_ncols(map, tup, err, errlen) == 0 && row_key_of(map, tup, NULL, &k, err, errlen) == 0) {
         if (has_unchanged(map, tup))
             fail(err, errlen, "table %s, key %s: a whole row cannot hold unchanged TOASTed values", map->table,
@@ -708,22 +718,7 @@ int map_row(const table_map *map, const pgo_tuple *tup, lsn_t lsn, qop_list *out
         else
             rc = emit_full(map, tup, &k, lsn, out, info, err, errlen);
     }
-    row_key_free(&k);
-    if (rc < 0)
-        qops_truncate(out, start);
-    return rc;
-}
-
-/* Appends s as a double-quoted SQL identifier. */
-static void quote_ident(buf *b, const char *s)
-{
-    buf_putc(b, '"');
-    for (; *s; s++) {
-        if (*s == '"')
-            buf_putc(b, '"');
-        buf_putc(b, *s);
-    }
-    buf_putc(b, '"');
+    return map_end(out, start, info, &k, rc);
 }
 
 void map_select_sql(const table_map *map, buf *out)
@@ -733,17 +728,17 @@ void map_select_sql(const table_map *map, buf *out)
     for (int c = 0; c < map->natts; c++) {
         if (c)
             buf_puts(out, ", ");
-        quote_ident(out, map->cols[c].name);
+        buf_quote_ident(out, map->cols[c].name);
     }
     buf_puts(out, " FROM ");
-    quote_ident(out, map->cfg->schema);
+    buf_quote_ident(out, map->cfg->schema);
     buf_putc(out, '.');
-    quote_ident(out, map->cfg->name);
+    buf_quote_ident(out, map->cfg->name);
     buf_puts(out, " WHERE ");
     for (int i = 0; i < map->nkeys; i++) {
         if (i)
             buf_puts(out, " AND ");
-        quote_ident(out, map->cols[map->key_cols[i]].name);
+        buf_quote_ident(out, map->cols[map->key_cols[i]].name);
         buf_printf(out, " = $%d", i + 1);
     }
 }

@@ -17,22 +17,10 @@
 #include <string.h>
 
 #include "check_lag.h"
+#include "exit_codes.h"
 #include "log.h"
+#include "replication.h"
 #include "util.h"
-
-enum { SLOT_EXIT_OK = 0, SLOT_EXIT_FATAL = 1, SLOT_EXIT_CONFIG = 2 };
-
-/* First line of the result's error message. */
-static void res_message(PGconn *conn, const PGresult *res, char *out, size_t outlen)
-{
-    const char *m = res ? PQresultErrorMessage(res) : PQerrorMessage(conn);
-    size_t n = strcspn(m, "\n");
-
-    if (n >= outlen)
-        n = outlen - 1;
-    memcpy(out, m, n);
-    out[n] = '\0';
-}
 
 static bool sqlstate_is(const PGresult *res, const char *code)
 {
@@ -80,7 +68,7 @@ static int current_db(PGconn *conn, char *out, size_t outlen, char *err, size_t 
     int rc = -1;
 
     if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
-        res_message(conn, res, msg, sizeof msg);
+        repl_error_line(res, conn, msg, sizeof msg);
         snprintf(err, errlen, "cannot read current_database(): %s", msg);
         goto cleanup;
     }
@@ -98,16 +86,16 @@ static int create_existing(const char *slot, const lag_slot *s, const char *db)
     char lsn[LSN_BUFSZ];
 
     if (check_ours(slot, s, "use") != 0)
-        return SLOT_EXIT_FATAL;
+        return EXIT_FATAL;
     if (strcmp(s->database, db) != 0) {
         log_error("slot exists in another database", "slot", slot, "slot_database", s->database, "dsn_database",
                   db, "hint", "a logical slot belongs to one database: point [source] dsn at it, or choose another "
                   "slot name", NULL);
-        return SLOT_EXIT_FATAL;
+        return EXIT_FATAL;
     }
     printf("slot \"%s\" already exists (plugin pgoutput, database %s, confirmed_flush_lsn %s); nothing to do\n",
            slot, s->database, s->have_confirmed ? lsn_fmt(s->confirmed_flush_lsn, lsn) : "unknown");
-    return SLOT_EXIT_OK;
+    return EXIT_OK;
 }
 
 static int slot_create(PGconn *conn, const lag_source *src, const lag_slot *s)
@@ -116,7 +104,7 @@ static int slot_create(PGconn *conn, const lag_source *src, const lag_slot *s)
     PGresult *res = NULL;
     lag_slot again;
     char db[128], err[600], msg[400];
-    int rc = SLOT_EXIT_FATAL;
+    int rc = EXIT_FATAL;
 
     if (current_db(conn, db, sizeof db, err, sizeof err) != 0) {
         log_error("cannot create the slot", "slot", src->slot, "error", err, NULL);
@@ -135,7 +123,7 @@ static int slot_create(PGconn *conn, const lag_source *src, const lag_slot *s)
                 goto cleanup;
             }
         }
-        res_message(conn, res, msg, sizeof msg);
+        repl_error_line(res, conn, msg, sizeof msg);
         log_error("cannot create the slot", "slot", src->slot, "error", msg, NULL);
         goto cleanup;
     }
@@ -144,7 +132,7 @@ static int slot_create(PGconn *conn, const lag_source *src, const lag_slot *s)
     if (src->have_config && src->cfg.sync.snapshot != SNAPSHOT_NEVER)
         printf("note: the slot was created without a snapshot; rows that exist now reach Qdrant only through "
                "`pg2qdrant snapshot` (run it once before or after starting `pg2qdrant run`)\n");
-    rc = SLOT_EXIT_OK;
+    rc = EXIT_OK;
 
 cleanup:
     PQclear(res);
@@ -157,7 +145,7 @@ static int slot_drop(PGconn *conn, const lag_source *src, const lag_slot *s)
     PGresult *res = NULL;
     lag_slot again;
     char err[600], msg[400];
-    int rc = SLOT_EXIT_FATAL;
+    int rc = EXIT_FATAL;
 
     if (!s->exists) {
         log_error("slot does not exist", "slot", src->slot, NULL);
@@ -180,7 +168,7 @@ static int slot_drop(PGconn *conn, const lag_source *src, const lag_slot *s)
             log_error("slot does not exist", "slot", src->slot, NULL);
             goto cleanup;
         }
-        res_message(conn, res, msg, sizeof msg);
+        repl_error_line(res, conn, msg, sizeof msg);
         log_error("cannot drop the slot", "slot", src->slot, "error", msg, NULL);
         goto cleanup;
     }
@@ -189,7 +177,7 @@ static int slot_drop(PGconn *conn, const lag_source *src, const lag_slot *s)
            "snapshot` (or `pg2qdrant reconcile --fix`)\n",
            src->have_config && !src->cfg.source.create_slot ? "create it with `pg2qdrant slot create`"
                                                              : "`pg2qdrant run` creates a new slot (create_slot = true)");
-    rc = SLOT_EXIT_OK;
+    rc = EXIT_OK;
 
 cleanup:
     PQclear(res);
@@ -221,7 +209,7 @@ static int slot_status(const lag_source *src, const lag_slot *s)
 
     if (!s->exists) {
         log_error("slot does not exist", "slot", src->slot, "hint", "pg2qdrant slot create", NULL);
-        return SLOT_EXIT_FATAL;
+        return EXIT_FATAL;
     }
     printf("%-21s%s\n", "slot:", src->slot);
     printf("%-21s%s\n", "slot_type:", s->slot_type);
@@ -253,7 +241,7 @@ static int slot_status(const lag_source *src, const lag_slot *s)
         printf("%-21s%s\n", "conflicting:", "yes");
     if (s->standby)
         printf("%-21s%s\n", "server:", "standby (current = last received or replayed WAL)");
-    return SLOT_EXIT_OK;
+    return EXIT_OK;
 }
 
 int slotcmd_main(const slotcmd_args *a)
@@ -262,17 +250,17 @@ int slotcmd_main(const slotcmd_args *a)
     lag_slot s;
     PGconn *conn = NULL;
     char err[600];
-    int rc = SLOT_EXIT_FATAL;
+    int rc = EXIT_FATAL;
 
     if (!a->action || (strcmp(a->action, "create") != 0 && strcmp(a->action, "drop") != 0 &&
                        strcmp(a->action, "status") != 0)) {
         fprintf(stderr, "pg2qdrant slot: %s%s%s\nTry 'pg2qdrant slot --help'.\n",
                 a->action ? "unknown action '" : "missing action: create, drop or status",
                 a->action ? a->action : "", a->action ? "' (create, drop or status)" : "");
-        return SLOT_EXIT_CONFIG;
+        return EXIT_CONFIG;
     }
     if (lag_source_resolve(a->config_path, a->dsn, a->slot, true, &src) != 0) {
-        rc = SLOT_EXIT_CONFIG;
+        rc = EXIT_CONFIG;
         goto cleanup;
     }
     if (lag_connect(src.dsn, "pg2qdrant slot", &conn, err, sizeof err) != 0 ||

@@ -16,13 +16,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "check_config.h"
 #include "log.h"
 #include "metrics.h"
 #include "pgtypes.h"
+#include "preflight.h"
 #include "replication.h"
 #include "sink.h"
-#include "sync.h"
 #include "util.h"
 
 #define SNAP_PROGRESS_MS 5000
@@ -30,28 +29,15 @@
 #define SNAP_CURSOR "p2q_snapshot_cursor"
 #define SNAP_FETCH_SQL "FETCH 1000 FROM " SNAP_CURSOR /* SNAP_FETCH_ROWS */
 
-/* First line of a result's error message. */
-static const char *res_error(const PGresult *res, PGconn *conn, char *out, size_t outlen)
-{
-    const char *m = res ? PQresultErrorMessage(res) : PQerrorMessage(conn);
-    size_t n = strcspn(m, "\n");
-
-    if (n >= outlen)
-        n = outlen - 1;
-    memcpy(out, m, n);
-    out[n] = '\0';
-    return out;
-}
-
-static int exec_cmd(PGconn *conn, const char *sql, const char *what, const char *table)
+static p2q_status exec_cmd(PGconn *conn, const char *sql, const char *what, const char *table)
 {
     PGresult *res = PQexec(conn, sql);
     char msg[300];
-    int rc = SNAP_OK;
+    p2q_status rc = P2Q_OK;
 
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        log_error(what, "table", table, "error", res_error(res, conn, msg, sizeof msg), NULL);
-        rc = SNAP_ERR;
+        log_error(what, "table", table, "error", repl_error_line(res, conn, msg, sizeof msg), NULL);
+        rc = P2Q_ERR_FATAL;
     }
     PQclear(res);
     return rc;
@@ -64,7 +50,6 @@ void snap_table_free(snap_table *t)
     if (!t)
         return;
     relcache_free(t->rels);
-    free(t->name);
     free(t->rowfilter);
     memset(t, 0, sizeof *t);
 }
@@ -120,7 +105,7 @@ int snap_row_filter(PGconn *conn, const char *publication, const char *schema, c
         return 0;
     res = PQexecParams(conn, rowfilter_sql, 3, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        res_error(res, conn, err, errlen);
+        repl_error_line(res, conn, err, errlen);
         goto cleanup;
     }
     if (PQntuples(res) > 0)
@@ -131,7 +116,7 @@ cleanup:
     return rc;
 }
 
-int snap_describe(PGconn *conn, const p2q_config *cfg, const table_cfg *t, const char *publication,
+p2q_status snap_describe(PGconn *conn, const p2q_config *cfg, const table_cfg *t, const char *publication,
                   snap_table *out)
 {
     PGresult *cls = NULL, *cols = NULL;
@@ -141,22 +126,23 @@ int snap_describe(PGconn *conn, const p2q_config *cfg, const table_cfg *t, const
     table_map *map = NULL;
     rel_entry *rel;
     bool pubfilter = publication && PQserverVersion(conn) >= 150000;
-    int rc = SNAP_ERR, n;
+    p2q_status rc = P2Q_ERR_FATAL;
+    int n;
 
     memset(out, 0, sizeof *out);
     out->cfg = t;
-    out->name = xasprintf("%s.%s", t->schema, t->name);
+    out->name = t->qualified;
     {
         const char *params[2] = {t->schema, t->name};
         cls = PQexecParams(conn, class_sql, 2, NULL, params, NULL, NULL, 0);
     }
     if (PQresultStatus(cls) != PGRES_TUPLES_OK) {
-        log_error("cannot read pg_class", "table", out->name, "error", res_error(cls, conn, err, sizeof err), NULL);
+        log_error("cannot read pg_class", "table", out->name, "error", repl_error_line(cls, conn, err, sizeof err), NULL);
         goto cleanup;
     }
     if (PQntuples(cls) != 1) {
         log_error("configured table does not exist", "table", out->name, "section", t->file, NULL);
-        rc = SNAP_CONFIG;
+        rc = P2Q_ERR_CONFIG;
         goto cleanup;
     }
     snprintf(relid, sizeof relid, "%s", PQgetvalue(cls, 0, 0));
@@ -170,7 +156,7 @@ int snap_describe(PGconn *conn, const p2q_config *cfg, const table_cfg *t, const
     }
     if (PQresultStatus(cols) != PGRES_TUPLES_OK) {
         log_error("cannot read the table's columns", "table", out->name, "error",
-                  res_error(cols, conn, err, sizeof err), NULL);
+                  repl_error_line(cols, conn, err, sizeof err), NULL);
         goto cleanup;
     }
     if (snap_row_filter(conn, publication, t->schema, t->name, &out->rowfilter, err, sizeof err) != 0) {
@@ -215,7 +201,7 @@ int snap_describe(PGconn *conn, const p2q_config *cfg, const table_cfg *t, const
     rel = relcache_put(out->rels, msg, NULL);
     if (map_compile(cfg, rel, out->rels, &map, err, sizeof err) != 0) {
         log_error("cannot sync table", "table", out->name, "error", err, NULL);
-        rc = SNAP_CONFIG;
+        rc = P2Q_ERR_CONFIG;
         goto cleanup;
     }
     if (!map) { /* cannot happen: t is a section of cfg */
@@ -226,9 +212,9 @@ int snap_describe(PGconn *conn, const p2q_config *cfg, const table_cfg *t, const
     rel->map_compiled = true;
     out->rel = rel;
     out->map = map;
-    rc = SNAP_OK;
+    rc = P2Q_OK;
 cleanup:
-    if (rc != SNAP_OK)
+    if (rc != P2Q_OK)
         snap_table_free(out);
     free(msg);
     free(sql);
@@ -237,13 +223,13 @@ cleanup:
     return rc;
 }
 
-int snap_begin(PGconn *conn, const char *snapshot_name)
+p2q_status snap_begin(PGconn *conn, const char *snapshot_name)
 {
     char *lit = NULL, *sql = NULL;
-    int rc = SNAP_ERR;
+    p2q_status rc = P2Q_ERR_FATAL;
 
     if (exec_cmd(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", "cannot start the snapshot transaction",
-                 NULL) != SNAP_OK)
+                 NULL) != P2Q_OK)
         goto cleanup;
     if (snapshot_name) {
         lit = PQescapeLiteral(conn, snapshot_name, strlen(snapshot_name));
@@ -252,12 +238,12 @@ int snap_begin(PGconn *conn, const char *snapshot_name)
             goto cleanup;
         }
         sql = xasprintf("SET TRANSACTION SNAPSHOT %s", lit);
-        if (exec_cmd(conn, sql, "cannot import the slot's exported snapshot", NULL) != SNAP_OK)
+        if (exec_cmd(conn, sql, "cannot import the slot's exported snapshot", NULL) != P2Q_OK)
             goto cleanup;
     }
-    rc = SNAP_OK;
+    rc = P2Q_OK;
 cleanup:
-    if (rc != SNAP_OK && PQtransactionStatus(conn) != PQTRANS_IDLE)
+    if (rc != P2Q_OK && PQtransactionStatus(conn) != PQTRANS_IDLE)
         PQclear(PQexec(conn, "ROLLBACK"));
     PQfreemem(lit);
     free(sql);
@@ -288,25 +274,48 @@ static void log_progress(const char *msg, const snap_table *t, uint64_t rows, in
 
 /* The planner's row estimate (EXPLAIN), for a table never analysed
  * (reltuples = -1 since PostgreSQL 14). */
+double snap_plan_rows(const char *explain_json)
+{
+    const char *p = explain_json ? strstr(explain_json, "\"Plan Rows\":") : NULL;
+
+    return p ? strtod(p + strlen("\"Plan Rows\":"), NULL) : -1;
+}
+
+uint64_t snap_estimate_add(uint64_t total, double reltuples)
+{
+    return reltuples > 0 ? total + (uint64_t)reltuples : total;
+}
+
+uint64_t snap_progress_total(uint64_t estimate, uint64_t done)
+{
+    return estimate > done ? estimate : done;
+}
+
 static double planner_rows(PGconn *conn, const table_cfg *t)
 {
-    char *s = repl_quote_ident(t->schema), *n = repl_quote_ident(t->name);
-    char *sql = xasprintf("EXPLAIN (FORMAT JSON) SELECT 1 FROM %s.%s", s, n);
+    char *sql = xasprintf("EXPLAIN (FORMAT JSON) SELECT 1 FROM %s", t->quoted);
     PGresult *res = PQexec(conn, sql);
     double rows = -1;
-    const char *p;
 
-    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
-        (p = strstr(PQgetvalue(res, 0, 0), "\"Plan Rows\":")) != NULL)
-        rows = strtod(p + strlen("\"Plan Rows\":"), NULL);
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+        rows = snap_plan_rows(PQgetvalue(res, 0, 0));
     PQclear(res);
     free(sql);
-    free(s);
-    free(n);
     return rows;
 }
 
-int snap_scan(PGconn *conn, const snap_table *t, const char *msg, snap_row_fn fn, void *arg,
+void snap_result_tuple(const PGresult *res, int row, pgo_tuple *tup)
+{
+    tup->ncols = (uint16_t)PQnfields(res);
+    for (int c = 0; c < tup->ncols; c++) {
+        pgo_datum *d = &tup->cols[c];
+        d->kind = PQgetisnull(res, row, c) ? 'n' : 't';
+        d->data = PQgetvalue(res, row, c);
+        d->len = (uint32_t)PQgetlength(res, row, c);
+    }
+}
+
+p2q_status snap_scan(PGconn *conn, const snap_table *t, const char *msg, snap_row_fn fn, void *arg,
               volatile sig_atomic_t *stop, uint64_t *rows)
 {
     PGresult *res = NULL;
@@ -314,28 +323,23 @@ int snap_scan(PGconn *conn, const snap_table *t, const char *msg, snap_row_fn fn
     buf sql;
     char err[300];
     int64_t start = now_ms(), last_log = start;
-    int rc = SNAP_ERR;
+    p2q_status rc = P2Q_ERR_FATAL;
 
     *rows = 0;
     buf_init(&sql);
     buf_puts(&sql, "DECLARE " SNAP_CURSOR " NO SCROLL CURSOR FOR SELECT ");
     for (int c = 0; c < t->rel->natts; c++) {
-        char *q = repl_quote_ident(t->rel->attrs[c].name);
-        buf_printf(&sql, "%s%s", c ? ", " : "", q);
-        free(q);
+        if (c)
+            buf_puts(&sql, ", ");
+        buf_quote_ident(&sql, t->rel->attrs[c].name);
     }
     if (t->rel->natts == 0)
         buf_puts(&sql, "NULL");
-    {
-        char *s = repl_quote_ident(t->cfg->schema), *n = repl_quote_ident(t->cfg->name);
-        buf_printf(&sql, " FROM %s.%s", s, n);
-        free(s);
-        free(n);
-    }
+    buf_printf(&sql, " FROM %s", t->cfg->quoted);
     /* The collection mirrors what the publication publishes (docs/snapshot.md). */
     if (t->rowfilter)
         buf_printf(&sql, " WHERE (%s)", t->rowfilter);
-    if (exec_cmd(conn, sql.data, "cannot read the table", t->name) != SNAP_OK)
+    if (exec_cmd(conn, sql.data, "cannot read the table", t->name) != P2Q_OK)
         goto cleanup;
     tup = xcalloc(1, sizeof *tup);
     for (;;) {
@@ -344,30 +348,24 @@ int snap_scan(PGconn *conn, const snap_table *t, const char *msg, snap_row_fn fn
         PQclear(res);
         res = PQexec(conn, SNAP_FETCH_SQL);
         if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-            log_error("cannot read the table", "table", t->name, "error", res_error(res, conn, err, sizeof err),
+            log_error("cannot read the table", "table", t->name, "error", repl_error_line(res, conn, err, sizeof err),
                       NULL);
             goto cleanup;
         }
         nt = PQntuples(res);
         for (int r = 0; r < nt; r++) {
-            int frc;
-            tup->ncols = (uint16_t)PQnfields(res);
-            for (int c = 0; c < tup->ncols; c++) {
-                pgo_datum *d = &tup->cols[c];
-                d->kind = PQgetisnull(res, r, c) ? 'n' : 't';
-                d->data = PQgetvalue(res, r, c);
-                d->len = (uint32_t)PQgetlength(res, r, c);
-            }
+            p2q_status frc;
+            snap_result_tuple(res, r, tup);
             if (t->rel->natts == 0)
                 tup->ncols = 0;
-            if ((frc = fn(arg, t, tup)) != SNAP_OK) {
+            if ((frc = fn(arg, t, tup)) != P2Q_OK) {
                 rc = frc;
                 goto cleanup;
             }
             (*rows)++;
         }
         if (stop && *stop) {
-            rc = SNAP_STOPPED;
+            rc = P2Q_STOPPED;
             goto cleanup;
         }
         if (msg && now_ms() - last_log >= SNAP_PROGRESS_MS) {
@@ -377,13 +375,13 @@ int snap_scan(PGconn *conn, const snap_table *t, const char *msg, snap_row_fn fn
         if (nt < SNAP_FETCH_ROWS)
             break;
     }
-    if (exec_cmd(conn, "CLOSE " SNAP_CURSOR, "cannot close the cursor", t->name) != SNAP_OK)
+    if (exec_cmd(conn, "CLOSE " SNAP_CURSOR, "cannot close the cursor", t->name) != P2Q_OK)
         goto cleanup;
     if (msg)
         log_progress(msg, t, *rows, start, true);
-    rc = SNAP_OK;
+    rc = P2Q_OK;
 cleanup:
-    if (rc != SNAP_OK && PQtransactionStatus(conn) == PQTRANS_INERROR)
+    if (rc != P2Q_OK && PQtransactionStatus(conn) == PQTRANS_INERROR)
         PQclear(PQexec(conn, "ROLLBACK"));
     PQclear(res);
     free(tup);
@@ -441,44 +439,39 @@ typedef struct snap_ctx {
     uint64_t since_pump;
 } snap_ctx;
 
-static int sink_to_snap(int rc)
-{
-    return rc == SINK_OK ? SNAP_OK : rc == SINK_STOPPED ? SNAP_STOPPED : SNAP_ERR;
-}
-
 /* Lets the sink send what is due without blocking; with block_over_limit,
  * blocks while the sink is full (a full batch queued behind the request in
  * flight, or max_inflight reached: sink_full), so memory stays at about two
  * batches when Qdrant keeps up. */
-int snap_sink_pump(sink *s, const p2q_config *cfg, volatile sig_atomic_t *stop, bool block_over_limit)
+p2q_status snap_sink_pump(sink *s, const p2q_config *cfg, volatile sig_atomic_t *stop, bool block_over_limit)
 {
     for (;;) {
         int rc = sink_kick(s, true);
         int64_t wait;
 
-        if (rc != SINK_OK)
-            return sink_to_snap(rc);
+        if (rc != P2Q_OK)
+            return rc;
         if (sink_busy(s)) {
             if (sink_wait(s, NULL, 0, 0) != 0)
-                return SNAP_ERR;
-            if ((rc = sink_progress(s)) != SINK_OK)
-                return sink_to_snap(rc);
+                return P2Q_ERR_FATAL;
+            if ((rc = sink_progress(s)) != P2Q_OK)
+                return rc;
         }
         if (!block_over_limit || !sink_full(s))
-            return SNAP_OK;
+            return P2Q_OK;
         if (stop && *stop)
-            return SNAP_STOPPED;
+            return P2Q_STOPPED;
         wait = sink_timeout_ms(s);
         if (wait < 0 || wait > 200)
             wait = 200;
         if (sink_wait(s, NULL, 0, (int)wait) != 0)
-            return SNAP_ERR;
-        if ((rc = sink_progress(s)) != SINK_OK)
-            return sink_to_snap(rc);
+            return P2Q_ERR_FATAL;
+        if ((rc = sink_progress(s)) != P2Q_OK)
+            return rc;
     }
 }
 
-static int snap_row(void *arg, const snap_table *t, const pgo_tuple *tup)
+static p2q_status snap_row(void *arg, const snap_table *t, const pgo_tuple *tup)
 {
     snap_ctx *x = arg;
     map_info info;
@@ -487,7 +480,7 @@ static int snap_row(void *arg, const snap_table *t, const pgo_tuple *tup)
 
     if (map_row(t->map, tup, LSN_INVALID, &x->ops, &info, err, sizeof err) != 0) {
         log_error("cannot map a row of the snapshot", "table", t->name, "error", err, NULL);
-        return SNAP_ERR;
+        return P2Q_ERR_FATAL;
     }
     if (info.null_vector)
         x->stats->null_vectors++;
@@ -498,52 +491,52 @@ static int snap_row(void *arg, const snap_table *t, const pgo_tuple *tup)
     done = x->stats->rows;
     if (done % SNAP_FETCH_ROWS == 0)
         metrics_set_snapshot(x->metrics, "running", done,
-                             x->total_estimate > done ? x->total_estimate : done);
+                             snap_progress_total(x->total_estimate, done));
     if (++x->since_pump >= SNAP_PUMP_EVERY || sink_full(x->s)) {
         x->since_pump = 0;
         return snap_sink_pump(x->s, x->cfg, x->stop, true);
     }
-    return SNAP_OK;
+    return P2Q_OK;
 }
 
-int snap_run(const p2q_config *cfg, PGconn *conn, const char *snapshot_name, const int *idx, int nidx, sink *s,
+p2q_status snap_run(const p2q_config *cfg, PGconn *conn, const char *snapshot_name, const int *idx, int nidx, sink *s,
              p2q_metrics *metrics, volatile sig_atomic_t *stop, snap_stats *stats)
 {
     snap_table *tables = xcalloc((size_t)(nidx > 0 ? nidx : 1), sizeof *tables);
     snap_ctx x = {.cfg = cfg, .s = s, .metrics = metrics, .stop = stop, .stats = stats};
-    int rc, described = 0;
+    p2q_status rc;
+    int described = 0;
 
     memset(stats, 0, sizeof *stats);
     metrics_set_snapshot(metrics, "running", 0, 0);
-    if ((rc = snap_begin(conn, snapshot_name)) != SNAP_OK)
+    if ((rc = snap_begin(conn, snapshot_name)) != P2Q_OK)
         goto cleanup;
     /* Described inside the snapshot's transaction: the catalog as of the snapshot. */
     for (int i = 0; i < nidx; i++) {
-        if ((rc = snap_describe(conn, cfg, &cfg->tables[idx[i]], cfg->source.publication, &tables[i])) != SNAP_OK)
+        if ((rc = snap_describe(conn, cfg, &cfg->tables[idx[i]], cfg->source.publication, &tables[i])) != P2Q_OK)
             goto cleanup;
         described++;
-        if (tables[i].reltuples > 0)
-            x.total_estimate += (uint64_t)tables[i].reltuples;
+        x.total_estimate = snap_estimate_add(x.total_estimate, tables[i].reltuples);
     }
     for (int i = 0; i < nidx; i++) {
         uint64_t rows;
         log_info("snapshot of table started", "table", tables[i].name, "collection", tables[i].cfg->collection,
                  NULL);
-        if ((rc = snap_scan(conn, &tables[i], "snapshot progress", snap_row, &x, stop, &rows)) != SNAP_OK)
+        if ((rc = snap_scan(conn, &tables[i], "snapshot progress", snap_row, &x, stop, &rows)) != P2Q_OK)
             goto cleanup;
         stats->tables++;
     }
     snap_end(conn);
     {
         int64_t t0 = now_ms();
-        rc = sink_to_snap(sink_drain(s, 0, stop, NULL, NULL));
-        if (rc == SNAP_OK && now_ms() - t0 > 1000)
+        rc = sink_drain(s, 0, stop, NULL, NULL); /* no idle callback: never P2Q_RETRY */
+        if (rc == P2Q_OK && now_ms() - t0 > 1000)
             log_info("snapshot: every upsert acknowledged by Qdrant", NULL);
     }
 cleanup:
     snap_end(conn);
-    metrics_set_snapshot(metrics, rc == SNAP_OK ? "done" : "failed", stats->rows,
-                         x.total_estimate > stats->rows ? x.total_estimate : stats->rows);
+    metrics_set_snapshot(metrics, rc == P2Q_OK ? "done" : "failed", stats->rows,
+                         snap_progress_total(x.total_estimate, stats->rows));
     for (int i = 0; i < described; i++)
         snap_table_free(&tables[i]);
     free(tables);
@@ -554,29 +547,29 @@ cleanup:
 /*
  * What run checks before it streams, for the selected tables only: the
  * tables and their collections (a missing one is created when
- * create_collections is set, as run does).  Returns EXIT_OK, EXIT_CONFIG
- * (problems logged), or EXIT_FATAL when a side could not be reached.
+ * create_collections is set, as run does).  Returns P2Q_OK, P2Q_ERR_CONFIG
+ * (problems logged), or P2Q_RETRY when a side could not be reached.
  */
-static int prepare_tables(const p2q_config *cfg, qd_client *qd, const int *idx, int nidx, volatile sig_atomic_t *stop)
+static p2q_status prepare_tables(const p2q_config *cfg, qd_client *qd, const int *idx, int nidx,
+                                 volatile sig_atomic_t *stop)
 {
     p2q_config sub = *cfg; /* shallow: the selected table sections, borrowed */
     strlist problems = {0};
-    bool transient = false;
-    int n;
+    p2q_status rc;
 
     sub.tables = xcalloc((size_t)nidx, sizeof *sub.tables);
     sub.n_tables = nidx;
     for (int i = 0; i < nidx; i++)
         sub.tables[i] = cfg->tables[idx[i]];
-    n = check_config_prepare_run(&sub, qd, false, stop, &problems, &transient);
+    rc = preflight_prepare(&sub, qd, false, stop, &problems);
     for (int i = 0; i < problems.n; i++)
         log_error("cannot snapshot", "error", problems.items[i], NULL);
     strlist_free(&problems);
     free(sub.tables);
-    return n == 0 ? EXIT_OK : transient ? EXIT_FATAL : EXIT_CONFIG;
+    return rc;
 }
 
-int snap_command(const p2q_config *cfg, char *const *names, int nnames, volatile sig_atomic_t *stop)
+p2q_status snap_command(const p2q_config *cfg, char *const *names, int nnames, volatile sig_atomic_t *stop)
 {
     int *idx = xcalloc((size_t)(cfg->n_tables > 0 ? cfg->n_tables : 1), sizeof(int));
     qd_client *qd = NULL;
@@ -584,16 +577,17 @@ int snap_command(const p2q_config *cfg, char *const *names, int nnames, volatile
     PGconn *conn = NULL;
     snap_stats stats;
     char err[512];
-    int nidx, rc, code = EXIT_FATAL;
+    int nidx;
+    p2q_status rc = P2Q_ERR_FATAL;
     int64_t start = now_ms();
 
     if ((nidx = snap_select_tables(cfg, names, nnames, idx)) < 0) {
-        code = EXIT_CONFIG;
+        rc = P2Q_ERR_CONFIG;
         goto cleanup;
     }
     if (nidx == 0) {
         log_error("no [table] section in the config: nothing to snapshot", "config", cfg->path, NULL);
-        code = EXIT_CONFIG;
+        rc = P2Q_ERR_CONFIG;
         goto cleanup;
     }
     qd = qd_client_new(cfg->qdrant.url, cfg->qdrant.api_key, cfg->qdrant.timeout_ms);
@@ -603,25 +597,21 @@ int snap_command(const p2q_config *cfg, char *const *names, int nnames, volatile
     }
     if (qd_client_set_ca_file(qd, cfg->qdrant.ca_file) != 0) {
         log_error("cannot use [qdrant] ca_file", "file", cfg->qdrant.ca_file, NULL);
-        code = EXIT_CONFIG;
+        rc = P2Q_ERR_CONFIG;
         goto cleanup;
     }
-    if ((rc = prepare_tables(cfg, qd, idx, nidx, stop)) != EXIT_OK) {
-        code = rc;
+    if ((rc = prepare_tables(cfg, qd, idx, nidx, stop)) != P2Q_OK)
         goto cleanup;
-    }
     {
         sink_env env = {.cfg = cfg, .qd = qd};
         s = sink_new(&env);
     }
-    if ((rc = repl_connect(cfg->source.dsn, false, stop, &conn, err, sizeof err)) != 0) {
+    if ((rc = repl_connect(cfg->source.dsn, false, stop, &conn, err, sizeof err)) != P2Q_OK) {
         log_error("cannot connect to PostgreSQL", "error", err, NULL);
-        if (rc == REPL_CONN_CONFIG)
-            code = EXIT_CONFIG;
         goto cleanup;
     }
     rc = snap_run(cfg, conn, NULL, idx, nidx, s, NULL, stop, &stats);
-    if (rc == SNAP_OK) {
+    if (rc == P2Q_OK) {
         char r[24], u[24], d[24], secs[24], rate[24];
         double sec = (double)(now_ms() - start) / 1000.0;
         snprintf(r, sizeof r, "%llu", (unsigned long long)stats.rows);
@@ -631,10 +621,7 @@ int snap_command(const p2q_config *cfg, char *const *names, int nnames, volatile
         snprintf(rate, sizeof rate, "%.0f", sec > 0 ? (double)stats.rows / sec : 0.0);
         log_info("snapshot done", "rows", r, "upserts", u, "null_vector_deletes", d, "seconds", secs, "rows_per_s",
                  rate, NULL);
-        code = EXIT_OK;
-    } else if (rc == SNAP_CONFIG) {
-        code = EXIT_CONFIG;
-    } else if (rc == SNAP_STOPPED) {
+    } else if (rc == P2Q_STOPPED) {
         log_warn("snapshot interrupted before it finished; run it again (it is idempotent)", NULL);
     }
 cleanup:
@@ -643,13 +630,13 @@ cleanup:
     sink_free(s);
     qd_client_free(qd);
     free(idx);
-    return code;
+    return rc;
 }
 
 /* Drops the slot this start created (its snapshot did not complete). */
 static void drop_created_slot(const p2q_config *cfg, PGconn *repl)
 {
-    char *ident = repl_quote_ident(cfg->source.slot);
+    char *ident = quote_ident(cfg->source.slot);
     char *sql = xasprintf("DROP_REPLICATION_SLOT %s", ident);
     PGresult *res = PQexec(repl, sql);
     char msg[300];
@@ -661,35 +648,36 @@ static void drop_created_slot(const p2q_config *cfg, PGconn *repl)
     else
         log_error("the initial snapshot did not complete and the slot created for it cannot be dropped: drop it "
                   "(pg2qdrant slot drop) before the next start, or run pg2qdrant snapshot after it",
-                  "slot", cfg->source.slot, "error", res_error(res, repl, msg, sizeof msg), NULL);
+                  "slot", cfg->source.slot, "error", repl_error_line(res, repl, msg, sizeof msg), NULL);
     PQclear(res);
     free(sql);
     free(ident);
 }
 
-int snap_for_run(const p2q_config *cfg, PGconn *repl, const char *snapshot_name, bool created_slot, sink *s,
-                 p2q_metrics *metrics, volatile sig_atomic_t *stop)
+p2q_status snap_for_run(const p2q_config *cfg, PGconn *repl, const char *snapshot_name, bool created_slot, sink *s,
+                        p2q_metrics *metrics, volatile sig_atomic_t *stop)
 {
     int *idx = xcalloc((size_t)(cfg->n_tables > 0 ? cfg->n_tables : 1), sizeof(int));
     PGconn *conn = NULL;
     snap_stats stats = {0};
     char err[512];
     int64_t start = now_ms();
-    int nidx = snap_select_tables(cfg, NULL, 0, idx), rc;
+    int nidx = snap_select_tables(cfg, NULL, 0, idx);
+    p2q_status rc;
 
     log_info(snapshot_name ? "initial snapshot: reading the tables as of the slot's consistent point"
                            : "snapshot at start (snapshot = always): reading the tables",
              "slot", cfg->source.slot, "snapshot", snapshot_name ? snapshot_name : "", NULL);
     metrics_set_state(metrics, "snapshot");
-    if ((rc = repl_connect(cfg->source.dsn, false, stop, &conn, err, sizeof err)) != 0) {
+    if ((rc = repl_connect(cfg->source.dsn, false, stop, &conn, err, sizeof err)) != P2Q_OK) {
         log_error("cannot connect to PostgreSQL for the snapshot", "error", err, NULL);
-        rc = rc == REPL_CONN_CONFIG ? SNAP_CONFIG : SNAP_RETRY;
+        rc = rc == P2Q_ERR_CONFIG ? P2Q_ERR_CONFIG : P2Q_RETRY; /* stopped while connecting: the loop sees *stop */
     } else {
         rc = snap_run(cfg, conn, snapshot_name, idx, nidx, s, metrics, stop, &stats);
-        if (rc == SNAP_ERR && PQstatus(conn) != CONNECTION_OK)
-            rc = SNAP_RETRY;
+        if (rc == P2Q_ERR_FATAL && PQstatus(conn) != CONNECTION_OK)
+            rc = P2Q_RETRY;
     }
-    if (rc == SNAP_OK) {
+    if (rc == P2Q_OK) {
         char r[24], secs[24], rate[24];
         double sec = (double)(now_ms() - start) / 1000.0;
         snprintf(r, sizeof r, "%llu", (unsigned long long)stats.rows);

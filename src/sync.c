@@ -4,8 +4,18 @@
  *   PostgreSQL ──CopyData──> pgo_decode_copydata ──'w'──> pgo_decode
  *        ^                                                   │
  *        │ 'r' status (flush = ack_confirmed)                ├─ Relation/Type -> relcache + map_compile
- *        │                                                   ├─ Insert/Update/Delete/Truncate -> map_* -> txn ops
- *   ack_tracker <── Qdrant acknowledged ── qd_post_batch <───┴─ Commit -> send the txn's ops, commit
+ *        │                                                   ├─ Insert/Update/Delete/Truncate -> map_* -> sink_push
+ *        │                                                   │      (pushed as decoded, tagged with the txn's ticket)
+ *        │                                                   └─ Commit -> ack_commit(ticket, end_lsn)
+ *        │
+ *   ack_tracker <── ack_done_ops ── sink: batches of consecutive operations on one collection,
+ *                                   sent as they fill (or at flush_interval / when input pauses),
+ *                                   streamed request bodies, one request in flight (sink.h)
+ *
+ * One poll (sink_wait) serves the PostgreSQL socket and curl's; reading
+ * pauses while the sink is full (sink_full).  The position confirmed is the
+ * end_lsn of the newest transaction whose operations Qdrant acknowledged,
+ * with everything before it (ack_tracker.h).
  */
 #include "sync.h"
 
@@ -16,32 +26,23 @@
 #include <string.h>
 
 #include "ack_tracker.h"
-#include "check_config.h"
 #include "collection.h"
 #include "log.h"
 #include "metrics.h"
 #include "pgoutput.h"
+#include "preflight.h"
 #include "qdrant_client.h"
 #include "qop.h"
 #include "relcache.h"
 #include "replication.h"
 #include "row_to_point.h"
-#include "snapshot.h"
 #include "sink.h"
+#include "snapshot.h"
+#include "status.h"
+#include "sync_policy.h"
 #include "util.h"
 
 #define PROTO_VERSION 1
-#define STANDBY_RECHECK_MS 5000
-#define ACK_SEND_MIN_GAP_MS 100
-
-/* What ended a streaming session. */
-typedef enum {
-    SESSION_STOPPED, /* stop requested: clean exit */
-    SESSION_RETRY,   /* connection lost or slot busy: reconnect after a backoff */
-    SESSION_STANDBY, /* the server is a standby: check again in a few seconds */
-    SESSION_FATAL,   /* exit 1 */
-    SESSION_CONFIG,  /* exit 2 */
-} session_end;
 
 typedef struct sync_stats {
     uint64_t changes;
@@ -132,10 +133,8 @@ static int send_status(sync_state *st, bool reply_requested)
  * position moved. */
 static int maybe_send_status(sync_state *st)
 {
-    int64_t since = now_ms() - st->last_status_ms;
-
-    if (since >= st->cfg->source.status_interval_ms ||
-        (ack_confirmed(st->acks) != st->sent_flush && since >= ACK_SEND_MIN_GAP_MS))
+    if (sync_status_due(now_ms() - st->last_status_ms, st->cfg->source.status_interval_ms,
+                        ack_confirmed(st->acks) != st->sent_flush))
         return send_status(st, false);
     return 0;
 }
@@ -152,18 +151,19 @@ static const table_map *map_of(const sync_state *st, const qop *op)
 }
 
 /*
- * Reads op's row by key: 0 with *res holding 0 or 1 rows, SESSION_STOPPED,
- * or SESSION_FATAL.  Connection trouble is retried like Qdrant's.  Under a
+ * Reads op's row by key: P2Q_OK with *res holding 0 or 1 rows, P2Q_STOPPED,
+ * P2Q_RETRY (the replication connection died meanwhile) or P2Q_ERR_FATAL.  Connection trouble is retried like Qdrant's.  Under a
  * publication row filter only a row the filter publishes is read: a row
  * outside it reads as gone, as it is for the stream (pgoutput sent its
  * point's delete when it left the filter; docs/mapping.md).
  */
-static int read_row(sync_state *st, const qop *op, const table_map *map, PGresult **res)
+static p2q_status read_row(sync_state *st, const qop *op, const table_map *map, PGresult **res)
 {
     buf sql;
     char err[512], ms[32];
     char *filter = NULL;
-    int attempt = 0, rc = SESSION_FATAL;
+    int attempt = 0;
+    p2q_status rc = P2Q_ERR_FATAL;
 
     buf_init(&sql);
     for (;;) {
@@ -173,9 +173,7 @@ static int read_row(sync_state *st, const qop *op, const table_map *map, PGresul
         } else if (snap_row_filter(st->sql, st->cfg->source.publication, op->table->schema, op->table->name, &filter,
                                    err, sizeof err) != 0 &&
                    PQstatus(st->sql) == CONNECTION_OK) {
-            char *t = xasprintf("%s.%s", op->table->schema, op->table->name);
-            log_error("cannot read the publication's row filter", "table", t, "error", err, NULL);
-            free(t);
+            log_error("cannot read the publication's row filter", "table", op->table->qualified, "error", err, NULL);
             break;
         } else if (PQstatus(st->sql) != CONNECTION_OK) {
             log_warn("connection lost while reading a row back, retrying", "error", PQerrorMessage(st->sql), NULL);
@@ -189,14 +187,12 @@ static int read_row(sync_state *st, const qop *op, const table_map *map, PGresul
             filter = NULL;
             *res = PQexecParams(st->sql, sql.data, op->nkeys, NULL, (const char *const *)op->key_vals, NULL, NULL, 0);
             if (PQresultStatus(*res) == PGRES_TUPLES_OK) {
-                rc = 0;
+                rc = P2Q_OK;
                 break;
             }
             if (PQstatus(st->sql) == CONNECTION_OK) {
-                char *t = xasprintf("%s.%s", op->table->schema, op->table->name);
-                log_error("cannot read a row back from PostgreSQL", "table", t, "key", op->key_text, "query",
-                          sql.data, "error", PQresultErrorMessage(*res), NULL);
-                free(t);
+                log_error("cannot read a row back from PostgreSQL", "table", op->table->qualified, "key", op->key_text,
+                          "query", sql.data, "error", PQresultErrorMessage(*res), NULL);
                 PQclear(*res);
                 *res = NULL;
                 break;
@@ -211,12 +207,12 @@ static int read_row(sync_state *st, const qop *op, const table_map *map, PGresul
             int64_t wait = backoff_jitter_ms(attempt++);
             snprintf_utf8(ms, sizeof ms, "%lld", (long long)wait);
             if (st->conn && send_status(st, false) != 0) {
-                rc = SESSION_RETRY;
+                rc = P2Q_RETRY;
                 break;
             }
             sleep_interruptible(st, wait);
             if (*st->stop) {
-                rc = SESSION_STOPPED;
+                rc = P2Q_STOPPED;
                 break;
             }
         }
@@ -234,7 +230,7 @@ static int read_row(sync_state *st, const qop *op, const table_map *map, PGresul
  * deleted it).  The row read may be newer than op; the stream's later
  * changes to it follow, so the point converges.
  */
-static int refetch(void *arg, const qop *op, qop_list *out)
+static p2q_status refetch(void *arg, const qop *op, qop_list *out)
 {
     sync_state *st = arg;
     const table_map *map = map_of(st, op);
@@ -242,36 +238,30 @@ static int refetch(void *arg, const qop *op, qop_list *out)
     pgo_tuple *tup = NULL;
     map_info info;
     char err[512], l[LSN_BUFSZ];
-    int rc;
+    p2q_status rc;
 
     if (!map) {
         log_error("internal error: no mapping for a table with pending changes", "table", op->table->name, NULL);
-        return SINK_FATAL;
+        return P2Q_ERR_FATAL;
     }
-    if ((rc = read_row(st, op, map, &res)) != 0)
-        return rc == SESSION_STOPPED ? SINK_STOPPED : rc == SESSION_RETRY ? SINK_ABORTED : SINK_FATAL;
+    if ((rc = read_row(st, op, map, &res)) != P2Q_OK)
+        return rc;
     if (PQntuples(res) == 0) {
         log_debug("row to read back is gone (or outside the publication's row filter); a later change deletes its "
                   "point", "table", op->table->name, "key", op->key_text, NULL);
-        rc = SINK_OK;
+        rc = P2Q_OK;
         goto cleanup;
     }
     tup = xcalloc(1, sizeof *tup);
-    tup->ncols = (uint16_t)PQnfields(res);
-    for (int c = 0; c < tup->ncols; c++) {
-        pgo_datum *d = &tup->cols[c];
-        d->kind = PQgetisnull(res, 0, c) ? 'n' : 't';
-        d->data = PQgetvalue(res, 0, c);
-        d->len = (uint32_t)PQgetlength(res, 0, c);
-    }
+    snap_result_tuple(res, 0, tup);
     if (map_row(map, tup, op->lsn, out, &info, err, sizeof err) != 0) {
         log_error("cannot map a row read back from PostgreSQL", "error", err, "lsn", lsn_fmt(op->lsn, l), NULL);
-        rc = SINK_FATAL;
+        rc = P2Q_ERR_FATAL;
         goto cleanup;
     }
     log_debug("row read back for a missing point or a key change", "table", op->table->name, "key", op->key_text,
               NULL);
-    rc = SINK_OK;
+    rc = P2Q_OK;
 cleanup:
     free(tup);
     PQclear(res);
@@ -282,24 +272,24 @@ cleanup:
  * the open transaction until Qdrant acknowledges them).  A transaction
  * costs the ack tracker and the metrics an entry from its first operation
  * on only, so transactions without operations for us cost nothing. */
-static int push_ops(sync_state *st)
+static p2q_status push_ops(sync_state *st)
 {
     char t[24], l[LSN_BUFSZ];
 
     if (st->txn_ops.n == 0)
-        return 0;
+        return P2Q_OK;
     if (ack_add_ops(st->acks, st->txn, st->txn_ops.n) != 0) {
         snprintf(t, sizeof t, "%llu", (unsigned long long)st->txn);
         log_error("internal error: the acknowledgement tracker refused the open transaction's ticket", "ticket", t,
                   "commit_lsn", lsn_fmt(st->txn_final_lsn, l), NULL);
-        return SESSION_FATAL;
+        return P2Q_ERR_FATAL;
     }
     if (!st->txn_has_ops) {
         metrics_txn_begin(st->metrics, st->txn_final_lsn, st->txn_commit_ts);
         st->txn_has_ops = true;
     }
     sink_push(st->sink, &st->txn_ops, st->txn);
-    return 0;
+    return P2Q_OK;
 }
 
 /* The sink's on_request callback: batch results, durations, retries and
@@ -327,16 +317,6 @@ static void on_sink_request(void *arg, const char *result, double seconds, size_
     }
 }
 
-static int sink_session_end(int rc)
-{
-    switch (rc) {
-    case SINK_OK: return 0;
-    case SINK_STOPPED: return SESSION_STOPPED;
-    case SINK_ABORTED: return SESSION_RETRY;
-    default: return SESSION_FATAL;
-    }
-}
-
 static char *rel_name(const rel_entry *rel)
 {
     return xasprintf("%s.%s", rel->nspname, rel->relname);
@@ -360,7 +340,7 @@ static void warn_schema_change(const rel_entry *old, const pgo_msg *m)
     }
 }
 
-static int on_relation(sync_state *st, const pgo_msg *m)
+static p2q_status on_relation(sync_state *st, const pgo_msg *m)
 {
     rel_entry *old = relcache_get(st->rels, m->u.relation.relid), *rel;
     table_map *map = NULL;
@@ -372,14 +352,14 @@ static int on_relation(sync_state *st, const pgo_msg *m)
     rel = relcache_put(st->rels, m, &replaced);
     if (map_compile(st->cfg, rel, st->rels, &map, err, sizeof err) != 0) {
         log_error("cannot sync table", "error", err, NULL);
-        return SESSION_FATAL;
+        return P2Q_ERR_FATAL;
     }
     rel->map = map;
     rel->map_compiled = true;
-    return 0;
+    return P2Q_OK;
 }
 
-static int on_change(sync_state *st, const pgo_msg *m, lsn_t lsn)
+static p2q_status on_change(sync_state *st, const pgo_msg *m, lsn_t lsn)
 {
     rel_entry *rel = relcache_get(st->rels, m->u.change.relid);
     map_info info = {0};
@@ -389,11 +369,11 @@ static int on_change(sync_state *st, const pgo_msg *m, lsn_t lsn)
         snprintf_utf8(relid, sizeof relid, "%u", m->u.change.relid);
         log_error("protocol error: change for a relation never described by a Relation message", "relid", relid,
                   NULL);
-        return SESSION_FATAL;
+        return P2Q_ERR_FATAL;
     }
     if (!st->in_txn) {
         log_error("protocol error: row change outside a transaction", NULL);
-        return SESSION_FATAL;
+        return P2Q_ERR_FATAL;
     }
     if (!rel->map) {
         st->stats.skipped++;
@@ -403,31 +383,31 @@ static int on_change(sync_state *st, const pgo_msg *m, lsn_t lsn)
             free(t);
             rel->skip_logged = true;
         }
-        return 0;
+        return P2Q_OK;
     }
     if (map_change(rel->map, m, lsn, &st->txn_ops, &info, err, sizeof err) != 0) {
         char l[LSN_BUFSZ];
         if (st->cfg->sync.on_error == ON_ERROR_DEAD_LETTER)
             return sink_dead_letter(st->sink, map_table(rel->map), NULL, NULL, pgo_msg_name(m->type), lsn, err,
-                                    NULL, 0) == SINK_OK
+                                    NULL, 0) == P2Q_OK
                        ? 0
-                       : SESSION_FATAL;
+                       : P2Q_ERR_FATAL;
         log_error("cannot map a row change; stopping with the slot before its transaction", "error", err, "lsn",
                   lsn_fmt(lsn, l), NULL);
-        return SESSION_FATAL;
+        return P2Q_ERR_FATAL;
     }
     if (push_ops(st) != 0)
-        return SESSION_FATAL;
+        return P2Q_ERR_FATAL;
     metrics_count_change(st->metrics, rel->nspname, rel->relname,
                          m->type == PGO_INSERT ? METRICS_INSERT : m->type == PGO_UPDATE ? METRICS_UPDATE : METRICS_DELETE,
                          1);
     st->stats.changes++;
     if (info.null_vector)
         st->stats.null_vectors++;
-    return 0;
+    return P2Q_OK;
 }
 
-static int on_truncate(sync_state *st, const pgo_msg *m, lsn_t lsn)
+static p2q_status on_truncate(sync_state *st, const pgo_msg *m, lsn_t lsn)
 {
     for (uint32_t i = 0; i < m->u.truncate.nrelids; i++) {
         rel_entry *rel = relcache_get(st->rels, pgo_truncate_relid(m, i));
@@ -437,33 +417,33 @@ static int on_truncate(sync_state *st, const pgo_msg *m, lsn_t lsn)
         }
         map_truncate(rel->map, lsn, &st->txn_ops);
         if (push_ops(st) != 0)
-            return SESSION_FATAL;
+            return P2Q_ERR_FATAL;
         metrics_count_change(st->metrics, rel->nspname, rel->relname, METRICS_TRUNCATE, 1);
         st->stats.changes++;
     }
-    return 0;
+    return P2Q_OK;
 }
 
-static int on_commit(sync_state *st, const pgo_msg *m)
+static p2q_status on_commit(sync_state *st, const pgo_msg *m)
 {
     if (!st->in_txn) {
         log_error("protocol error: Commit without Begin", NULL);
-        return SESSION_FATAL;
+        return P2Q_ERR_FATAL;
     }
     if (ack_commit(st->acks, st->txn, m->u.commit.end_lsn) != 0) {
         char t[24], l[LSN_BUFSZ];
         snprintf(t, sizeof t, "%llu", (unsigned long long)st->txn);
         log_error("internal error: the acknowledgement tracker refused the committing transaction's ticket", "ticket",
                   t, "end_lsn", lsn_fmt(m->u.commit.end_lsn, l), NULL);
-        return SESSION_FATAL;
+        return P2Q_ERR_FATAL;
     }
     st->in_txn = false;
     st->stats.txns++;
-    return 0;
+    return P2Q_OK;
 }
 
 /* One pgoutput message (the payload of a 'w'). */
-static int on_message(sync_state *st, const char *data, size_t len, lsn_t lsn)
+static p2q_status on_message(sync_state *st, const char *data, size_t len, lsn_t lsn)
 {
     pgo_msg *m = st->msg;
     char err[256];
@@ -471,31 +451,31 @@ static int on_message(sync_state *st, const char *data, size_t len, lsn_t lsn)
     if (pgo_decode(data, len, &st->opts, m, err, sizeof err) != 0) {
         char l[LSN_BUFSZ];
         log_error(err, "lsn", lsn_fmt(lsn, l), NULL);
-        return SESSION_FATAL;
+        return P2Q_ERR_FATAL;
     }
     switch (m->type) {
     case PGO_BEGIN:
         if (st->in_txn) {
             log_error("protocol error: Begin inside a transaction", NULL);
-            return SESSION_FATAL;
+            return P2Q_ERR_FATAL;
         }
         if ((st->txn = ack_begin(st->acks)) == ACK_NO_TXN) {
             log_error("internal error: the acknowledgement tracker has a transaction open already", NULL);
-            return SESSION_FATAL;
+            return P2Q_ERR_FATAL;
         }
         st->in_txn = true;
         st->last_commit_ts = m->u.begin.commit_ts;
         st->txn_final_lsn = m->u.begin.final_lsn;
         st->txn_commit_ts = m->u.begin.commit_ts;
         st->txn_has_ops = false;
-        return 0;
+        return P2Q_OK;
     case PGO_COMMIT:
         return on_commit(st, m);
     case PGO_RELATION:
         return on_relation(st, m);
     case PGO_TYPE:
         relcache_put_type(st->rels, m);
-        return 0;
+        return P2Q_OK;
     case PGO_INSERT:
     case PGO_UPDATE:
     case PGO_DELETE:
@@ -504,22 +484,22 @@ static int on_message(sync_state *st, const char *data, size_t len, lsn_t lsn)
         return on_truncate(st, m, lsn);
     case PGO_ORIGIN:
     case PGO_MESSAGE:
-        return 0;
+        return P2Q_OK;
     default:
         log_error("protocol error: unexpected message for proto_version 1 without streaming or two-phase", "type",
                   pgo_msg_name(m->type), NULL);
-        return SESSION_FATAL;
+        return P2Q_ERR_FATAL;
     }
 }
 
-static int on_copydata(sync_state *st, const char *data, size_t len)
+static p2q_status on_copydata(sync_state *st, const char *data, size_t len)
 {
     pgo_copydata cd;
     char err[256];
 
     if (pgo_decode_copydata(data, len, &cd, err, sizeof err) != 0) {
         log_error(err, NULL);
-        return SESSION_FATAL;
+        return P2Q_ERR_FATAL;
     }
     if (cd.type == 'k') {
         if (cd.wal_end > st->recv_lsn)
@@ -528,8 +508,8 @@ static int on_copydata(sync_state *st, const char *data, size_t len)
         metrics_set_server_wal_end(st->metrics, cd.wal_end);
         metrics_set_received(st->metrics, st->recv_lsn);
         if (cd.reply_requested && send_status(st, false) != 0)
-            return SESSION_RETRY;
-        return 0;
+            return P2Q_RETRY;
+        return P2Q_OK;
     }
     /* 'w': Relation/Type messages carry 0/0; never require increase. */
     if (cd.data_start > st->recv_lsn)
@@ -557,30 +537,30 @@ static int drain_idle(void *arg)
 
 /* SIGTERM/SIGINT: stop reading, drain in-flight batches within
  * shutdown_timeout, final status update, CopyDone. */
-static int stop_stream(sync_state *st)
+static p2q_status stop_stream(sync_state *st)
 {
     char err[256];
     int64_t deadline = now_ms() + st->cfg->sync.shutdown_timeout_ms;
-    int rc;
+    p2q_status rc;
 
     metrics_set_state(st->metrics, "stopping");
     rc = sink_drain(st->sink, deadline, NULL, drain_idle, st);
 
-    if (rc == SINK_STOPPED) {
+    if (rc == P2Q_STOPPED) {
         char n[24];
         snprintf_utf8(n, sizeof n, "%zu", sink_queued_ops(st->sink));
         log_warn("shutdown_timeout passed with operations unsent; they will be received again on restart",
                  "operations", n, NULL);
-    } else if (rc != SINK_OK) {
-        return rc == SINK_ABORTED ? SESSION_RETRY : SESSION_FATAL;
+    } else if (rc != P2Q_OK) {
+        return rc == P2Q_RETRY ? P2Q_RETRY : P2Q_ERR_FATAL; /* the idle callback gave up: the connection died */
     }
     if (st->in_txn)
         log_info("stopping inside a transaction; it will be received again on restart", NULL);
     if (send_status(st, false) != 0)
-        return SESSION_STOPPED;
+        return P2Q_STOPPED;
     if (repl_end_copy(st->conn, deadline > now_ms() + 1000 ? deadline : now_ms() + 1000, err, sizeof err) != 0)
         log_warn(err, NULL);
-    return SESSION_STOPPED;
+    return P2Q_STOPPED;
 }
 
 /* Messages handled before the loop looks at the sink again. */
@@ -592,7 +572,7 @@ static int stop_stream(sync_state *st)
  * the PostgreSQL socket and curl's sockets with a deadline for the next
  * status update, retry or flush.
  */
-static int stream(sync_state *st)
+static p2q_status stream(sync_state *st)
 {
     char *copybuf = NULL;
 
@@ -604,7 +584,7 @@ static int stream(sync_state *st)
         if (*st->stop)
             return stop_stream(st);
         if (maybe_send_status(st) != 0)
-            return SESSION_RETRY;
+            return P2Q_RETRY;
         publish_metrics(st);
 
         while (!paused && n < READ_BURST) {
@@ -627,7 +607,7 @@ static int stream(sync_state *st)
             copybuf = NULL;
             if (rc != 0)
                 return rc;
-            if ((rc = sink_session_end(sink_kick(st->sink, true))) != 0)
+            if ((rc = sink_kick(st->sink, true)) != 0)
                 return rc;
             paused = sink_full(st->sink);
             n++;
@@ -637,43 +617,36 @@ static int stream(sync_state *st)
             log_error("replication stream ended by the server", "error",
                       res ? PQresultErrorMessage(res) : PQerrorMessage(st->conn), NULL);
             PQclear(res);
-            return SESSION_RETRY;
+            return P2Q_RETRY;
         }
         if (r == -2) {
             log_error("replication connection lost", "error", PQerrorMessage(st->conn), NULL);
-            return SESSION_RETRY;
+            return P2Q_RETRY;
         }
         /* r == 0 (nothing buffered), a full burst, or paused.  With nothing
          * buffered an idle sink sends its partial batch at once (latency),
          * unless we are catching up on a backlog: then more is coming and
          * the batch fills up (or waits flush_interval at most). */
-        if ((rc = sink_session_end(sink_kick(st->sink, r != 0 || paused || catching_up(st)))) != 0)
+        if ((rc = sink_kick(st->sink, r != 0 || paused || catching_up(st))) != 0)
             return rc;
         metrics_heartbeat(st->metrics); /* /livez: the loop turned */
         {
-            int64_t wait = st->last_status_ms + st->cfg->source.status_interval_ms - now_ms();
-            int64_t sink_wait_ms = sink_timeout_ms(st->sink);
+            int wait = sync_poll_timeout_ms(st->last_status_ms + st->cfg->source.status_interval_ms - now_ms(),
+                                            ack_confirmed(st->acks) != st->sent_flush, sink_timeout_ms(st->sink),
+                                            n == READ_BURST);
             struct pollfd pfd = {.fd = PQsocket(st->conn), .events = paused ? 0 : POLLIN};
 
             if (pfd.fd < 0) {
                 log_error("invalid socket for the replication connection", NULL);
-                return SESSION_RETRY;
+                return P2Q_RETRY;
             }
-            if (ack_confirmed(st->acks) != st->sent_flush && wait > ACK_SEND_MIN_GAP_MS)
-                wait = ACK_SEND_MIN_GAP_MS;
-            if (sink_wait_ms >= 0 && sink_wait_ms < wait)
-                wait = sink_wait_ms;
-            if (wait > 1000)
-                wait = 1000; /* bound the delay before a signal is noticed */
-            if (wait < 0 || n == READ_BURST)
-                wait = 0;
-            if (sink_wait(st->sink, &pfd, 1, (int)wait) != 0)
-                return SESSION_RETRY;
-            if ((rc = sink_session_end(sink_progress(st->sink))) != 0)
+            if (sink_wait(st->sink, &pfd, 1, wait) != 0)
+                return P2Q_RETRY;
+            if ((rc = sink_progress(st->sink)) != 0)
                 return rc;
             if ((pfd.revents & (POLLIN | POLLHUP | POLLERR)) && PQconsumeInput(st->conn) == 0) {
                 log_error("replication connection lost", "error", PQerrorMessage(st->conn), NULL);
-                return SESSION_RETRY;
+                return P2Q_RETRY;
             }
         }
     }
@@ -685,20 +658,17 @@ static int stream(sync_state *st)
  * NOTHING, a vector size mismatch are config errors), creating missing
  * collections when create_collections is set.
  */
-static int check_tables(sync_state *st)
+static p2q_status check_tables(sync_state *st)
 {
     strlist problems = {0};
-    bool transient = false;
-    int n = check_config_prepare_run(st->cfg, st->qd, true, st->stop, &problems, &transient), rc = 0;
+    p2q_status rc = preflight_prepare(st->cfg, st->qd, true, st->stop, &problems);
 
     for (int i = 0; i < problems.n; i++) {
-        if (transient)
+        if (rc == P2Q_RETRY)
             log_warn("cannot check the tables and collections yet", "error", problems.items[i], NULL);
         else
             log_error("cannot sync", "error", problems.items[i], NULL);
     }
-    if (n > 0)
-        rc = transient ? SESSION_RETRY : SESSION_CONFIG;
     strlist_free(&problems);
     return rc;
 }
@@ -708,14 +678,14 @@ static int check_tables(sync_state *st)
  * at start (its table had no row to tell the vector sizes) is created from
  * the first upsert sent to it.
  */
-static int create_collection(void *arg, const qop *op)
+static p2q_status create_collection(void *arg, const qop *op)
 {
     sync_state *st = arg;
     const table_cfg *t = op->table;
     int64_t *dims = xcalloc((size_t)t->n_vectors + 1, sizeof *dims);
     char err[900];
     bool transient = false;
-    int rc = SINK_FATAL;
+    p2q_status rc = P2Q_ERR_FATAL;
 
     for (int i = 0; i < t->n_vectors; i++)
         dims[i] = -1;
@@ -725,29 +695,24 @@ static int create_collection(void *arg, const qop *op)
         goto cleanup;
     }
     log_info("collection created", "collection", t->collection, "table", t->name, NULL);
-    rc = SINK_OK;
+    rc = P2Q_OK;
 cleanup:
     free(dims);
     return rc;
 }
 
 /* SPEC §4, before START_REPLICATION: snapshot.h's snap_for_run. */
-static int run_snapshot(sync_state *st, const char *snapshot_name, bool created_slot)
+static p2q_status run_snapshot(sync_state *st, const char *snapshot_name, bool created_slot)
 {
-    int rc = snap_for_run(st->cfg, st->conn, snapshot_name, created_slot, st->sink, st->metrics, st->stop);
+    p2q_status rc = snap_for_run(st->cfg, st->conn, snapshot_name, created_slot, st->sink, st->metrics, st->stop);
 
-    st->snapshotted = rc == SNAP_OK;
-    switch (rc) {
-    case SNAP_OK: return 0;
-    case SNAP_STOPPED: return SESSION_RETRY; /* not 0: the caller must not stream; the loop sees *stop */
-    case SNAP_CONFIG: return SESSION_CONFIG;
-    case SNAP_RETRY: return SESSION_RETRY;
-    default: return SESSION_FATAL;
-    }
+    st->snapshotted = rc == P2Q_OK;
+    /* Stopped: not P2Q_OK (the caller must not stream); the loop sees *stop. */
+    return rc == P2Q_STOPPED ? P2Q_RETRY : rc;
 }
 
 /* Slot checks and creation (SPEC §5). */
-static int prepare_slot(sync_state *st)
+static p2q_status prepare_slot(sync_state *st)
 {
     const p2q_config *cfg = st->cfg;
     repl_slot slot;
@@ -755,13 +720,13 @@ static int prepare_slot(sync_state *st)
 
     if (repl_get_slot(st->conn, cfg->source.slot, &slot, err, sizeof err) != 0) {
         log_error(err, NULL);
-        return SESSION_RETRY;
+        return P2Q_RETRY;
     }
     if (slot.exists) {
         if (strcmp(slot.slot_type, "logical") != 0 || strcmp(slot.plugin, "pgoutput") != 0) {
             log_error("replication slot is not a logical pgoutput slot; drop it or choose another [source] slot",
                       "slot", cfg->source.slot, "plugin", slot.plugin, NULL);
-            return SESSION_FATAL;
+            return P2Q_ERR_FATAL;
         }
         if (strcmp(slot.wal_status, "lost") == 0 || slot.invalidation[0]) {
             log_error("replication slot is invalidated (WAL it needed was removed); the changes since are lost to "
@@ -769,18 +734,18 @@ static int prepare_slot(sync_state *st)
                       "snapshot) to rebuild the collections",
                       "slot", cfg->source.slot, "wal_status", slot.wal_status, "invalidation_reason",
                       slot.invalidation, NULL);
-            return SESSION_FATAL;
+            return P2Q_ERR_FATAL;
         }
         ack_seed(st->acks, slot.confirmed_flush);
         log_info("using replication slot", "slot", cfg->source.slot, "confirmed_flush_lsn",
                  lsn_fmt(slot.confirmed_flush, l), NULL);
         if (cfg->sync.snapshot == SNAPSHOT_ALWAYS && !st->snapshotted)
             return run_snapshot(st, NULL, false);
-        return 0;
+        return P2Q_OK;
     }
     if (!cfg->source.create_slot) {
         log_error("replication slot does not exist and [source] create_slot = false", "slot", cfg->source.slot, NULL);
-        return SESSION_FATAL;
+        return P2Q_ERR_FATAL;
     }
     {
         lsn_t at;
@@ -789,7 +754,7 @@ static int prepare_slot(sync_state *st)
         if (repl_create_slot_snapshot(st->conn, cfg->source.slot, want, &at, &existed, snapname, sizeof snapname, err,
                                       sizeof err) != 0) {
             log_error(err, NULL);
-            return PQstatus(st->conn) != CONNECTION_OK ? SESSION_RETRY : SESSION_FATAL;
+            return PQstatus(st->conn) != CONNECTION_OK ? P2Q_RETRY : P2Q_ERR_FATAL;
         }
         if (!existed)
             log_info("replication slot created", "slot", cfg->source.slot, "consistent_point", lsn_fmt(at, l), NULL);
@@ -798,36 +763,36 @@ static int prepare_slot(sync_state *st)
         if (want && cfg->sync.snapshot == SNAPSHOT_ALWAYS)
             return run_snapshot(st, NULL, false); /* created meanwhile by another process */
     }
-    return 0;
+    return P2Q_OK;
 }
 
 /* One connection: connect, check, start, stream. */
-static int session(sync_state *st)
+static p2q_status session(sync_state *st)
 {
     const p2q_config *cfg = st->cfg;
     repl_system sys;
     char err[512], sqlstate[6], l[LSN_BUFSZ];
     bool standby, created;
-    int rc;
+    p2q_status rc;
 
     st->streamed = false;
     metrics_set_state(st->metrics, "connecting");
     if ((rc = repl_connect(cfg->source.dsn, true, st->stop, &st->conn, err, sizeof err)) != 0 ||
         repl_identify_system(st->conn, &sys, err, sizeof err) != 0) {
-        if (rc == REPL_CONN_STOPPED)
-            return SESSION_STOPPED;
+        if (rc == P2Q_STOPPED)
+            return P2Q_STOPPED;
         log_error(err, NULL);
         metrics_set_last_error(st->metrics, err);
-        return rc == REPL_CONN_CONFIG ? SESSION_CONFIG : SESSION_RETRY;
+        return rc == P2Q_ERR_CONFIG ? P2Q_ERR_CONFIG : P2Q_RETRY;
     }
     if (repl_in_recovery(st->conn, &standby, err, sizeof err) != 0) {
         log_error(err, NULL);
-        return SESSION_RETRY;
+        return P2Q_RETRY;
     }
     if (standby) {
         log_info("connected to a standby; waiting for a promotion", "reason", "standby", NULL);
         metrics_set_state(st->metrics, "standby");
-        return SESSION_STANDBY;
+        return P2Q_STANDBY;
     }
     if (!st->checked_tables) {
         if ((rc = check_tables(st)) != 0)
@@ -836,7 +801,7 @@ static int session(sync_state *st)
     }
     if (repl_ensure_publication(st->conn, cfg, cfg->source.create_publication, &created, err, sizeof err) != 0) {
         log_error(err, NULL);
-        return PQstatus(st->conn) != CONNECTION_OK ? SESSION_RETRY : SESSION_CONFIG; /* lost: not a config error */
+        return PQstatus(st->conn) != CONNECTION_OK ? P2Q_RETRY : P2Q_ERR_CONFIG; /* lost: not a config error */
     }
     if (created)
         log_info("publication created", "publication", cfg->source.publication, NULL);
@@ -845,11 +810,7 @@ static int session(sync_state *st)
     if (repl_start(st->conn, cfg->source.slot, cfg->source.publication, LSN_INVALID, PROTO_VERSION, sqlstate, err,
                    sizeof err) != 0) {
         log_error(err, NULL);
-        /* 55006: the slot is active for another PID; 57P03: starting up; a connection lost
-         * meanwhile (the server restarting) is retried too. */
-        return strcmp(sqlstate, "55006") == 0 || strcmp(sqlstate, "57P03") == 0 || PQstatus(st->conn) != CONNECTION_OK
-                   ? SESSION_RETRY
-                   : SESSION_FATAL;
+        return sync_start_failure(sqlstate, PQstatus(st->conn) == CONNECTION_OK);
     }
     log_info("streaming started", "slot", cfg->source.slot, "publication", cfg->source.publication, "database",
              sys.dbname, "server_wal_end", lsn_fmt(sys.xlogpos, l), NULL);
@@ -876,10 +837,11 @@ static void end_session(sync_state *st)
     metrics_set_inflight(st->metrics, 0, 0);
 }
 
-int sync_run(const p2q_config *cfg, volatile sig_atomic_t *stop, p2q_metrics *metrics)
+p2q_status sync_run(const p2q_config *cfg, volatile sig_atomic_t *stop, p2q_metrics *metrics)
 {
     sync_state st = {0};
-    int code = EXIT_FATAL, attempt = 0;
+    p2q_status code = P2Q_ERR_FATAL;
+    int attempt = 0;
     char l[LSN_BUFSZ];
 
     st.cfg = cfg;
@@ -896,7 +858,7 @@ int sync_run(const p2q_config *cfg, volatile sig_atomic_t *stop, p2q_metrics *me
     }
     if (qd_client_set_ca_file(st.qd, cfg->qdrant.ca_file) != 0) {
         log_error("cannot use [qdrant] ca_file", "file", cfg->qdrant.ca_file, NULL);
-        code = EXIT_CONFIG;
+        code = P2Q_ERR_CONFIG;
         goto cleanup;
     }
     {
@@ -911,33 +873,25 @@ int sync_run(const p2q_config *cfg, volatile sig_atomic_t *stop, p2q_metrics *me
     srandom((unsigned)now_ms());
 
     for (;;) {
-        int rc = session(&st);
+        p2q_status rc = session(&st);
+        sync_next next;
+
         end_session(&st);
-        if (rc == SESSION_STOPPED) {
-            code = EXIT_OK;
+        if ((next = sync_after_session(rc, *stop != 0, &code)) == SYNC_NEXT_EXIT)
             break;
-        }
-        if (rc == SESSION_FATAL || rc == SESSION_CONFIG) {
-            code = rc == SESSION_FATAL ? EXIT_FATAL : EXIT_CONFIG;
-            break;
-        }
-        if (*stop) {
-            code = EXIT_OK;
-            break;
-        }
         if (st.streamed)
             attempt = 0; /* the connection worked for a while: start the backoff over */
         {
-            int64_t wait = rc == SESSION_STANDBY ? STANDBY_RECHECK_MS : backoff_jitter_ms(attempt++);
+            int64_t wait = next == SYNC_NEXT_STANDBY ? SYNC_STANDBY_RECHECK_MS : backoff_jitter_ms(attempt++);
             char ms[32];
             snprintf_utf8(ms, sizeof ms, "%lld", (long long)wait);
             log_info("reconnecting", "in_ms", ms, NULL);
-            if (rc != SESSION_STANDBY)
+            if (next != SYNC_NEXT_STANDBY)
                 metrics_set_state(metrics, "reconnecting");
             sleep_interruptible(&st, wait);
         }
         if (*stop) {
-            code = EXIT_OK;
+            code = P2Q_STOPPED;
             break;
         }
     }

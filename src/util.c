@@ -54,16 +54,87 @@ char *xstrndup(const char *s, size_t n)
     return p;
 }
 
-char *xasprintf(const char *fmt, ...)
+char *xvasprintf(const char *fmt, va_list ap)
 {
     buf b;
-    va_list ap;
 
     buf_init(&b);
-    va_start(ap, fmt);
     buf_vprintf(&b, fmt, ap);
-    va_end(ap);
     return buf_steal(&b);
+}
+
+char *xasprintf(const char *fmt, ...)
+{
+    va_list ap;
+    char *s;
+
+    va_start(ap, fmt);
+    s = xvasprintf(fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+const char *str_first_line(const char *m, char *out, size_t outlen)
+{
+    size_t n;
+
+    m = m ? m : "";
+    n = strcspn(m, "\n");
+    if (n >= outlen)
+        n = outlen - 1;
+    memcpy(out, m, n);
+    out[n] = '\0';
+    return out;
+}
+
+char *str_one_line(const char *m)
+{
+    char *s = xstrdup(m ? m : "");
+    char *out = s;
+
+    for (const char *p = s; *p; p++) {
+        if (*p == '\n' || *p == '\t' || *p == '\r') {
+            if (out > s && out[-1] != ' ')
+                *out++ = ' ';
+        } else {
+            *out++ = *p;
+        }
+    }
+    while (out > s && out[-1] == ' ')
+        out--;
+    *out = '\0';
+    return s;
+}
+
+void buf_quote_ident(buf *b, const char *s)
+{
+    buf_putc(b, '"');
+    for (; *s; s++) {
+        if (*s == '"')
+            buf_putc(b, '"');
+        buf_putc(b, *s);
+    }
+    buf_putc(b, '"');
+}
+
+char *quote_ident(const char *s)
+{
+    buf b;
+
+    buf_init(&b);
+    buf_quote_ident(&b, s);
+    return buf_steal(&b);
+}
+
+int hex_digit(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
 }
 
 void buf_init(buf *b)

@@ -166,6 +166,46 @@ static void test_json_rewrite_numbers(void **state)
     buf_free(&out);
 }
 
+/* The helpers that replaced six copies (issue 12). */
+static void test_first_and_one_line(void **state)
+{
+    char out[16];
+    char *s;
+
+    (void)state;
+    assert_string_equal(str_first_line("ERROR:  boom\nDETAIL:  more\n", out, sizeof out), "ERROR:  boom");
+    assert_string_equal(str_first_line("0123456789abcdefghij", out, sizeof out), "0123456789abcde");
+    assert_string_equal(str_first_line(NULL, out, sizeof out), "");
+    s = str_one_line("could not connect\n\tIs the server running\r\n  on that host?\n\n");
+    assert_string_equal(s, "could not connect Is the server running   on that host?"); /* spaces kept */
+    free(s);
+    s = str_one_line(NULL);
+    assert_string_equal(s, "");
+    free(s);
+}
+
+static void test_quote_ident_and_hex(void **state)
+{
+    char *q = quote_ident("we\"ird");
+    buf b;
+
+    (void)state;
+    assert_string_equal(q, "\"we\"\"ird\"");
+    free(q);
+    buf_init(&b);
+    buf_quote_ident(&b, "public");
+    buf_putc(&b, '.');
+    buf_quote_ident(&b, "");
+    assert_string_equal(b.data, "\"public\".\"\"");
+    buf_free(&b);
+    assert_int_equal(hex_digit('0'), 0);
+    assert_int_equal(hex_digit('9'), 9);
+    assert_int_equal(hex_digit('a'), 10);
+    assert_int_equal(hex_digit('F'), 15);
+    assert_int_equal(hex_digit('g'), -1);
+    assert_int_equal(hex_digit(0xC3), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -177,6 +217,8 @@ int main(void)
         cmocka_unit_test(test_json_number_class),
         cmocka_unit_test(test_json_rewrite_numbers),
         cmocka_unit_test(test_mask_secret),
+        cmocka_unit_test(test_first_and_one_line),
+        cmocka_unit_test(test_quote_ident_and_hex),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
