@@ -21,12 +21,13 @@
  * on every lane.  Acknowledgements go to the ack tracker as each request
  * finishes; the tracker confirms in commit order.
  *
- * Failures: a request that fails while others are in flight returns its
- * items to unsent and the sink falls back to one request at a time
- * ("single" mode, the only mode with parallel_requests = 1) once the others
- * are done, after the backoff for a transient failure.  In single mode the
- * request always covers the first unsent run at the head, retries wait out
- * their backoff, and isolation works as it always did: segs is a stack of
+ * Failures: a transient failure is retried as the same request after its
+ * own backoff (its points stay held meanwhile, other requests go on).  A
+ * rejection met while others are in flight returns the request's items to
+ * unsent and the sink falls back to one request at a time ("single" mode,
+ * the only mode with parallel_requests = 1) once the others are done.  In
+ * single mode the request always covers the first unsent run at the head,
+ * and isolation works as it always did: segs is a stack of
  * segment lengths measured from the head; while it is not empty the next
  * request is exactly its top segment.  A rejected segment of n > 1 items is
  * replaced by its two halves; a rejected single item is the poison
@@ -67,6 +68,9 @@ typedef struct sink_req {
     bool in_flight;   /* on the wire */
     bool barrier;     /* holds a barrier item: nothing else may be in flight */
     bool single;      /* started in single mode (its success may end single mode) */
+    bool retry_pending; /* failed transiently: the same request again at retry_at */
+    int64_t retry_at;
+    int attempt;      /* transient failures in a row (backoff) */
     size_t first, n;  /* items[first..first+n), absolute indexes (moved by compaction) */
     /* The body, streamed from the items' own JSON ("{\"operations\":[",
      * op, ",", op, ..., "]}"): never one copied buffer. */
@@ -92,10 +96,7 @@ struct sink {
     uint64_t *keys;       /* counting hash set of the keys in flight: key, count pairs */
     size_t capkeys;       /* a power of two, in pairs */
 
-    bool single;          /* one request at a time (isolation, retries): see the top */
-    bool retry_pending;   /* single mode: reqs[0] failed transiently, resend at retry_at */
-    int64_t retry_at;     /* also: single mode starts nothing before it (backoff) */
-    int attempt;
+    bool single;          /* one request at a time (isolation): see the top */
 
     /* next_batch's scan of the head batch, resumed where it stopped as
      * items are pushed: the first scan_n items fit in one request of
@@ -139,15 +140,16 @@ void sink_reset(sink *s)
 {
     qd_batch_abort(s->env.qd, -1);
     free_items(s);
-    for (int i = 0; i < QD_MAX_LANES; i++)
-        s->reqs[i].active = s->reqs[i].in_flight = s->reqs[i].barrier = false;
+    for (int i = 0; i < QD_MAX_LANES; i++) {
+        sink_req *r = &s->reqs[i];
+        r->active = r->in_flight = r->barrier = r->retry_pending = false;
+        r->attempt = 0;
+    }
     s->active = 0;
     s->inflight_ops = s->inflight_bytes = s->unsent = s->unsent_bytes = s->first_unsent = 0;
     if (s->keys)
         memset(s->keys, 0, 2 * s->capkeys * sizeof *s->keys);
     s->single = s->nreqs == 1;
-    s->retry_pending = false;
-    s->attempt = 0;
     s->nsegs = 0;
 }
 
@@ -244,7 +246,7 @@ size_t sink_queued_bytes(const sink *s)
 
 bool sink_busy(const sink *s)
 {
-    return s->active > 0 || s->retry_pending;
+    return s->active > 0;
 }
 
 /* Requests that may be active now. */
@@ -711,8 +713,6 @@ static int send_request(sink *s, int k)
         qd_result_clear(&res);
         return SINK_FATAL;
     }
-    set_state(s, r->first, r->n, ITEM_INFLIGHT);
-    keys_count(s, r->first, r->n, +1);
     r->in_flight = true;
     return SINK_OK;
 }
@@ -726,7 +726,10 @@ static int start_request(sink *s, int k, size_t first, size_t n)
     r->n = n;
     r->barrier = s->items[first].key == 0;
     r->single = s->single;
+    r->retry_pending = false;
     build_body(s, r);
+    set_state(s, first, n, ITEM_INFLIGHT);
+    keys_count(s, first, n, +1);
     r->active = true;
     s->active++;
     s->inflight_ops += n;
@@ -739,7 +742,9 @@ static void end_request(sink *s, int k)
 {
     sink_req *r = &s->reqs[k];
 
-    r->active = r->in_flight = r->barrier = false;
+    keys_count(s, r->first, r->n, -1);
+    s->scan_n = 0; /* a scan stopped at a point in flight may go further now */
+    r->active = r->in_flight = r->barrier = r->retry_pending = false;
     s->active--;
     s->inflight_ops -= r->n;
     s->inflight_bytes -= r->body_len;
@@ -762,6 +767,23 @@ static bool barrier_active(const sink *s)
     return false;
 }
 
+/* Sends again the requests whose retry is due. */
+static int kick_retries(sink *s)
+{
+    int64_t now = now_ms();
+    int rc;
+
+    for (int k = 0; k < s->nreqs; k++) {
+        sink_req *r = &s->reqs[k];
+        if (r->retry_pending && now >= r->retry_at) {
+            r->retry_pending = false;
+            if ((rc = send_request(s, k)) != SINK_OK)
+                return rc;
+        }
+    }
+    return SINK_OK;
+}
+
 /* Single mode: one request, the first unsent run at the head. */
 static int kick_single(sink *s, bool more_input)
 {
@@ -769,16 +791,8 @@ static int kick_single(sink *s, bool more_input)
     size_t n;
     int rc;
 
-    if (s->active > 0 && !s->retry_pending)
-        return SINK_OK; /* in flight, or the pipelined requests before single mode still are */
-    if (s->retry_pending) {
-        if (now_ms() < s->retry_at)
-            return SINK_OK;
-        s->retry_pending = false;
-        return send_request(s, 0);
-    }
-    if (now_ms() < s->retry_at)
-        return SINK_OK; /* the backoff of a failure met while pipelining */
+    if (s->active > 0)
+        return SINK_OK; /* in flight or waiting for its retry, or pipelined ones still are */
     pop_acked(s);
     while (queued(s) > 0 && s->items[s->head].op.kind == QOP_REFETCH) {
         if (!s->env.refetch) {
@@ -801,6 +815,8 @@ int sink_kick(sink *s, bool more_input)
 {
     int rc;
 
+    if ((rc = kick_retries(s)) != SINK_OK)
+        return rc;
     if (s->single)
         return kick_single(s, more_input);
     pop_acked(s);
@@ -842,18 +858,21 @@ int64_t sink_timeout_ms(const sink *s)
     int64_t now = now_ms(), t;
     size_t i = s->first_unsent < s->head ? s->head : s->first_unsent;
 
-    if (s->retry_pending)
-        return s->retry_at > now ? s->retry_at - now : 0;
-    if (s->active >= allowed(s))
-        return -1; /* curl's own timer, in sink_wait */
-    if (s->single && s->retry_at > now)
-        return s->retry_at - now;
+    int64_t retry = -1;
+
+    for (int k = 0; k < s->nreqs; k++)
+        if (s->reqs[k].retry_pending && (retry < 0 || s->reqs[k].retry_at - now < retry))
+            retry = s->reqs[k].retry_at > now ? s->reqs[k].retry_at - now : 0;
+    if (s->active >= allowed(s) || (s->single && s->active > 0))
+        return retry; /* else curl's own timer, in sink_wait */
     while (i < s->tail && s->items[i].state != ITEM_UNSENT)
         i++;
     if (i == s->tail)
-        return -1;
+        return retry;
     t = s->items[i].queued_ms + s->env.cfg->sync.flush_interval_ms - now;
-    return t > 0 ? t : 0;
+    if (t < 0)
+        t = 0;
+    return retry >= 0 && retry < t ? retry : t;
 }
 
 int sink_wait(sink *s, struct pollfd *fds, int nfds, int timeout_ms)
@@ -965,15 +984,13 @@ static int finish(sink *s, int k, int r, const qd_result *res)
     int rc;
 
     q->in_flight = false;
-    keys_count(s, q->first, q->n, -1);
-    s->scan_n = 0; /* a scan stopped at a point in flight may go further now */
     if (r == 1) {
         bool single_done = q->single && s->single;
         report(s, "ok", res, q->n);
         s->stats.requests++;
         s->stats.bytes += q->body_len;
         s->stats.last_ok = true;
-        s->attempt = 0;
+        q->attempt = 0;
         rc = ack_items(s, q->first, q->n);
         end_request(s, k);
         if (single_done && s->nsegs > 0)
@@ -987,7 +1004,7 @@ static int finish(sink *s, int k, int r, const qd_result *res)
     s->stats.last_ok = false;
     snprintf_utf8(s->stats.last_error, sizeof s->stats.last_error, "%s", why);
     if (res->outcome == QD_TRANSIENT) {
-        int64_t wait = backoff_jitter_ms(s->attempt++);
+        int64_t wait = backoff_jitter_ms(q->attempt++);
         if (res->retry_after >= 0 && res->retry_after * 1000 > (double)wait)
             wait = (int64_t)(res->retry_after * 1000);
         report(s, "retry", res, q->n);
@@ -995,16 +1012,10 @@ static int finish(sink *s, int k, int r, const qd_result *res)
         snprintf_utf8(ms, sizeof ms, "%lld", (long long)wait);
         log_warn("Qdrant request failed, retrying", "collection", s->items[q->first].op.table->collection, "error",
                  why, "retry_in_ms", ms, NULL);
-        if (q->single && s->single) { /* the one request of single mode: the same request again */
-            s->retry_pending = true;
-            s->retry_at = now_ms() + wait;
-            return SINK_OK;
-        }
-        /* pipelined: its items go back; one request at a time after the backoff */
-        set_state(s, q->first, q->n, ITEM_UNSENT);
-        end_request(s, k);
-        s->single = true;
-        s->retry_at = now_ms() + wait;
+        /* The same request again after the backoff; its points stay held, so nothing
+         * touching them starts meanwhile, while other requests go on. */
+        q->retry_pending = true;
+        q->retry_at = now_ms() + wait;
         return SINK_OK;
     }
     report(s, "rejected", res, q->n);

@@ -313,7 +313,8 @@ def scenario_crash_safety(ctx):
     log("    backlog of %d transactions written (commit positions %s .. %s)"
         % (len(numbers), common.lsn_text(b.txns[numbers[0]]["start"]),
            common.lsn_text(b.txns[numbers[-1]]["end"])))
-    delay_ms = 60
+    # slow enough that the kills land mid-stream with every lane (parallel_requests = 4) busy
+    delay_ms = 240
     ctx.sync.env = {"PG2QDRANT_SYNC_BATCH_POINTS": "32"}  # more batch boundaries to kill between
     last = ctx.confirmed()
     mid_stream = checked_total = 0

@@ -676,10 +676,9 @@ static void test_pipelined_confirms_in_commit_order(void **state)
     assert_int_equal(ack_confirmed(f->acks), 0x5002);
 }
 
-/* A failure while pipelining: the failed request's operations go again
- * (one request at a time after the backoff); nothing lost, nothing
- * confirmed early; then pipelining resumes. */
-static void test_pipelined_failure_falls_back_to_one(void **state)
+/* A transient failure while pipelining: the same request again after its
+ * backoff; nothing lost, nothing confirmed early; pipelining goes on. */
+static void test_pipelined_transient_failure_retried(void **state)
 {
     fixture *f = *state;
 
@@ -746,7 +745,7 @@ int main(void)
         T(test_pipelined_same_point_never_together),
         T(test_pipelined_truncate_is_a_barrier),
         T(test_pipelined_confirms_in_commit_order),
-        T(test_pipelined_failure_falls_back_to_one),
+        T(test_pipelined_transient_failure_retried),
         T(test_pipelined_poison_dead_letter),
     };
 #undef T
