@@ -74,6 +74,12 @@ uint64_t recon_payload_digest(const json_t *payload);
  * equals {}. */
 uint64_t recon_vector_digest(const json_t *vector, const recon_space *sp);
 
+/* Comparison of two payloads (expected from the mapping, actual from
+ * Qdrant): the same keys and values, numbers equal as integers or within
+ * a few ulps as doubles (Qdrant's JSON parser may land an ulp off the
+ * nearest double), NULL and {} alike. */
+bool recon_payload_equal(const json_t *expected, const json_t *actual);
+
 /* Tolerant comparison of two "vector" values (expected from the mapping,
  * actual from Qdrant): true when equal under docs/reconcile.md's rules. */
 bool recon_vectors_equal(const json_t *expected, const json_t *actual, const recon_space *sp);

@@ -244,7 +244,8 @@ static void sb_json_str(sbuf *b, const char *s, size_t n)
     sb_putc(b, '"');
 }
 
-/* "1e-07" -> "1e-7", "1e+16" -> "1e16"; integral values get ".0". */
+/* "1e-07" -> "1e-7", "1e+016" -> "1e+16" (Qdrant 1.18.2 prints "1e+308",
+ * "1.2345678901234567e+19"); integral values get ".0". */
 static void number_finish(sbuf *b, const char *tmp)
 {
     const char *e = strchr(tmp, 'e');
@@ -256,9 +257,7 @@ static void number_finish(sbuf *b, const char *tmp)
     }
     sb_append(b, tmp, (size_t)(e - tmp) + 1);
     const char *p = e + 1;
-    if (*p == '+')
-        p++;
-    else if (*p == '-')
+    if (*p == '+' || *p == '-')
         sb_putc(b, *p++);
     while (*p == '0' && p[1])
         p++;
@@ -274,6 +273,51 @@ static void sb_double(sbuf *b, double d)
             break;
     }
     number_finish(b, tmp);
+}
+
+/* An f64 as Rust's Display prints it: shortest round-trip digits, never an
+ * exponent, no ".0" on integral values (1.0 -> "1", 1e20 ->
+ * "100000000000000000000").  Qdrant's invalid point id error uses it. */
+static void sb_rust_display(sbuf *b, double d)
+{
+    char tmp[64], digits[32];
+    int p, exp10, nd = 0;
+    if (!isfinite(d)) {
+        sb_puts(b, isnan(d) ? "NaN" : d < 0 ? "-inf" : "inf");
+        return;
+    }
+    for (p = 0; p < 17; p++) {
+        snprintf(tmp, sizeof tmp, "%.*e", p, d);
+        if (strtod(tmp, NULL) == d)
+            break;
+    }
+    const char *t = tmp;
+    if (*t == '-') {
+        sb_putc(b, '-');
+        t++;
+    }
+    for (; *t && *t != 'e'; t++)
+        if (*t != '.')
+            digits[nd++] = *t;
+    exp10 = atoi(t + 1);
+    while (nd > 1 && digits[nd - 1] == '0')
+        nd--;
+    if (nd == 1 && digits[0] == '0') {
+        sb_putc(b, '0');
+        return;
+    }
+    if (exp10 < 0) {
+        sb_puts(b, "0.");
+        for (int i = -1; i > exp10; i--)
+            sb_putc(b, '0');
+        sb_append(b, digits, (size_t)nd);
+        return;
+    }
+    for (int i = 0; i <= exp10 || i < nd; i++) {
+        if (i == exp10 + 1)
+            sb_putc(b, '.');
+        sb_putc(b, i < nd ? digits[i] : '0');
+    }
 }
 
 /* Stored vector values are f32, printed like serde prints an f32. */
@@ -409,6 +453,13 @@ typedef struct pctx {
     size_t rawlen;
     terr *e;
     sbuf val; /* "path: msg, path: msg" */
+    /* How an invalid point id is reported.  ID_PLAIN: "value X is not a
+     * valid point ID ... at line L column C".  ID_INSERT (PUT /points, an
+     * untagged enum buffered by serde): the same text without the position,
+     * X printed from serde's buffer (floats by Rust's Display, null as
+     * "Unit").  ID_SELECTOR (delete, clear_payload: the untagged
+     * PointsSelector): serde's generic text, no position. */
+    enum { ID_PLAIN, ID_INSERT, ID_SELECTOR } id_style;
 } pctx;
 
 static size_t find_bytes(const char *hay, size_t hn, const char *needle, size_t nn)
@@ -464,7 +515,10 @@ static int fmt_err(pctx *c, const json_t *at, const char *fmt, ...)
 static int type_err(pctx *c, const json_t *at, const char *expected)
 {
     char *d = json_describe(at);
-    fmt_err(c, at, "invalid type: %s, expected %s", d, expected);
+    bool unsigned_int = expected[0] == 'u' && strchr("0123456789s", expected[1]) != NULL; /* u64, usize... */
+    /* serde: a negative integer for an unsigned type is a wrong value, not a wrong type */
+    fmt_err(c, at, "invalid %s: %s, expected %s", unsigned_int && json_is_integer(at) ? "value" : "type", d,
+            expected);
     free(d);
     return -1;
 }
@@ -610,13 +664,29 @@ static int parse_pid(pctx *c, const json_t *v, pid *out)
 {
     if (pid_from_json(v, out))
         return 0;
+    if (c->id_style == ID_SELECTOR) {
+        terr_set(c->e, 400, "Format error in JSON body: data did not match any variant of untagged enum PointsSelector");
+        c->e->zero_time = true;
+        return -1;
+    }
     sbuf b = {0};
     if (json_is_string(v))
         sb_append(&b, json_string_value(v), json_string_length(v));
+    else if (c->id_style == ID_INSERT && json_is_real(v))
+        sb_rust_display(&b, json_real_value(v));
+    else if (c->id_style == ID_INSERT && json_is_null(v))
+        sb_puts(&b, "Unit");
     else
         sb_json(&b, v);
-    fmt_err(c, v, "value %s is not a valid point ID, valid values are either an unsigned integer or a UUID",
-            b.data);
+    if (c->id_style == ID_INSERT) {
+        terr_set(c->e, 400,
+                 "Format error in JSON body: value %s is not a valid point ID, valid values are either an unsigned "
+                 "integer or a UUID",
+                 b.data);
+        c->e->zero_time = true;
+    } else
+        fmt_err(c, v, "value %s is not a valid point ID, valid values are either an unsigned integer or a UUID",
+                b.data);
     sb_free(&b);
     return -1;
 }
@@ -1131,7 +1201,9 @@ static int parse_vector_params(pctx *c, const json_t *p, const char *name, const
         return -1;
     const json_t *mv = json_object_get(p, "multivector_config");
     out->multi = mv && !json_is_null(mv);
-    if (out->size < 1 || out->size > TS_MAX_DIM) {
+    if (out->size == 0)
+        return fmt_err(c, size, "size 0 (NonZeroU64)"); /* replaced by the VectorsConfig error */
+    if (out->size > TS_MAX_DIM) {
         char *sp = ts_asprintf("%s.size", path);
         val_err(c, sp, "value %ld invalid, must be from 1 to %d", out->size, TS_MAX_DIM);
         free(sp);
@@ -1144,6 +1216,82 @@ static void coll_add_cfg(coll *c, vcfg *v)
     c->cfg = ts_realloc(c->cfg, (c->ncfg + 1) * sizeof *c->cfg);
     c->cfg[c->ncfg++] = *v;
     memset(v, 0, sizeof *v);
+}
+
+/* The "vectors" object of CreateCollection into col (v: scratch). */
+static int parse_vectors_config(pctx *c, const json_t *vectors, coll *col, vcfg *v)
+{
+    const char *k;
+    json_t *x;
+    col->vectors_json = json_deep_copy(vectors);
+    if (json_object_get(vectors, "size") || json_object_get(vectors, "distance")) {
+        col->unnamed = true;
+        if (parse_vector_params(c, vectors, "", "vectors", v) < 0)
+            return -1;
+        coll_add_cfg(col, v);
+        return 0;
+    }
+    json_object_foreach ((json_t *)vectors, k, x) {
+        char *path = ts_asprintf("vectors.%s", k);
+        int prc = parse_vector_params(c, x, k, path, v);
+        free(path);
+        if (prc < 0)
+            return -1;
+        coll_add_cfg(col, v);
+    }
+    return 0;
+}
+
+static bool json_ws(char ch);
+
+/*
+ * Where serde reports an error of the untagged enum that the top-level
+ * member `key` deserializes into: after the buffered value, at the next
+ * '}' or ']' if that follows (else at the value's last character).
+ * Approximate: the first occurrence of "key" in the raw body is taken.
+ */
+static void locate_member_end(const pctx *c, const char *key, int *line, int *col)
+{
+    char *needle = ts_asprintf("\"%s\"", key);
+    size_t pos = find_bytes(c->raw, c->rawlen, needle, strlen(needle)), i, end = 0;
+    int depth = 0;
+    *line = 1;
+    *col = 1;
+    if (pos == (size_t)-1)
+        goto cleanup;
+    for (i = pos + strlen(needle); i < c->rawlen && (json_ws(c->raw[i]) || c->raw[i] == ':'); i++)
+        ;
+    for (; i < c->rawlen; i++) {
+        char ch = c->raw[i];
+        if (ch == '"') {
+            for (i++; i < c->rawlen && c->raw[i] != '"'; i++)
+                if (c->raw[i] == '\\')
+                    i++;
+        } else if (ch == '{' || ch == '[')
+            depth++;
+        else if (ch == '}' || ch == ']') {
+            if (depth == 0)
+                break; /* the end of a scalar's enclosing object */
+            depth--;
+        } else if (ch == ',' && depth == 0)
+            break;
+        end = i;
+        if (depth == 0 && (ch == '}' || ch == ']' || ch == '"'))
+            break;
+    }
+    for (i = end + 1; i < c->rawlen && json_ws(c->raw[i]); i++)
+        ;
+    if (i < c->rawlen && (c->raw[i] == '}' || c->raw[i] == ']'))
+        end = i;
+    for (i = 0; i <= end && i < c->rawlen; i++) {
+        if (c->raw[i] == '\n') {
+            (*line)++;
+            *col = 0;
+        } else
+            (*col)++;
+    }
+cleanup:
+    free(needle);
 }
 
 /* CreateCollection body -> a new collection (owned by the caller). */
@@ -1165,25 +1313,18 @@ static int parse_create_collection(pctx *c, const json_t *body, const char *name
         goto cleanup;
     }
     if (vectors && !json_is_null(vectors)) {
-        if (!json_is_object(vectors)) {
-            type_err(c, vectors, "struct VectorParams or a map");
+        /* VectorsConfig is an untagged enum: any error inside it (a size of
+         * 0 too: NonZeroU64) is serde's generic one, at the value's end */
+        if (!json_is_object(vectors) || parse_vectors_config(c, vectors, col, &v) < 0) {
+            int line, column;
+            terr_clear(c->e);
+            locate_member_end(c, "vectors", &line, &column);
+            terr_set(c->e, 400,
+                     "Format error in JSON body: data did not match any variant of untagged enum VectorsConfig at "
+                     "line %d column %d",
+                     line, column);
+            c->e->zero_time = true;
             goto cleanup;
-        }
-        col->vectors_json = json_deep_copy(vectors);
-        if (json_object_get(vectors, "size") || json_object_get(vectors, "distance")) {
-            col->unnamed = true;
-            if (parse_vector_params(c, vectors, "", "vectors", &v) < 0)
-                goto cleanup;
-            coll_add_cfg(col, &v);
-        } else {
-            json_object_foreach ((json_t *)vectors, k, x) {
-                char *path = ts_asprintf("vectors.%s", k);
-                int prc = parse_vector_params(c, x, k, path, &v);
-                free(path);
-                if (prc < 0)
-                    goto cleanup;
-                coll_add_cfg(col, &v);
-            }
         }
     }
     if (sparse && !json_is_null(sparse)) {
@@ -1828,6 +1969,7 @@ static int parse_upsert(pctx *c, const json_t *body, const char *prefix, op *o)
     o->kind = OP_UPSERT;
     if (!json_is_object(body))
         return type_err(c, body, "struct PointInsertOperations");
+    c->id_style = ID_INSERT;
     if (json_object_get(body, "batch")) {
         path = ts_asprintf("%sbatch", prefix);
         if (parse_points_batch(c, json_object_get(body, "batch"), path, o) < 0)
@@ -1859,6 +2001,7 @@ static int parse_upsert(pctx *c, const json_t *body, const char *prefix, op *o)
     }
     rc = 0;
 cleanup:
+    c->id_style = ID_PLAIN;
     free(path);
     return rc;
 }
@@ -1890,7 +2033,10 @@ static int parse_selector(pctx *c, const json_t *body, opkind kind, op *o)
     o->kind = kind;
     if (!json_is_object(body))
         return type_err(c, body, "untagged enum PointsSelector");
-    if (parse_target(c, body, "data did not match any variant of untagged enum PointsSelector", o) < 0)
+    c->id_style = ID_SELECTOR;
+    int rc = parse_target(c, body, "data did not match any variant of untagged enum PointsSelector", o);
+    c->id_style = ID_PLAIN;
+    if (rc < 0)
         return -1;
     if (o->has_ids)
         o->filter = NULL;
@@ -1944,7 +2090,7 @@ static int parse_update_vectors(pctx *c, const json_t *body, const char *prefix,
         return type_err(c, pts, "a sequence");
     char *path = ts_asprintf("%spoints", prefix);
     if (json_array_size(pts) == 0)
-        val_err(c, path, "length must be at least 1");
+        val_err(c, "points", "must specify points to update");
     o->pts = ts_calloc(json_array_size(pts), sizeof *o->pts);
     for (size_t i = 0; i < json_array_size(pts); i++) {
         const json_t *p = json_array_get(pts, i);
@@ -2222,6 +2368,10 @@ static void apply_delete(coll *c, const op *o)
 
 static int apply_op(coll *c, const op *o, bool wait, terr *e)
 {
+    /* an operation on no point at all (an empty list, ids given) */
+    bool empty = o->kind == OP_UPSERT ? o->npts == 0 : o->kind != OP_UPDATE_VECTORS && o->has_ids && o->nids == 0;
+    if (empty)
+        return terr_set(e, 400, "Bad request: Empty update request");
     switch (o->kind) {
     case OP_UPSERT: return apply_upsert(c, o, e);
     case OP_DELETE: apply_delete(c, o); return 0;
@@ -2254,10 +2404,18 @@ typedef struct faults {
     long scroll_stuck_next; /* scroll answers whose next_page_offset does not advance */
 } faults;
 
+/* An alias: another name of a collection (POST /collections/aliases). */
+typedef struct alias {
+    char *name; /* owned */
+    char *coll; /* owned, the collection's name */
+} alias;
+
 static struct server {
     pthread_mutex_t mu;
     coll **colls;
     size_t ncolls;
+    alias *aliases; /* sorted by collection, then alias name (GET /aliases order) */
+    size_t naliases;
     uint64_t next_op_id;
     faults f;
     uint64_t n_requests, n_writes;
@@ -2287,6 +2445,13 @@ static void state_reset(void)
     free(g_srv.colls);
     g_srv.colls = NULL;
     g_srv.ncolls = 0;
+    for (size_t i = 0; i < g_srv.naliases; i++) {
+        free(g_srv.aliases[i].name);
+        free(g_srv.aliases[i].coll);
+    }
+    free(g_srv.aliases);
+    g_srv.aliases = NULL;
+    g_srv.naliases = 0;
     g_srv.next_op_id = 0;
     g_srv.n_requests = g_srv.n_writes = 0;
     faults_clear(&g_srv.f);
@@ -2306,6 +2471,59 @@ static coll *coll_lookup(const char *name, size_t *idx)
 static int coll_missing(terr *e, const char *name)
 {
     return terr_set(e, 404, "Not found: Collection `%s` doesn't exist!", name);
+}
+
+/* Caller holds the mutex. */
+static alias *alias_lookup(const char *name, size_t *idx)
+{
+    for (size_t i = 0; i < g_srv.naliases; i++)
+        if (strcmp(g_srv.aliases[i].name, name) == 0) {
+            if (idx)
+                *idx = i;
+            return &g_srv.aliases[i];
+        }
+    return NULL;
+}
+
+static void alias_remove_at(size_t i)
+{
+    free(g_srv.aliases[i].name);
+    free(g_srv.aliases[i].coll);
+    memmove(&g_srv.aliases[i], &g_srv.aliases[i + 1], (g_srv.naliases - i - 1) * sizeof *g_srv.aliases);
+    g_srv.naliases--;
+}
+
+static int alias_cmp(const void *a, const void *b)
+{
+    const alias *x = a, *y = b;
+    int c = strcmp(x->coll, y->coll);
+    return c ? c : strcmp(x->name, y->name);
+}
+
+/* Points alias name at collection cname (replacing what it named before).
+ * Caller holds the mutex. */
+static void alias_put(const char *name, const char *cname)
+{
+    size_t i;
+    if (alias_lookup(name, &i))
+        alias_remove_at(i);
+    g_srv.aliases = ts_realloc(g_srv.aliases, (g_srv.naliases + 1) * sizeof *g_srv.aliases);
+    g_srv.aliases[g_srv.naliases].name = ts_strdup(name);
+    g_srv.aliases[g_srv.naliases].coll = ts_strdup(cname);
+    g_srv.naliases++;
+    qsort(g_srv.aliases, g_srv.naliases, sizeof *g_srv.aliases, alias_cmp);
+}
+
+/* The collection a name in a URL means (owned): the collection of that
+ * name, else the collection an alias of that name points at, else the
+ * name itself (which then gives the usual 404). */
+static char *resolve_name(const char *name)
+{
+    pthread_mutex_lock(&g_srv.mu);
+    const alias *a = coll_lookup(name, NULL) ? NULL : alias_lookup(name, NULL);
+    char *r = ts_strdup(a ? a->coll : name);
+    pthread_mutex_unlock(&g_srv.mu);
+    return r;
 }
 
 /* ------------------------------------------------------------------ */
@@ -2415,8 +2633,10 @@ static char *query_get(const char *q, const char *name)
     return NULL;
 }
 
-/* wait / ordering / timeout of the point write endpoints. */
-static int write_params(const hreq *h, bool *wait, terr *e)
+/* wait / ordering / timeout of the point write endpoints (Qdrant 1.18.2
+ * accepts timeout=0 there) and of POST /collections/aliases (where it is a
+ * 422: zero_timeout_ok false). */
+static int query_params(const hreq *h, bool zero_timeout_ok, bool *wait, terr *e)
 {
     char *w = query_get(h->query, "wait"), *o = query_get(h->query, "ordering"),
          *t = query_get(h->query, "timeout");
@@ -2439,7 +2659,7 @@ static int write_params(const hreq *h, bool *wait, terr *e)
             terr_set(e, 400, "Deserialize error in query parameters: invalid digit found in string");
             goto cleanup;
         }
-        if (strtoull(t, NULL, 10) == 0) {
+        if (strtoull(t, NULL, 10) == 0 && !zero_timeout_ok) {
             terr_set(e, 422, "Validation error in query parameters: [timeout: value 0 invalid, must be 1 or larger]");
             goto cleanup;
         }
@@ -2454,12 +2674,18 @@ cleanup:
     return rc;
 }
 
+static int write_params(const hreq *h, bool *wait, terr *e)
+{
+    return query_params(h, true, wait, e);
+}
+
 /*
  * Qdrant (serde_json) holds a payload integer up to u64::MAX exactly and a
  * larger one as f64; jansson stops at int64.  So, before parsing, an
  * integer token in (INT64_MAX, UINT64_MAX] becomes the string "\u0000" +
  * digits (written back as the bare number by sb_json, and read by
- * pid_from_json), and a larger integer gets ".0" (an f64).  Returns a new
+ * pid_from_json), a larger integer gets ".0" (an f64), and so does -0
+ * (serde_json's -0.0; jansson would read the integer 0).  Returns a new
  * text (caller frees) or NULL when nothing needed it.
  */
 static char *u64_mark(const char *in, size_t n, size_t *outlen)
@@ -2490,6 +2716,13 @@ static char *u64_mark(const char *in, size_t n, size_t *outlen)
         bool neg = in[st] == '-';
         size_t nd = i - st - (neg ? 1 : 0);
         const char *d = in + st + (neg ? 1 : 0);
+        if (integer && neg && nd == 1 && d[0] == '0') { /* serde_json reads -0 as the f64 -0.0 */
+            sb_append(&out, in + copied, st - copied);
+            sb_puts(&out, "-0.0");
+            copied = i;
+            changed = true;
+            continue;
+        }
         if (!integer || nd < 19 || (nd == 19 && memcmp(d, neg ? "9223372036854775808" : "9223372036854775807", 19) <= 0))
             continue;
         sb_append(&out, in + copied, st - copied);
@@ -2514,16 +2747,12 @@ static char *u64_mark(const char *in, size_t n, size_t *outlen)
 /* The request body as JSON (owned), or NULL with the 400 in c->e. */
 static json_t *load_body(const hreq *h, pctx *c)
 {
-    const char *ct = MHD_lookup_connection_value(h->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
     json_error_t jerr;
     c->e->zero_time = true;
-    if (!ct || (strncasecmp(ct, "application/json", 16) != 0 && !strstr(ct, "+json"))) {
-        terr_set(c->e, 400, "Format error in JSON body: Content type error");
-        return NULL;
-    }
+    /* Qdrant 1.18.2 parses the body whatever the Content-Type (none, text/plain...) */
     if (h->body_total > TS_MAX_BODY) {
-        terr_set(c->e, 400, "Format error in JSON body: JSON payload (%zu bytes) is larger than allowed (limit: %u bytes).",
-                 h->body_total, TS_MAX_BODY);
+        terr_set(c->e, 400, "JSON payload (%zu bytes) is larger than allowed (limit: %u bytes).", h->body_total,
+                 TS_MAX_BODY);
         return NULL;
     }
     if (h->body_len == 0) {
@@ -2536,7 +2765,9 @@ static json_t *load_body(const hreq *h, pctx *c)
                        : json_loadb(h->body, h->body_len, JSON_DECODE_ANY, &jerr);
     free(marked);
     if (!j) {
-        terr_set(c->e, 400, "Format error in JSON body: %s at line %d column %d", jerr.text, jerr.line, jerr.column);
+        /* serde_json's words where they are known */
+        const char *text = strncmp(jerr.text, "real number overflow", 20) == 0 ? "number out of range" : jerr.text;
+        terr_set(c->e, 400, "Format error in JSON body: %s at line %d column %d", text, jerr.line, jerr.column);
         return NULL;
     }
     c->e->zero_time = false;
@@ -2679,15 +2910,10 @@ static void discard_write(hreq *h, const char *cname, bool batch)
     bool wait;
     long nops = -1;
     sbuf res = {0};
-    const char *ct = MHD_lookup_connection_value(h->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
 
     if (write_params(h, &wait, &e) < 0)
         goto cleanup;
     e.zero_time = true;
-    if (!ct || (strncasecmp(ct, "application/json", 16) != 0 && !strstr(ct, "+json"))) {
-        terr_set(&e, 400, "Format error in JSON body: Content type error");
-        goto cleanup;
-    }
     if (h->body_len > 0 && batch)
         nops = count_operations(h->body, h->body_len);
     else if (h->body_len > 0)
@@ -2699,7 +2925,7 @@ static void discard_write(hreq *h, const char *cname, bool batch)
     }
     e.zero_time = false;
     pthread_mutex_lock(&g_srv.mu);
-    if (!coll_lookup(cname, NULL))
+    if (nops > 0 && !coll_lookup(cname, NULL)) /* an empty batch looks up nothing */
         coll_missing(&e, cname);
     for (long i = 0; !e.msg && i < nops; i++)
         sb_printf(&res, "%s{\"operation_id\":%" PRIu64 ",\"status\":\"%s\"}", i ? "," : "", g_srv.next_op_id++,
@@ -2764,7 +2990,7 @@ static void handle_write(hreq *h, const char *cname, opkind kind, bool batch)
 
     pthread_mutex_lock(&g_srv.mu);
     coll *col = coll_lookup(cname, NULL);
-    if (!col)
+    if (!col && nops > 0) /* Qdrant answers an empty batch [] without looking the collection up */
         coll_missing(&e, cname);
     for (; col && applied < nops; applied++) {
         if (failing && (long)applied == fail.fail_after_ops)
@@ -2849,7 +3075,8 @@ static void handle_scroll(hreq *h, const char *cname)
         goto cleanup;
     }
     if (limit == 0) {
-        terr_set(&e, 400, "Bad request: Limit cannot be 0");
+        terr_set(&e, 422, "Validation error in JSON body: [scroll_request.limit: value 0 invalid, must be 1 or larger]");
+        e.zero_time = true;
         goto cleanup;
     }
     pthread_mutex_lock(&g_srv.mu);
@@ -2948,7 +3175,7 @@ static void handle_retrieve(hreq *h, const char *cname)
         goto cleanup;
     }
     if (parse_pid_list(&c, json_object_get(body, "ids"), &ids, &nids) < 0 ||
-        parse_with_payload(&c, json_object_get(body, "with_payload"), SEL_ALL, &wp) < 0 ||
+        parse_with_payload(&c, json_object_get(body, "with_payload"), SEL_NONE, &wp) < 0 ||
         parse_with_vector(&c, json_object_get(body, "with_vector"), SEL_NONE, &wv) < 0)
         goto cleanup;
     pthread_mutex_lock(&g_srv.mu);
@@ -2994,7 +3221,7 @@ static void handle_get_point(hreq *h, const char *cname, const char *sid)
     sel all = {SEL_ALL, NULL};
 
     if (!pid_from_path(sid, &id)) {
-        terr_set(&e, 400, "Wrong input: Can not parse \"%s\" as point id", sid);
+        terr_set(&e, 400, "Wrong input: Can not recognize \"%s\" as point id", sid);
         goto cleanup;
     }
     pthread_mutex_lock(&g_srv.mu);
@@ -3005,7 +3232,7 @@ static void handle_get_point(hreq *h, const char *cname, const char *sid)
     else if (!p) {
         char tmp[48];
         pid_format(&id, tmp);
-        terr_set(&e, 404, "Not found: No point with id %s found", tmp);
+        terr_set(&e, 404, "Not found: Point with id %s does not exists!", tmp); /* sic */
     } else
         sb_record(&res, col, p, &all, &all);
     pthread_mutex_unlock(&g_srv.mu);
@@ -3077,6 +3304,9 @@ static void handle_collection(hreq *h, const char *cname)
         pthread_mutex_lock(&g_srv.mu);
         if (coll_lookup(cname, NULL)) {
             terr_set(&e, 409, "Wrong input: Collection `%s` already exists!", cname);
+        } else if (alias_lookup(cname, NULL)) {
+            terr_set(&e, 400, "Wrong input: Can't create collection with name %s. Alias with the same name already exists",
+                     cname);
         } else {
             g_srv.colls = ts_realloc(g_srv.colls, (g_srv.ncolls + 1) * sizeof *g_srv.colls);
             g_srv.colls[g_srv.ncolls++] = created;
@@ -3091,6 +3321,9 @@ static void handle_collection(hreq *h, const char *cname)
     coll *col = coll_lookup(cname, &idx);
     if (strcmp(h->method, "DELETE") == 0) {
         if (col) {
+            for (size_t i = g_srv.naliases; i-- > 0;) /* its aliases go with it */
+                if (strcmp(g_srv.aliases[i].coll, cname) == 0)
+                    alias_remove_at(i);
             coll_free(col);
             memmove(&g_srv.colls[idx], &g_srv.colls[idx + 1], (g_srv.ncolls - idx - 1) * sizeof *g_srv.colls);
             g_srv.ncolls--;
@@ -3191,6 +3424,110 @@ static void handle_exists(hreq *h, const char *cname)
     bool exists = coll_lookup(cname, NULL) != NULL;
     pthread_mutex_unlock(&g_srv.mu);
     reply_ok(h, exists ? "{\"exists\":true}" : "{\"exists\":false}");
+}
+
+/* GET /aliases (cname NULL), GET /collections/{c}/aliases: {"aliases": [...]} */
+static void handle_alias_list(hreq *h, const char *cname)
+{
+    sbuf res = {0};
+    bool first = true;
+    sb_puts(&res, "{\"aliases\":[");
+    pthread_mutex_lock(&g_srv.mu);
+    for (size_t i = 0; i < g_srv.naliases; i++) {
+        const alias *a = &g_srv.aliases[i];
+        if (cname && strcmp(a->coll, cname) != 0)
+            continue;
+        sb_puts(&res, first ? "{\"alias_name\":" : ",{\"alias_name\":");
+        first = false;
+        sb_json_str(&res, a->name, strlen(a->name));
+        sb_puts(&res, ",\"collection_name\":");
+        sb_json_str(&res, a->coll, strlen(a->coll));
+        sb_putc(&res, '}');
+    }
+    pthread_mutex_unlock(&g_srv.mu);
+    sb_puts(&res, "]}");
+    reply_ok(h, res.data);
+    sb_free(&res);
+}
+
+/* The string members of one alias action, NULL if one is missing or not a string. */
+static bool alias_fields(const json_t *a, const char *k1, const char **v1, const char *k2, const char **v2)
+{
+    *v1 = json_is_object(a) ? json_string_value(json_object_get(a, k1)) : NULL;
+    *v2 = k2 && json_is_object(a) ? json_string_value(json_object_get(a, k2)) : NULL;
+    return *v1 && (!k2 || *v2);
+}
+
+/*
+ * POST /collections/aliases {"actions": [create_alias | delete_alias |
+ * rename_alias, ...]}.  Like Qdrant 1.18.2 the actions apply one after the
+ * other and the first failing one stops the rest (earlier ones stay):
+ * create_alias needs the collection and re-points an existing alias,
+ * delete_alias of an unknown alias succeeds, rename_alias needs the old one.
+ */
+static void handle_alias_update(hreq *h)
+{
+    terr e = {0};
+    pctx c = {.raw = h->body, .rawlen = h->body_len, .e = &e};
+    json_t *body = NULL;
+    bool wait;
+    const char *a1, *a2;
+
+    if (query_params(h, false, &wait, &e) < 0 || !(body = read_body(h, &c)))
+        goto cleanup;
+    const json_t *acts = json_object_get(body, "actions");
+    if (!acts) {
+        fmt_err(&c, body, "missing field `actions`");
+        goto cleanup;
+    }
+    if (!json_is_array(acts)) {
+        type_err(&c, acts, "a sequence");
+        goto cleanup;
+    }
+    for (size_t i = 0; i < json_array_size(acts); i++) {
+        const json_t *x = json_array_get(acts, i);
+        if (!(alias_fields(json_object_get(x, "create_alias"), "collection_name", &a1, "alias_name", &a2) ||
+              alias_fields(json_object_get(x, "delete_alias"), "alias_name", &a1, NULL, &a2) ||
+              alias_fields(json_object_get(x, "rename_alias"), "old_alias_name", &a1, "new_alias_name", &a2))) {
+            fmt_err(&c, x, "data did not match any variant of untagged enum AliasOperations");
+            goto cleanup;
+        }
+    }
+    pthread_mutex_lock(&g_srv.mu);
+    for (size_t i = 0; !e.msg && i < json_array_size(acts); i++) {
+        const json_t *x = json_array_get(acts, i);
+        size_t at;
+        if (alias_fields(json_object_get(x, "create_alias"), "collection_name", &a1, "alias_name", &a2)) {
+            if (!coll_lookup(a1, NULL))
+                coll_missing(&e, a1);
+            else if (coll_lookup(a2, NULL))
+                terr_set(&e, 409, "Wrong input: Collection `%s` already exists!", a2);
+            else
+                alias_put(a2, a1);
+        } else if (alias_fields(json_object_get(x, "delete_alias"), "alias_name", &a1, NULL, &a2)) {
+            if (alias_lookup(a1, &at))
+                alias_remove_at(at);
+        } else if (alias_fields(json_object_get(x, "rename_alias"), "old_alias_name", &a1, "new_alias_name", &a2)) {
+            alias *old = alias_lookup(a1, &at);
+            if (!old) {
+                terr_set(&e, 404, "Not found: Alias %s does not exists!", a1); /* sic */
+            } else {
+                char *target = ts_strdup(old->coll);
+                alias_remove_at(at);
+                alias_put(a2, target);
+                free(target);
+            }
+        }
+    }
+    pthread_mutex_unlock(&g_srv.mu);
+    if (!e.msg)
+        reply_ok(h, "true");
+cleanup:
+    if (e.msg)
+        reply_terr(h, &e);
+    terr_clear(&e);
+    sb_free(&c.val);
+    json_decref(body);
 }
 
 /* ------------------------------------------------------------------ */
@@ -3380,22 +3717,37 @@ static void route(hreq *h)
         reply_raw(h, 200, "text/plain; charset=utf-8", "healthz check passed");
     else if (n == 1 && method_is(h, "GET") && seg_is(h, 0, "readyz"))
         reply_raw(h, 200, "text/plain; charset=utf-8", "all shards are ready");
+    else if (n == 1 && method_is(h, "GET") && seg_is(h, 0, "aliases"))
+        handle_alias_list(h, NULL);
     else if (!seg_is(h, 0, "collections"))
         reply_raw(h, 404, NULL, NULL);
     else if (n == 1 && method_is(h, "GET"))
         handle_list(h);
-    else if (n == 2 && (method_is(h, "GET") || method_is(h, "PUT") || method_is(h, "DELETE") || method_is(h, "PATCH")))
-        handle_collection(h, h->segs[1]);
-    else if (n == 3 && method_is(h, "GET") && seg_is(h, 2, "exists"))
-        handle_exists(h, h->segs[1]);
-    else if (n == 3 && method_is(h, "PUT") && seg_is(h, 2, "index"))
-        handle_index(h, h->segs[1], NULL);
-    else if (n == 4 && method_is(h, "DELETE") && seg_is(h, 2, "index"))
-        handle_index(h, h->segs[1], h->segs[3]);
-    else if (n >= 3 && seg_is(h, 2, "points"))
-        route_points(h, h->segs[1]);
-    else
+    else if (n < 2)
         reply_raw(h, 404, NULL, NULL);
+    else if (n == 2 && method_is(h, "POST") && seg_is(h, 1, "aliases"))
+        handle_alias_update(h);
+    else if (n == 2 && (method_is(h, "PUT") || method_is(h, "DELETE")))
+        handle_collection(h, h->segs[1]); /* by its own name only: DELETE of an alias answers false */
+    else if (n == 3 && method_is(h, "GET") && seg_is(h, 2, "aliases"))
+        handle_alias_list(h, h->segs[1]);
+    else {
+        /* everything else takes an alias where it takes a collection name */
+        char *cn = resolve_name(h->segs[1]);
+        if (n == 2 && (method_is(h, "GET") || method_is(h, "PATCH")))
+            handle_collection(h, cn);
+        else if (n == 3 && method_is(h, "GET") && seg_is(h, 2, "exists"))
+            handle_exists(h, cn);
+        else if (n == 3 && method_is(h, "PUT") && seg_is(h, 2, "index"))
+            handle_index(h, cn, NULL);
+        else if (n == 4 && method_is(h, "DELETE") && seg_is(h, 2, "index"))
+            handle_index(h, cn, h->segs[3]);
+        else if (n >= 3 && seg_is(h, 2, "points"))
+            route_points(h, cn);
+        else
+            reply_raw(h, 404, NULL, NULL);
+        free(cn);
+    }
 }
 
 /* 401 plain text unless the request carries the configured key. */

@@ -73,6 +73,33 @@ static void test_payload_differences(void **state)
     assert_true(pdig("{\"a\":[[1],[]]}") != pdig("{\"a\":[[],[1]]}"));
 }
 
+static bool peq(const char *expected, const char *actual)
+{
+    json_t *e = js(expected), *a = js(actual);
+    bool eq = recon_payload_equal(e, a);
+
+    json_decref(e);
+    json_decref(a);
+    return eq;
+}
+
+/* Qdrant 1.18's JSON parser stores 90.28571428571429 as 90.28571428571428
+ * (an ulp off the nearest double): equal; a real difference is not. */
+static void test_payload_equal_within_ulps(void **state)
+{
+    (void)state;
+    assert_true(peq("{\"f8\":90.28571428571429}", "{\"f8\":90.28571428571428}"));
+    assert_true(peq("{\"a\":[1,{\"b\":2.5}],\"c\":null}", "{\"c\":null,\"a\":[1.0,{\"b\":2.5}]}"));
+    assert_true(peq("{}", "null"));
+    assert_false(peq("{\"f8\":90.28571428571429}", "{\"f8\":90.2857142857}"));
+    assert_false(peq("{\"a\":null}", "{}"));
+    assert_false(peq("{\"a\":null}", "{\"a\":0}"));
+    assert_false(peq("{\"a\":1}", "{\"a\":\"1\"}"));
+    assert_false(peq("{\"a\":[1,2]}", "{\"a\":[1,2,3]}"));
+    assert_false(peq("{\"a\":1}", "{\"a\":1,\"b\":2}"));
+    assert_false(peq("{\"n\":9007199254740993}", "{\"n\":9007199254740992}"));
+}
+
 static void test_vector_float32_and_cosine(void **state)
 {
     char *names[] = {(char *)"", (char *)"txt"};
@@ -124,6 +151,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_payload_key_order_and_number_forms),
         cmocka_unit_test(test_payload_differences),
+        cmocka_unit_test(test_payload_equal_within_ulps),
         cmocka_unit_test(test_vector_float32_and_cosine),
         cmocka_unit_test(test_vectors_equal_tolerance),
     };
