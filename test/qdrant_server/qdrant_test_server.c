@@ -1283,6 +1283,7 @@ static void locate_member_end(const pctx *c, const char *key, int *line, int *co
         ;
     if (i < c->rawlen && (c->raw[i] == '}' || c->raw[i] == ']'))
         end = i;
+    *col = 0;
     for (i = 0; i <= end && i < c->rawlen; i++) {
         if (c->raw[i] == '\n') {
             (*line)++;
@@ -2744,6 +2745,30 @@ static char *u64_mark(const char *in, size_t n, size_t *outlen)
     return sb_steal(&out);
 }
 
+/* serde_json's "EOF while parsing ..." for a body cut short. */
+static const char *eof_what(const char *s, size_t n)
+{
+    char stack[64];
+    size_t depth = 0, last = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '"') {
+            for (i++; i < n && s[i] != '"'; i++)
+                if (s[i] == '\\')
+                    i++;
+            if (i >= n)
+                return "EOF while parsing a string";
+        } else if ((s[i] == '{' || s[i] == '[') && depth < sizeof stack)
+            stack[depth++] = s[i];
+        else if ((s[i] == '}' || s[i] == ']') && depth > 0)
+            depth--;
+        if (!json_ws(s[i]))
+            last = i;
+    }
+    if (depth == 0 || s[last] == ':' || s[last] == ',')
+        return "EOF while parsing a value";
+    return stack[depth - 1] == '[' ? "EOF while parsing a list" : "EOF while parsing an object";
+}
+
 /* The request body as JSON (owned), or NULL with the 400 in c->e. */
 static json_t *load_body(const hreq *h, pctx *c)
 {
@@ -2767,6 +2792,8 @@ static json_t *load_body(const hreq *h, pctx *c)
     if (!j) {
         /* serde_json's words where they are known */
         const char *text = strncmp(jerr.text, "real number overflow", 20) == 0 ? "number out of range" : jerr.text;
+        if (strstr(jerr.text, "near end of file"))
+            text = eof_what(h->body, h->body_len);
         terr_set(c->e, 400, "Format error in JSON body: %s at line %d column %d", text, jerr.line, jerr.column);
         return NULL;
     }
