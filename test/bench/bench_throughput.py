@@ -143,7 +143,8 @@ def run_recvlogical(pg, end, args, workdir):
 
 
 def run_pg2qdrant(pg, q, end, args, workdir):
-    config = benchlib.write_config(os.path.join(workdir, "pg2qdrant.ini"), pg, q.url, "bench_s2", False)
+    config = benchlib.write_config(os.path.join(workdir, "pg2qdrant.ini"), pg, getattr(q, "direct_url", q.url),
+                                   "bench_s2", False)
     logpath = os.path.join(workdir, "pg2qdrant.log")
     poll = benchlib.PsqlSession(pg, benchlib.DB)
     perf = None
@@ -198,7 +199,7 @@ def ceiling(q, args):
     out = {}
     for k in [int(x) for x in args.ceiling_conns.split(",")]:
         env = dict(os.environ, QDRANT_API_KEY=q.api_key or "")
-        r = subprocess.run([loader, q.url, "ceiling", str(args.rows), str(args.dim), str(k)], capture_output=True,
+        r = subprocess.run([loader, q.direct_url, "ceiling", str(args.rows), str(args.dim), str(k)], capture_output=True,
                            text=True, env=env, timeout=args.timeout)
         if r.returncode != 0:
             raise harness.HarnessError("qdrant_loader with %d connections: %s" % (k, r.stderr[-2000:]))

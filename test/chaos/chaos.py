@@ -53,7 +53,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "harness"))
 import expected as oracle  # noqa: E402
 import guarantees_lib as g  # noqa: E402
 import p2q_common as common  # noqa: E402
-from harness import PG_BIN, HarnessError, Postgres, QdrantServer, TcpProxy  # noqa: E402
+from harness import PG_BIN, HarnessError, Postgres, QdrantServer  # noqa: E402
 
 DB = common.DB
 SLOT = "p2q_chaos"
@@ -305,7 +305,7 @@ class Chaos:
             self.check_process()
 
 
-def setup(pg, q, workdir, http_port=None, qdrant_url=None):
+def setup(pg, q, workdir, http_port=None):
     pg.psql("CREATE DATABASE %s" % DB)
     pg.psql("CREATE SEQUENCE ids; " + ";\n".join(t.ddl for t in TABLES) + ";\n"
             "CREATE PUBLICATION %s FOR TABLE %s" % (PUBLICATION, ", ".join(t.spec.name for t in TABLES)), db=DB)
@@ -315,7 +315,7 @@ def setup(pg, q, workdir, http_port=None, qdrant_url=None):
     lines = [
         "[source]", "dsn = " + pg.dsn(DB), "slot = " + SLOT, "publication = " + PUBLICATION,
         "create_slot = true", "create_publication = false", "status_interval = 1s",
-        "", "[qdrant]", "url = " + (qdrant_url or q.url), "api_key = " + common.API_KEY, "timeout = 5s",
+        "", "[qdrant]", "url = " + q.url, "api_key = " + common.API_KEY, "timeout = 5s",
         "create_collections = false",
         "", "[sync]", "snapshot = never", "batch_points = 64", "batch_bytes = 1MB", "flush_interval = 50ms",
         "max_inflight = 4MB", "on_error = stop", "shutdown_timeout = %ds" % SHUTDOWN_TIMEOUT,
@@ -343,10 +343,10 @@ def run(args):
     t_start = time.monotonic()
     summary = {}
     with Postgres(args.workdir) as pg, QdrantServer(args.qdrant_server, args.workdir, api_key=common.API_KEY) as q:
-        proxy = TcpProxy(q.port) if q.real else None
+        proxy = q.proxy if q.real else None
         if q.real:
-            log("chaos: real Qdrant %s at %s, pg2qdrant through the proxy %s" % (q.version, q.url, proxy.url))
-        config = setup(pg, q, args.workdir, qdrant_url=proxy.url if proxy else None)
+            log("chaos: real Qdrant %s at %s, pg2qdrant through the proxy %s" % (q.version, q.direct_url, proxy.url))
+        config = setup(pg, q, args.workdir)
         sync = common.Sync(args.pg2qdrant, config, args.workdir, args.log_level)
         sync.start()
         g.wait_slot_active(pg, DB, SLOT, sync)
@@ -386,8 +386,6 @@ def run(args):
         finally:
             work.stop.set()
             sync.stop()
-            if proxy:
-                proxy.stop()
         q.stop()
         openapi = validate_requests(q, args.openapi)
         mismatches = g.mismatch_count(diffs)

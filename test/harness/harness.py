@@ -431,7 +431,10 @@ class RealQdrant(_Qdrant):
                     work directory, removed at stop() (P2Q_KEEP_QDRANT=1 keeps it).
 
     The interface is the test server's (url, request, reset, stop); faults come from outside:
-    kill9()/restart() and pause()/resume() (P2Q_QDRANT_BIN only), or a TcpProxy in front."""
+    kill9()/restart() and pause()/resume() (P2Q_QDRANT_BIN only), and `proxy`, a TcpProxy in
+    front of it: `url` (what the tests give pg2qdrant) is the proxy's, so slow_writes() and the
+    chaos run can delay, refuse, reset or black-hole pg2qdrant's connections; request() and
+    `direct_url` go straight to Qdrant (benchmarks give pg2qdrant `direct_url`)."""
 
     real = True
     request_log = None
@@ -445,6 +448,8 @@ class RealQdrant(_Qdrant):
         self.port = None
         self.grpc_port = None
         self.url = None
+        self.direct_url = None
+        self.proxy = None
         self.dir = None
         self.stderr_path = None
         self.version = None
@@ -457,16 +462,22 @@ class RealQdrant(_Qdrant):
             self.dir = tempfile.mkdtemp(prefix="qdrant-real-", dir=self.workdir)
             self.stderr_path = os.path.join(self.dir, "qdrant.log")
             self.port, self.grpc_port = free_port(), free_port()
-            self.url = "http://127.0.0.1:%d" % self.port
+            self.direct_url = "http://127.0.0.1:%d" % self.port
             _live.append(self)
             self._spawn()
             self._wait_ready(timeout)
+            host = "127.0.0.1"
         else:
-            self.url = self.given_url
-            if not re.match(r"^https?://[^/]+$", self.url or ""):
-                raise HarnessError("P2Q_QDRANT_URL=%r is not a base URL such as http://127.0.0.1:6333" % self.url)
+            self.direct_url = self.given_url
+            m = re.match(r"^http://([^/:]+):(\d+)$", self.direct_url or "")
+            if not m:
+                raise HarnessError("P2Q_QDRANT_URL=%r is not a base URL such as http://127.0.0.1:6333" %
+                                   self.direct_url)
+            host, self.port = m.group(1), int(m.group(2))
             _live.append(self)
             self._wait_ready(5)  # a wrong URL fails fast
+        self.proxy = TcpProxy(self.port, target_host=host)
+        self.url = self.proxy.url
         self.reset()
         return self
 
@@ -506,7 +517,7 @@ class RealQdrant(_Qdrant):
                 if self.binary is None:
                     break  # a given URL must answer at once
             time.sleep(0.2)
-        where = self.binary and ("%s on %s" % (self.binary, self.url)) or ("P2Q_QDRANT_URL=%s" % self.url)
+        where = self.binary and ("%s on %s" % (self.binary, self.direct_url)) or ("P2Q_QDRANT_URL=%s" % self.direct_url)
         raise HarnessError("no Qdrant answers at %s: %s" % (where, last))
 
     def stop(self, timeout=30):
@@ -522,6 +533,9 @@ class RealQdrant(_Qdrant):
             self.proc = None
             if self.dir and not os.environ.get("P2Q_KEEP_QDRANT"):
                 shutil.rmtree(self.dir, ignore_errors=True)
+        if self.proxy:
+            self.proxy.stop()
+            self.proxy = None
         if self in _live:
             _live.remove(self)
 
@@ -557,13 +571,21 @@ class RealQdrant(_Qdrant):
 
     # -- access ------------------------------------------------------------
 
+    def request(self, method, path, body_obj=None, timeout=30):
+        """Straight to Qdrant, not through the proxy."""
+        return http_json(self.direct_url, self.api_key, method, path, body_obj, timeout)
+
     def slow_writes(self, delay_ms, count=1000000):
-        """A real Qdrant cannot be slowed per request.  A delay of 5 s or more (beyond the
-        tests' timeouts) becomes a hung server: SIGSTOP until slow_writes(0) (P2Q_QDRANT_BIN
-        only).  A shorter one is nothing: its wait=true writes are slow enough for those steps."""
+        """Every request of pg2qdrant (through `proxy`) answered about delay_ms later: each chunk
+        is held delay_ms / 2 each way (count is not honoured: until slow_writes(0)).  A delay of
+        5 s or more (beyond the tests' timeouts) is a hung server instead: SIGSTOP
+        (P2Q_QDRANT_BIN only)."""
         if delay_ms >= 5000:
             self.pause()
-        elif delay_ms == 0:
+        elif delay_ms > 0:
+            self.proxy.mode("delay", delay_ms=delay_ms // 2)
+        else:
+            self.proxy.mode("pass")
             self.resume()
 
     def fault(self, **kw):
@@ -578,7 +600,7 @@ class RealQdrant(_Qdrant):
                 self.request("POST", "/collections/aliases", {"actions": actions})
         status, body = self.request("GET", "/collections")
         if status != 200:
-            raise HarnessError("GET /collections on %s: %s %s" % (self.url, status, body))
+            raise HarnessError("GET /collections on %s: %s %s" % (self.direct_url, status, body))
         for c in body["result"]["collections"]:
             st, resp = self.request("DELETE", "/collections/%s" % urllib.parse.quote(c["name"], safe=""))
             if st != 200:
@@ -586,7 +608,7 @@ class RealQdrant(_Qdrant):
         return {}
 
     def __repr__(self):
-        return "RealQdrant(url=%s, version=%s)" % (self.url, self.version)
+        return "RealQdrant(url=%s, version=%s)" % (self.direct_url, self.version)
 
 
 class TcpProxy:

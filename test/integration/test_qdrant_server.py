@@ -289,7 +289,7 @@ def t_upsert_and_vectors(s):
               {"points": [{"id": 2, "vector": {"bm25": {"indices": [3, 3], "values": [0.5, 0.6]}}}]}), 422,
         re.compile(r"Validation error in JSON body: \[.*unique.*\]"), "sparse duplicate indices")
     err(s.req("PUT", "/collections/nm/points" + W, {"points": [{"id": 2, "vector": {"text": [1, 2, 3]}}]}), 400,
-        "Wrong input: Vector dimension error: expected dim: 2, got 3", "named dimension")
+        "Wrong input: Vector dimension error: expected dim: 2, got 3 for vector 'text'", "named dimension")
     # named batch form
     ok(s.req("PUT", "/collections/nm/points" + W,
              {"batch": {"ids": [5, 6], "vectors": {"text": [[1, 1], [2, 2]]}}}), "named batch")
@@ -322,7 +322,7 @@ def t_upsert_and_vectors(s):
     p = ok(s.req("GET", "/collections/mv/points/1"), "get")["vector"]["colbert"]
     check(len(p) == 2 and approx(p[0], [0.6, 0.8]) and approx(p[1], [0, 1]), "multivector rows normalised %r" % p)
     err(s.req("PUT", "/collections/mv/points" + W, {"points": [{"id": 1, "vector": {"colbert": [[1, 2, 3]]}}]}), 400,
-        "Wrong input: Vector dimension error: expected dim: 2, got 3", "multivector row dimension")
+        "Wrong input: Vector dimension error: expected dim: 2, got 3 for vector 'colbert'", "multivector row dimension")
     err(s.req("PUT", "/collections/mv/points" + W, {"points": [{"id": 1, "vector": {"colbert": [[1, 2], [1]]}}]}),
         422, re.compile(r"Validation error in JSON body: \[points\[0\]\.vector\.colbert: .*\]"), "ragged multivector")
     err(s.req("PUT", "/collections/mv/points" + W, {"points": [{"id": 1, "vector": {"colbert": [1, 2]}}]}), 400,
