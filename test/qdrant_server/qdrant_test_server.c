@@ -1363,9 +1363,9 @@ static int check_vectors(const coll *c, const vecset *vs, terr *e)
             continue;
         if (cfg->multi != (v->kind == VK_MULTI))
             return terr_set(e, 400, "Wrong input: Conversion between multi and regular vectors failed");
-        if ((long)v->dim != cfg->size)
-            return terr_set(e, 400, "Wrong input: Vector dimension error: expected dim: %ld, got %zu", cfg->size,
-                            v->dim);
+        if ((long)v->dim != cfg->size) /* Qdrant 1.18.2 names a named vector */
+            return terr_set(e, 400, "Wrong input: Vector dimension error: expected dim: %ld, got %zu%s%s%s", cfg->size,
+                            v->dim, v->name[0] ? " for vector '" : "", v->name, v->name[0] ? "'" : "");
     }
     return 0;
 }
