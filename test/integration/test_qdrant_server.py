@@ -263,13 +263,14 @@ def t_upsert_and_vectors(s):
     err(s.req("PUT", "/collections/cos/points" + W, {"points": [{"id": 1, "vector": {"text": [1, 2, 3, 4]}}]}), 400,
         "Wrong input: Not existing vector name error: text", "unknown name")
     err(s.req("PUT", "/collections/cos/points" + W, {"points": [{"id": 1, "vector": []}]}), 422,
-        re.compile(r"Validation error in JSON body: \[points\[0\]\.vector: .*\]"), "empty vector")
+        "Validation error in JSON body: [points[0].vector.vector: dense vector must not be empty]", "empty vector")
     err(s.req("PUT", "/collections/cos/points", {"points": [{"id": 1, "vector": []}]}), 422,
         re.compile(r"Validation error in JSON body: \[.*\]"), "empty vector wait=false")
     err(s.req("PUT", "/collections/cos/points" + W, {"vectors": []}), 400,
         re.compile(r"Format error in JSON body: Invalid PointInsertOperations format.*"), "neither points nor batch")
     err(s.req("PUT", "/collections/cos/points" + W, {"points": [{"id": 1, "vector": "abc"}]}), 400,
-        re.compile(r"Format error in JSON body: .* at line \d+ column \d+"), "vector is a string")
+        "Format error in JSON body: data did not match any variant of untagged enum VectorStruct",
+        "vector is a string")
 
     ok(s.req("PUT", "/collections/nm", {"vectors": {"text": {"size": 2, "distance": "Euclid"},
                                                      "img": {"size": 3, "distance": "Manhattan"}},
@@ -284,10 +285,12 @@ def t_upsert_and_vectors(s):
           "named + sparse readback (indices sorted) %r" % p["vector"])
     err(s.req("PUT", "/collections/nm/points" + W,
               {"points": [{"id": 2, "vector": {"bm25": {"indices": [1, 2], "values": [0.5]}}}]}), 422,
-        re.compile(r"Validation error in JSON body: \[.*bm25.*\]"), "sparse length mismatch")
+        "Validation error in JSON body: [points[0].vector.?.values: Validation error: must be the same length as "
+        "indices [{}]]", "sparse length mismatch")
     err(s.req("PUT", "/collections/nm/points" + W,
               {"points": [{"id": 2, "vector": {"bm25": {"indices": [3, 3], "values": [0.5, 0.6]}}}]}), 422,
-        re.compile(r"Validation error in JSON body: \[.*unique.*\]"), "sparse duplicate indices")
+        "Validation error in JSON body: [points[0].vector.?.indices: Validation error: must be unique [{}]]",
+        "sparse duplicate indices")
     err(s.req("PUT", "/collections/nm/points" + W, {"points": [{"id": 2, "vector": {"text": [1, 2, 3]}}]}), 400,
         "Wrong input: Vector dimension error: expected dim: 2, got 3 for vector 'text'", "named dimension")
     # named batch form
@@ -317,12 +320,22 @@ def t_upsert_and_vectors(s):
     ok(s.req("PUT", "/collections/mv", {"vectors": {"colbert": {"size": 2, "distance": "Cosine",
                                                                 "multivector_config": {"comparator": "max_sim"}}}}),
        "create multivector")
-    ok(s.req("PUT", "/collections/mv/points" + W, {"points": [{"id": 1, "vector": {"colbert": [[3, 4], [0, 2]]}}]}),
-       "multivector upsert")
-    p = ok(s.req("GET", "/collections/mv/points/1"), "get")["vector"]["colbert"]
-    check(len(p) == 2 and approx(p[0], [0.6, 0.8]) and approx(p[1], [0, 1]), "multivector rows normalised %r" % p)
+    # (Three rows: Qdrant 1.18.2 answers 400 "Conversion between sparse and regular vectors failed"
+    # to a multivector of exactly two rows of two, e.g. [[3,4],[0,2]], which its untagged parser
+    # takes for something else; pg2qdrant sends no multivectors.)
+    ok(s.req("PUT", "/collections/mv/points" + W,
+             {"points": [{"id": 1, "vector": {"colbert": [[3, 4], [0, 2], [1, 0]]}}]}), "multivector upsert")
+    p = (ok(s.req("GET", "/collections/mv/points/1"), "get") or {}).get("vector", {}).get("colbert")
+    check(p is not None and len(p) == 3 and approx(p[0], [0.6, 0.8]) and approx(p[1], [0, 1]),
+          "multivector rows normalised %r" % p)
     err(s.req("PUT", "/collections/mv/points" + W, {"points": [{"id": 1, "vector": {"colbert": [[1, 2, 3]]}}]}), 400,
         "Wrong input: Vector dimension error: expected dim: 2, got 3 for vector 'colbert'", "multivector row dimension")
+    if s.real:
+        # Not reproduced (pg2qdrant sends no multivectors; docs/qdrant-test-server.md): Qdrant 1.18.2
+        # reads a two-row multivector as a sparse [indices, values] pair ([[1,2],[1]] -> "?.values:
+        # must be the same length as indices") and stores a dense [1,2] sent to a multivector as
+        # one row (200).
+        return
     err(s.req("PUT", "/collections/mv/points" + W, {"points": [{"id": 1, "vector": {"colbert": [[1, 2], [1]]}}]}),
         422, re.compile(r"Validation error in JSON body: \[points\[0\]\.vector\.colbert: .*\]"), "ragged multivector")
     err(s.req("PUT", "/collections/mv/points" + W, {"points": [{"id": 1, "vector": {"colbert": [1, 2]}}]}), 400,

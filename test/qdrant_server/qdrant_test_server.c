@@ -938,6 +938,27 @@ static int u64_cmp(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* Qdrant 1.18.2 names a vector's parts in validation errors as
+ * "<points[i].vector>.vector" (the unnamed one) or "<...>.?.<part>" (a named
+ * one, whatever its name): path is "<points[i].vector>" or that plus
+ * ".<name>".  Returns the path to report for part (caller frees). */
+static char *vector_part_path(const char *path, const char *name, const char *part)
+{
+    size_t n = strlen(path), k = strlen(name);
+
+    if (k && n > k && path[n - k - 1] == '.' && strcmp(path + n - k, name) == 0)
+        return ts_asprintf("%.*s.?.%s", (int)(n - k - 1), path, part);
+    return ts_asprintf("%s.%s", path, part);
+}
+
+/* A format error as serde reports an untagged enum mismatch: no position. */
+static int enum_err(pctx *c, const char *text)
+{
+    terr_set(c->e, 400, "Format error in JSON body: %s", text);
+    c->e->zero_time = true;
+    return -1;
+}
+
 static int parse_sparse(pctx *c, const json_t *obj, const char *path, vec *v)
 {
     const json_t *ji = json_object_get(obj, "indices"), *jv = json_object_get(obj, "values");
@@ -961,7 +982,9 @@ static int parse_sparse(pctx *c, const json_t *obj, const char *path, vec *v)
     if (parse_floats(c, jv, v) < 0)
         return -1;
     if (v->n != n) {
-        val_err(c, path, "must be the same length as indices");
+        char *p = vector_part_path(path, v->name, "values");
+        val_err(c, p, "Validation error: must be the same length as indices [{}]");
+        free(p);
         v->n = n < v->n ? n : v->n;
         return 0;
     }
@@ -983,8 +1006,8 @@ static int parse_sparse(pctx *c, const json_t *obj, const char *path, vec *v)
     }
     free(pairs);
     if (dup) {
-        char *p = ts_asprintf("%s.indices", path);
-        val_err(c, p, "must be unique");
+        char *p = vector_part_path(path, v->name, "indices");
+        val_err(c, p, "Validation error: must be unique [{}]");
         free(p);
     }
     return 0;
@@ -999,10 +1022,13 @@ static int parse_vector_value(pctx *c, const json_t *x, const char *name, const 
     if (json_is_object(x) && (json_object_get(x, "indices") || json_object_get(x, "values")))
         return parse_sparse(c, x, path, out);
     if (!json_is_array(x))
-        return fmt_err(c, x, "data did not match any variant of untagged enum VectorStruct");
+        return enum_err(c, "data did not match any variant of untagged enum VectorStruct");
     if (json_array_size(x) == 0) {
+        char *p = vector_part_path(path, name, "vector");
         out->kind = VK_DENSE;
-        return val_err(c, path, "must not be empty");
+        val_err(c, p, "dense vector must not be empty");
+        free(p);
+        return 0;
     }
     if (!json_is_array(json_array_get(x, 0))) {
         out->kind = VK_DENSE;
@@ -1041,7 +1067,7 @@ static int parse_vector_struct(pctx *c, const json_t *x, const char *path, vecse
         return rc;
     }
     if (!json_is_object(x))
-        return fmt_err(c, x, "data did not match any variant of untagged enum VectorStruct");
+        return enum_err(c, "data did not match any variant of untagged enum VectorStruct");
     const char *k;
     json_t *val;
     json_object_foreach ((json_t *)x, k, val) {
