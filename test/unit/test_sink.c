@@ -567,6 +567,21 @@ static long point_version(fixture *f, int id)
     return n;
 }
 
+/* A sink of 4 lanes and batches of batch_points, and its collection. */
+static void pipelined_sink(fixture *f, int64_t batch_points)
+{
+    f->cfg.sync.batch_points = batch_points;
+    f->cfg.sync.parallel_requests = 4;
+    start_sink(f, false);
+    make_collection(f);
+}
+
+/* Sends everything (within 10 s). */
+static void drain_all(fixture *f)
+{
+    assert_int_equal(sink_drain(f->s, now_ms() + 10000, NULL, NULL, NULL), SINK_OK);
+}
+
 /* Kicks, then waits (without handling answers) until count requests are in flight. */
 static void expect_in_flight(fixture *f, size_t count)
 {
@@ -579,17 +594,14 @@ static void test_pipelined_backlog_on_every_lane(void **state)
 {
     fixture *f = *state;
 
-    f->cfg.sync.batch_points = 3;
-    f->cfg.sync.parallel_requests = 4;
-    start_sink(f, false);
-    make_collection(f);
+    pipelined_sink(f, 3);
     for (int i = 1; i <= 15; i++)
         add_version(f, i, 1);
     push_txn(f, 0x5000);
     control(f->srv, "/__test/fault", "{\"delay_next\":4,\"delay_ms\":300}");
     expect_in_flight(f, 4); /* 4 of the 5 batches */
     assert_true(sink_full(f->s) == false || sink_queued_ops(f->s) == 15);
-    assert_int_equal(sink_drain(f->s, now_ms() + 10000, NULL, NULL, NULL), SINK_OK);
+    drain_all(f);
     assert_int_equal(sink_get_stats(f->s)->requests, 5);
     assert_int_equal(ack_confirmed(f->acks), 0x5000);
     for (int i = 1; i <= 15; i++)
@@ -602,10 +614,7 @@ static void test_pipelined_same_point_never_together(void **state)
 {
     fixture *f = *state;
 
-    f->cfg.sync.batch_points = 2;
-    f->cfg.sync.parallel_requests = 4;
-    start_sink(f, false);
-    make_collection(f);
+    pipelined_sink(f, 2);
     add_version(f, 1, 1); /* batch [1 v1, 2 v1] */
     add_version(f, 2, 1);
     add_version(f, 3, 1); /* batch [3 v1, 1 v2]: point 1 is in flight */
@@ -613,7 +622,7 @@ static void test_pipelined_same_point_never_together(void **state)
     push_txn(f, 0x5000);
     control(f->srv, "/__test/fault", "{\"delay_next\":1,\"delay_ms\":400}");
     expect_in_flight(f, 1);
-    assert_int_equal(sink_drain(f->s, now_ms() + 10000, NULL, NULL, NULL), SINK_OK);
+    drain_all(f);
     assert_int_equal(point_version(f, 1), 2);
     assert_int_equal(point_version(f, 3), 1);
     assert_int_equal(ack_confirmed(f->acks), 0x5000);
@@ -625,10 +634,7 @@ static void test_pipelined_truncate_is_a_barrier(void **state)
 {
     fixture *f = *state;
 
-    f->cfg.sync.batch_points = 2;
-    f->cfg.sync.parallel_requests = 4;
-    start_sink(f, false);
-    make_collection(f);
+    pipelined_sink(f, 2);
     for (int i = 1; i <= 4; i++)
         add_version(f, i, 1);
     add_op(f, QOP_DELETE_ALL, 0, "{\"delete\":{\"filter\":{}}}");
@@ -639,7 +645,7 @@ static void test_pipelined_truncate_is_a_barrier(void **state)
     push_txn(f, 0x5000);
     control(f->srv, "/__test/fault", "{\"delay_next\":2,\"delay_ms\":300}");
     expect_in_flight(f, 2); /* [1,2] [3,4]; the truncate waits */
-    assert_int_equal(sink_drain(f->s, now_ms() + 10000, NULL, NULL, NULL), SINK_OK);
+    drain_all(f);
     for (int i = 1; i <= 8; i++)
         assert_int_equal(point_version(f, i), i <= 4 ? -1 : 1);
     assert_int_equal(ack_confirmed(f->acks), 0x5000);
@@ -651,10 +657,7 @@ static void test_pipelined_confirms_in_commit_order(void **state)
 {
     fixture *f = *state;
 
-    f->cfg.sync.batch_points = 2;
-    f->cfg.sync.parallel_requests = 4;
-    start_sink(f, false);
-    make_collection(f);
+    pipelined_sink(f, 2);
     control(f->srv, "/__test/fault", "{\"delay_next\":1,\"delay_ms\":800}"); /* the first request only */
     for (int t = 0; t < 3; t++) {
         add_version(f, 2 * t + 1, 1);
@@ -672,7 +675,7 @@ static void test_pipelined_confirms_in_commit_order(void **state)
     }
     assert_int_equal(qd_batch_count(f->qd), 1); /* the two later ones are answered */
     assert_int_equal(ack_confirmed(f->acks), 0); /* ... but the first transaction is not */
-    assert_int_equal(sink_drain(f->s, now_ms() + 10000, NULL, NULL, NULL), SINK_OK);
+    drain_all(f);
     assert_int_equal(ack_confirmed(f->acks), 0x5002);
 }
 
@@ -682,10 +685,7 @@ static void test_pipelined_transient_failure_retried(void **state)
 {
     fixture *f = *state;
 
-    f->cfg.sync.batch_points = 3;
-    f->cfg.sync.parallel_requests = 4;
-    start_sink(f, false);
-    make_collection(f);
+    pipelined_sink(f, 3);
     for (int i = 1; i <= 12; i++)
         add_version(f, i, 1);
     push_txn(f, 0x5000);
@@ -702,7 +702,7 @@ static void test_pipelined_transient_failure_retried(void **state)
     push_txn(f, 0x6000);
     control(f->srv, "/__test/fault", "{\"delay_next\":2,\"delay_ms\":300}");
     expect_in_flight(f, 2);
-    assert_int_equal(sink_drain(f->s, now_ms() + 10000, NULL, NULL, NULL), SINK_OK);
+    drain_all(f);
     assert_int_equal(ack_confirmed(f->acks), 0x6000);
 }
 
