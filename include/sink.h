@@ -185,6 +185,7 @@ typedef struct sink_stats {
     uint64_t rejected;     /* requests rejected deterministically (bisection steps included) */
     uint64_t refetched;    /* rows read back for partial updates / key changes */
     uint64_t dead_letters; /* operations written to the dead-letter file */
+    size_t keys_capacity;  /* slots of the table of points in flight (it holds only those) */
     bool last_ok;          /* Qdrant's last answer was a success (readiness) */
     char last_error[600];  /* the last failure, described; "" when none */
 } sink_stats;

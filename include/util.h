@@ -105,6 +105,25 @@ void wipe(void *p, size_t n);
  * ********.  Takes ownership of msg (malloc'd) and returns the result. */
 char *str_mask_secret(char *msg, const char *secret);
 
+/*
+ * A counting set of nonzero 64-bit keys (the sink's points in flight): each
+ * key has a count, added by keyset_add and taken by keyset_del; a key
+ * whose count drops to 0 leaves, so the set holds only keys with a count.
+ * Open addressing with linear probing, at most half full, backward-shift
+ * deletion.  Zero-initialise; keyset_free releases.  Key 0 is not allowed.
+ */
+typedef struct keyset {
+    uint64_t *slots; /* key, count pairs; key 0 = empty */
+    size_t cap;      /* pairs, a power of two (0 before the first add) */
+    size_t n;        /* keys in the set */
+} keyset;
+
+void keyset_add(keyset *k, uint64_t key);
+void keyset_del(keyset *k, uint64_t key);
+bool keyset_has(const keyset *k, uint64_t key);
+void keyset_clear(keyset *k);
+void keyset_free(keyset *k);
+
 /* Monotonic clock in milliseconds. */
 int64_t now_ms(void);
 

@@ -93,8 +93,7 @@ struct sink {
     size_t unsent;        /* items not sent (nor acknowledged) */
     size_t unsent_bytes;
     size_t first_unsent;  /* no unsent item before this index (a hint, moved by compaction) */
-    uint64_t *keys;       /* counting hash set of the keys in flight: key, count pairs */
-    size_t capkeys;       /* a power of two, in pairs */
+    keyset keys;          /* the keys of the items in flight, counted */
 
     bool single;          /* one request at a time (isolation): see the top */
 
@@ -147,8 +146,7 @@ void sink_reset(sink *s)
     }
     s->active = 0;
     s->inflight_ops = s->inflight_bytes = s->unsent = s->unsent_bytes = s->first_unsent = 0;
-    if (s->keys)
-        memset(s->keys, 0, 2 * s->capkeys * sizeof *s->keys);
+    keyset_clear(&s->keys);
     s->single = s->nreqs == 1;
     s->nsegs = 0;
 }
@@ -162,7 +160,7 @@ void sink_free(sink *s)
     free(s->segs);
     for (int i = 0; i < QD_MAX_LANES; i++)
         free(s->reqs[i].parts);
-    free(s->keys);
+    keyset_free(&s->keys);
     if (s->dead_fd >= 0)
         close(s->dead_fd);
     free(s);
@@ -280,69 +278,24 @@ const sink_stats *sink_get_stats(const sink *s)
 
 /* ---- the keys in flight ----------------------------------------------------------------- */
 
-/* The pair of key (empty pair when absent). */
-static uint64_t *key_slot(const sink *s, uint64_t key)
-{
-    size_t mask = s->capkeys - 1, i = (size_t)(key ^ (key >> 32)) & mask;
-
-    while (s->keys[2 * i] != 0 && s->keys[2 * i] != key)
-        i = (i + 1) & mask;
-    return &s->keys[2 * i];
-}
-
 static bool key_in_flight(const sink *s, uint64_t key)
 {
-    const uint64_t *k;
-
-    if (s->capkeys == 0)
-        return false;
-    k = key_slot(s, key);
-    return k[0] == key && k[1] > 0;
-}
-
-static void keys_grow(sink *s)
-{
-    uint64_t *old = s->keys;
-    size_t oldcap = s->capkeys;
-
-    s->capkeys = oldcap ? 2 * oldcap : 1024;
-    s->keys = xcalloc(2 * s->capkeys, sizeof *s->keys);
-    for (size_t i = 0; i < oldcap; i++)
-        if (old[2 * i] != 0 && old[2 * i + 1] > 0) {
-            uint64_t *k = key_slot(s, old[2 * i]);
-            k[0] = old[2 * i];
-            k[1] = old[2 * i + 1];
-        }
-    free(old);
+    return keyset_has(&s->keys, key);
 }
 
 /* Counts in (+1) or out (-1) the keys of items[first..first+n). */
 static void keys_count(sink *s, size_t first, size_t n, int delta)
 {
-    size_t used = 0;
-
-    if (delta > 0) {
-        for (size_t i = 0; i < s->capkeys; i++)
-            used += s->keys[2 * i] != 0;
-        while ((used + n) * 2 > s->capkeys) {
-            keys_grow(s);
-            used = 0;
-            for (size_t i = 0; i < s->capkeys; i++)
-                used += s->keys[2 * i] != 0;
-        }
-    }
     for (size_t i = first; i < first + n; i++) {
-        uint64_t key = s->items[i].key, *k;
+        uint64_t key = s->items[i].key;
         if (key == 0)
             continue;
-        k = key_slot(s, key);
-        if (delta > 0) {
-            k[0] = key;
-            k[1]++;
-        } else if (k[0] == key && k[1] > 0) {
-            k[1]--; /* the pair stays (0 count): removing would break the probe chains */
-        }
+        if (delta > 0)
+            keyset_add(&s->keys, key);
+        else
+            keyset_del(&s->keys, key);
     }
+    s->stats.keys_capacity = s->keys.cap;
 }
 
 /* ---- acknowledgement and removal ---------------------------------------------- */

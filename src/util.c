@@ -432,3 +432,98 @@ void wipe(void *p, size_t n)
     while (n-- > 0)
         *v++ = 0;
 }
+
+/* ---- keyset ------------------------------------------------------------------------- */
+
+static size_t keyset_home(const keyset *k, uint64_t key)
+{
+    return (size_t)(key ^ (key >> 32)) & (k->cap - 1);
+}
+
+/* The slot of key, or the empty slot where it would go. */
+static size_t keyset_find(const keyset *k, uint64_t key)
+{
+    size_t mask = k->cap - 1, i = keyset_home(k, key);
+
+    while (k->slots[2 * i] != 0 && k->slots[2 * i] != key)
+        i = (i + 1) & mask;
+    return i;
+}
+
+static void keyset_grow(keyset *k)
+{
+    uint64_t *old = k->slots;
+    size_t oldcap = k->cap;
+
+    k->cap = oldcap ? 2 * oldcap : 1024;
+    k->slots = xcalloc(2 * k->cap, sizeof *k->slots);
+    for (size_t i = 0; i < oldcap; i++)
+        if (old[2 * i] != 0) {
+            size_t j = keyset_find(k, old[2 * i]);
+            k->slots[2 * j] = old[2 * i];
+            k->slots[2 * j + 1] = old[2 * i + 1];
+        }
+    free(old);
+}
+
+void keyset_add(keyset *k, uint64_t key)
+{
+    size_t i;
+
+    if ((k->n + 1) * 2 > k->cap)
+        keyset_grow(k);
+    i = keyset_find(k, key);
+    if (k->slots[2 * i] == 0) {
+        k->slots[2 * i] = key;
+        k->n++;
+    }
+    k->slots[2 * i + 1]++;
+}
+
+void keyset_del(keyset *k, uint64_t key)
+{
+    size_t mask, i, j;
+
+    if (k->cap == 0)
+        return;
+    i = keyset_find(k, key);
+    if (k->slots[2 * i] != key || --k->slots[2 * i + 1] > 0)
+        return;
+    /* Backward shift: a key after the hole moves into it unless its home
+     * lies cyclically in (hole, its slot], where it must stay. */
+    mask = k->cap - 1;
+    j = i;
+    for (;;) {
+        size_t h;
+        j = (j + 1) & mask;
+        if (k->slots[2 * j] == 0)
+            break;
+        h = keyset_home(k, k->slots[2 * j]);
+        if (i <= j ? (i < h && h <= j) : (i < h || h <= j))
+            continue;
+        k->slots[2 * i] = k->slots[2 * j];
+        k->slots[2 * i + 1] = k->slots[2 * j + 1];
+        i = j;
+    }
+    k->slots[2 * i] = k->slots[2 * i + 1] = 0;
+    k->n--;
+}
+
+bool keyset_has(const keyset *k, uint64_t key)
+{
+    return k->cap > 0 && k->slots[2 * keyset_find(k, key)] == key;
+}
+
+void keyset_clear(keyset *k)
+{
+    if (k->slots)
+        memset(k->slots, 0, 2 * k->cap * sizeof *k->slots);
+    k->n = 0;
+}
+
+void keyset_free(keyset *k)
+{
+    free(k->slots);
+    k->slots = NULL;
+    k->cap = k->n = 0;
+}

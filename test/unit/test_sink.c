@@ -706,6 +706,26 @@ static void test_pipelined_transient_failure_retried(void **state)
     assert_int_equal(ack_confirmed(f->acks), 0x6000);
 }
 
+/* The table of points in flight holds only those: 20,000 distinct points
+ * through 4 lanes of 256 leave it at its first size (it once kept every
+ * point ever sent, 32 MB for a million). */
+static void test_pipelined_keys_table_stays_small(void **state)
+{
+    fixture *f = *state;
+
+    pipelined_sink(f, 256);
+    for (int round = 0; round < 10; round++) {
+        for (int i = 1; i <= 2000; i++)
+            add_version(f, round * 2000 + i, 1);
+        push_txn(f, 0x5000 + (lsn_t)round);
+        drain_all(f);
+    }
+    assert_int_equal(ack_confirmed(f->acks), 0x5009);
+    assert_true(sink_get_stats(f->s)->keys_capacity > 0);
+    assert_true(sink_get_stats(f->s)->keys_capacity <= 4096);
+    assert_int_equal(point_version(f, 20000), 1);
+}
+
 /* A poison operation met while pipelining is isolated as without it. */
 static void test_pipelined_poison_dead_letter(void **state)
 {
@@ -747,6 +767,7 @@ int main(void)
         T(test_pipelined_confirms_in_commit_order),
         T(test_pipelined_transient_failure_retried),
         T(test_pipelined_poison_dead_letter),
+        T(test_pipelined_keys_table_stays_small),
     };
 #undef T
     return cmocka_run_group_tests(tests, group_setup, server_stop);

@@ -206,9 +206,55 @@ static void test_quote_ident_and_hex(void **state)
     assert_int_equal(hex_digit(0xC3), -1);
 }
 
+/* The keyset against a model (an array of counts) over random adds and
+ * deletes of keys that collide on purpose (many share a home slot), so
+ * that deletions shift chains that wrap around the table's end. */
+static void test_keyset_model(void **state)
+{
+    enum { NKEYS = 3000, STEPS = 200000 };
+    static uint64_t keys[NKEYS];
+    static int counts[NKEYS];
+    keyset k = {0};
+    uint64_t rng = 88172645463325252ULL;
+
+    (void)state;
+    for (int i = 0; i < NKEYS; i++) /* homes in a few slots near the table's end and start */
+        keys[i] = ((uint64_t)(i + 1) << 32) ^ (uint64_t)((1020 + (i % 9)) ^ (i + 1));
+    for (int step = 0; step < STEPS; step++) {
+        int i;
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        i = (int)(rng % NKEYS);
+        if ((rng >> 32) % 3 != 0 || counts[i] == 0) {
+            keyset_add(&k, keys[i]);
+            counts[i]++;
+        } else {
+            keyset_del(&k, keys[i]);
+            counts[i]--;
+        }
+        if (step % 997 == 0 || step == STEPS - 1) {
+            size_t live = 0;
+            for (int j = 0; j < NKEYS; j++) {
+                assert_int_equal(keyset_has(&k, keys[j]), counts[j] > 0);
+                live += counts[j] > 0;
+            }
+            assert_int_equal(k.n, live);
+        }
+    }
+    for (int j = 0; j < NKEYS; j++) /* everything out: the set is empty */
+        while (counts[j]-- > 0)
+            keyset_del(&k, keys[j]);
+    assert_int_equal(k.n, 0);
+    for (size_t s2 = 0; s2 < k.cap; s2++)
+        assert_int_equal(k.slots[2 * s2], 0);
+    keyset_free(&k);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_keyset_model),
         cmocka_unit_test(test_json_str_escapes),
         cmocka_unit_test(test_json_str_embedded_nul_and_empty),
         cmocka_unit_test(test_buf_growth_and_steal),
