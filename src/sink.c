@@ -253,12 +253,13 @@ static int allowed(const sink *s)
     return s->single ? 1 : s->nreqs;
 }
 
-/* Bytes of bodies that may be in flight together: batch_bytes, or a
- * quarter of max_inflight when that is more. */
+/* Bytes of bodies that may be in flight together: batch_bytes (another
+ * request starts while they are below it).  Small operations use every
+ * lane; 1,536-dimension ones about two, so memory stays near two batches
+ * in flight and one filling whatever batch_points is. */
 static size_t inflight_budget(const sink *s)
 {
-    int64_t q = s->env.cfg->sync.max_inflight / 4;
-    return (size_t)(q > s->env.cfg->sync.batch_bytes ? q : s->env.cfg->sync.batch_bytes);
+    return (size_t)s->env.cfg->sync.batch_bytes;
 }
 
 bool sink_full(const sink *s)

@@ -564,7 +564,7 @@ def scenario_bounded_memory(ctx):
     check(peak_q <= max_inflight + (1 << 20), "the queue grew to %d bytes, beyond max_inflight + 1 MB" % peak_q)
     # With Qdrant slowed down, reading pauses as soon as a full batch waits behind the requests in
     # flight (sink_full): the queue stays at the batches in flight (parallel_requests, their bodies
-    # under max(batch_bytes, max_inflight / 4)) plus one (batch_bytes = 1MB, 256 operations of
+    # started while under batch_bytes) plus one (batch_bytes = 1MB, 256 operations of
     # ~0.8 kB here), far below max_inflight, although the transaction's bodies are much larger.
     # (Against a real Qdrant there is no request log to add the bodies up.)
     check(json_bytes > 2 * max_inflight or ctx.args.big_delay_ms == 0 or not ctx.q.request_log,
