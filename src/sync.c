@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "ack_tracker.h"
+#include "backfill.h"
 #include "collection.h"
 #include "log.h"
 #include "metrics.h"
@@ -61,6 +62,7 @@ typedef struct sync_state {
     qd_client *qd;
     sink *sink;
     p2q_metrics *metrics; /* borrowed; NULL: no endpoint server */
+    backfill *bf;      /* the online backfill (SPEC §9, backfill.h) */
     pgo_msg *msg;      /* decode target, reused (large) */
     pgo_options opts;
     qop_list txn_ops;  /* operations of the open transaction */
@@ -350,6 +352,7 @@ static p2q_status on_relation(sync_state *st, const pgo_msg *m)
     if (old && old->map)
         warn_schema_change(old, m);
     rel = relcache_put(st->rels, m, &replaced);
+    bf_on_relation(st->bf, rel);
     if (map_compile(st->cfg, rel, st->rels, &map, err, sizeof err) != 0) {
         log_error("cannot sync table", "error", err, NULL);
         return P2Q_ERR_FATAL;
@@ -396,6 +399,7 @@ static p2q_status on_change(sync_state *st, const pgo_msg *m, lsn_t lsn)
                   lsn_fmt(lsn, l), NULL);
         return P2Q_ERR_FATAL;
     }
+    bf_observe(st->bf, &st->txn_ops, 0);
     if (push_ops(st) != 0)
         return P2Q_ERR_FATAL;
     metrics_count_change(st->metrics, rel->nspname, rel->relname,
@@ -416,6 +420,7 @@ static p2q_status on_truncate(sync_state *st, const pgo_msg *m, lsn_t lsn)
             continue;
         }
         map_truncate(rel->map, lsn, &st->txn_ops);
+        bf_observe(st->bf, &st->txn_ops, 0);
         if (push_ops(st) != 0)
             return P2Q_ERR_FATAL;
         metrics_count_change(st->metrics, rel->nspname, rel->relname, METRICS_TRUNCATE, 1);
@@ -482,8 +487,17 @@ static p2q_status on_message(sync_state *st, const char *data, size_t len, lsn_t
         return on_change(st, m, lsn);
     case PGO_TRUNCATE:
         return on_truncate(st, m, lsn);
-    case PGO_ORIGIN:
     case PGO_MESSAGE:
+        /* backfill requests and watermarks (docs/backfill.md); a chunk's
+         * rows come back to be pushed in the watermark's transaction */
+        if (bf_on_message(st->bf, m, lsn, st->in_txn, st->txn, &st->txn_ops) != P2Q_OK)
+            return P2Q_ERR_FATAL;
+        if (st->txn_ops.n && !st->in_txn) {
+            log_error("internal error: backfill rows outside a transaction", NULL);
+            return P2Q_ERR_FATAL;
+        }
+        return push_ops(st);
+    case PGO_ORIGIN:
         return P2Q_OK;
     default:
         log_error("protocol error: unexpected message for proto_version 1 without streaming or two-phase", "type",
@@ -630,21 +644,30 @@ static p2q_status stream(sync_state *st)
         if ((rc = sink_kick(st->sink, r != 0 || paused || catching_up(st))) != 0)
             return rc;
         metrics_heartbeat(st->metrics); /* /livez: the loop turned */
+        /* the online backfill: the next chunk when due (never while the sink is full) */
+        if ((rc = bf_step(st->bf, sink_full(st->sink))) != 0)
+            return rc;
         {
             int wait = sync_poll_timeout_ms(st->last_status_ms + st->cfg->source.status_interval_ms - now_ms(),
                                             ack_confirmed(st->acks) != st->sent_flush, sink_timeout_ms(st->sink),
                                             n == READ_BURST);
-            struct pollfd pfd = {.fd = PQsocket(st->conn), .events = paused ? 0 : POLLIN};
+            int bf_wait = bf_timeout_ms(st->bf);
+            struct pollfd pfd[2] = {{.fd = PQsocket(st->conn), .events = paused ? 0 : POLLIN}};
+            int nfd = bf_pollfd(st->bf, &pfd[1]) ? 2 : 1;
 
-            if (pfd.fd < 0) {
+            if (bf_wait >= 0 && (wait < 0 || bf_wait < wait))
+                wait = bf_wait;
+            if (pfd[0].fd < 0) {
                 log_error("invalid socket for the replication connection", NULL);
                 return P2Q_RETRY;
             }
-            if (sink_wait(st->sink, &pfd, 1, wait) != 0)
+            if (sink_wait(st->sink, pfd, nfd, wait) != 0)
                 return P2Q_RETRY;
             if ((rc = sink_progress(st->sink)) != 0)
                 return rc;
-            if ((pfd.revents & (POLLIN | POLLHUP | POLLERR)) && PQconsumeInput(st->conn) == 0) {
+            if (nfd == 2 && (rc = bf_progress(st->bf, pfd[1].revents)) != 0)
+                return rc;
+            if ((pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) && PQconsumeInput(st->conn) == 0) {
                 log_error("replication connection lost", "error", PQerrorMessage(st->conn), NULL);
                 return P2Q_RETRY;
             }
@@ -832,6 +855,7 @@ static void end_session(sync_state *st)
     sink_reset(st->sink);
     /* The server resends everything after the confirmed position. */
     ack_reset_inflight(st->acks);
+    bf_session_start(st->bf); /* its holds went with the tracker's entries; the stream brings them again */
     st->opts.in_stream = false;
     metrics_set_pg_connected(st->metrics, false);
     metrics_set_inflight(st->metrics, 0, 0);
@@ -850,6 +874,10 @@ p2q_status sync_run(const p2q_config *cfg, volatile sig_atomic_t *stop, p2q_metr
     st.rels = relcache_new(map_free);
     st.acks = ack_new();
     st.msg = xmalloc(sizeof(pgo_msg));
+    {
+        bf_env be = {.cfg = cfg, .acks = st.acks, .metrics = metrics, .stop = stop};
+        st.bf = bf_new(&be);
+    }
     st.opts.proto_version = PROTO_VERSION;
     st.qd = qd_client_new(cfg->qdrant.url, cfg->qdrant.api_key, cfg->qdrant.timeout_ms);
     if (!st.qd) {
@@ -909,6 +937,7 @@ p2q_status sync_run(const p2q_config *cfg, volatile sig_atomic_t *stop, p2q_metr
 cleanup:
     if (st.sql)
         PQfinish(st.sql);
+    bf_free(st.bf);
     sink_free(st.sink);
     qd_client_free(st.qd);
     relcache_free(st.rels);
