@@ -55,6 +55,7 @@ typedef struct bf_done {
     char *id;
     bool failed;
     char *error;
+    uint64_t rows_done, chunks_done; /* by this process */
 } bf_done;
 
 struct backfill {
@@ -213,6 +214,8 @@ static void publish(backfill *b)
         json_object_set_new(e, "id", json_string(b->history[i].id));
         json_object_set_new(e, "state", json_string(b->history[i].failed ? "failed" : "done"));
         json_object_set_new(e, "error", b->history[i].error ? json_string(b->history[i].error) : json_null());
+        json_object_set_new(e, "rows_done", json_integer((json_int_t)b->history[i].rows_done));
+        json_object_set_new(e, "chunks_done", json_integer((json_int_t)b->history[i].chunks_done));
         json_array_append_new(f, e);
     }
     json_object_set_new(o, "finished", f);
@@ -247,7 +250,7 @@ static const table_cfg *find_table(const p2q_config *cfg, const char *name)
     return t;
 }
 
-static void history_add(backfill *b, const char *id, const char *error)
+static void history_add(backfill *b, const char *id, const char *error, uint64_t rows, uint64_t chunks)
 {
     if (b->nhistory == BF_HISTORY) {
         free(b->history[0].id);
@@ -256,7 +259,8 @@ static void history_add(backfill *b, const char *id, const char *error)
         b->nhistory--;
     }
     b->history[b->nhistory++] = (bf_done){.id = xstrdup(id), .failed = error != NULL,
-                                          .error = error ? xstrdup(error) : NULL};
+                                          .error = error ? xstrdup(error) : NULL, .rows_done = rows,
+                                          .chunks_done = chunks};
 }
 
 static void set_error(backfill *b, const char *error)
@@ -322,7 +326,7 @@ static p2q_status on_request(backfill *b, const bfm *m, bool in_txn, ack_txn txn
         buf_printf(&names, "%s%s", i ? "," : "", r->tables.v[i]);
     if (r->tables.n == 0) {
         log_warn("backfill request names no configured table; nothing to do", "id", m->id, NULL);
-        history_add(b, r->id, "no configured table in the request");
+        history_add(b, r->id, "no configured table in the request", 0, 0);
         set_error(b, "no configured table in the request");
         req_free(r);
         buf_free(&names);
@@ -390,7 +394,7 @@ static void finish_request(backfill *b)
         else
             log_info("backfill done", "id", r->id, "rows", rows, "chunks", chunks, NULL);
     }
-    history_add(b, r->id, r->errors);
+    history_add(b, r->id, r->errors, r->rows_done, r->chunks_done);
     drop_table(b);
     req_free(r);
     b->cur = NULL;
