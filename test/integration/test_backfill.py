@@ -176,12 +176,12 @@ def run(args):
                       "backfill_chunk_rows = %d" % CHUNK]
         write_config(cfg, pg, q, ALL, slot=SLOT, sync_lines=sync_lines, http_port=http_port)
         nohttp = os.path.join(args.workdir, "nohttp.ini")
-        write_config(nohttp, pg, q, ALL, slot=SLOT, sync_lines=sync_lines)
+        write_config(nohttp, pg, q, ALL, slot=SLOT, sync_lines=sync_lines + ["", "[http]", "listen ="])
 
         # bad command lines
         rc, out, err = run_cmd(args.pg2qdrant, ["backfill", "-c", cfg, "--table", "public.nope"])
         check(rc == 2 and "public.nope" in err, "backfill --table public.nope: exit %s\n%s" % (rc, err[-800:]))
-        rc, out, err = run_cmd(args.pg2qdrant, ["backfill", "-c", nohttp, "--wait"])
+        rc, out, err = run_cmd(args.pg2qdrant, ["backfill", "-c", nohttp, "--wait"], timeout=30)
         check(rc == 2 and "[http] listen" in err, "backfill --wait without [http] listen: exit %s\n%s"
               % (rc, err[-800:]))
         rc, out, err = run_cmd(args.pg2qdrant, ["backfill", "-c", cfg, "--timeout", "5s"])
