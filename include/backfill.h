@@ -29,6 +29,7 @@
 #ifndef P2Q_BACKFILL_H
 #define P2Q_BACKFILL_H
 
+#include <libpq-fe.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -94,6 +95,16 @@ p2q_status bf_progress(backfill *b, short revents);
 /* Milliseconds until bf_step has something to do by time (a connection
  * retry); -1 when nothing. */
 int bf_timeout_ms(const backfill *b);
+
+/*
+ * Writes a backfill request for cfg's slot into the WAL on conn (a plain
+ * connection of repl_connect): pg_logical_emit_message(true, 'pg2qdrant',
+ * {"type":"backfill","slot":...,"tables":[tables],"id":...}); tables
+ * empty: every configured table.  The new id is written to id (idlen >=
+ * 48).  Returns 0, or -1 with a one-line message in err (nothing logged).
+ */
+int bf_request(const p2q_config *cfg, PGconn *conn, const char *const *tables, int ntables, char *id, size_t idlen,
+               char *err, size_t errlen);
 
 /* Whether a backfill is running or queued (for tests and logs). */
 bool bf_active(const backfill *b);

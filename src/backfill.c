@@ -19,6 +19,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "backfill_wm.h"
 #include "log.h"
@@ -184,6 +186,32 @@ void bf_free(backfill *b)
 bool bf_active(const backfill *b)
 {
     return b->cur || b->queue;
+}
+
+int bf_request(const p2q_config *cfg, PGconn *conn, const char *const *tables, int ntables, char *id, size_t idlen,
+               char *err, size_t errlen)
+{
+    const char *params[1];
+    PGresult *res;
+    buf json;
+    int rc = 0;
+
+    snprintf(id, idlen, "%llx-%ld-%04lx", (unsigned long long)time(NULL), (long)getpid(),
+             (unsigned long)(random() & 0xffff));
+    buf_init(&json);
+    bfm_format_request(&json, cfg->source.slot, id, tables, ntables);
+    params[0] = json.data;
+    res = PQexecParams(conn, "SELECT pg_catalog.pg_logical_emit_message(true, '" BF_PREFIX "', $1)::text", 1, NULL,
+                       params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        repl_error_line(res, conn, err, errlen);
+        rc = -1;
+    } else {
+        snprintf(err, errlen, "%s", PQgetvalue(res, 0, 0)); /* the message's LSN, for the caller's log */
+    }
+    PQclear(res);
+    buf_free(&json);
+    return rc;
 }
 
 /* ---- /status ---------------------------------------------------------------- */

@@ -14,7 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "backfill_wm.h"
+#include "backfill.h"
 #include "log.h"
 #include "replication.h"
 #include "snapshot.h"
@@ -124,14 +124,10 @@ p2q_status bf_command(const p2q_config *cfg, char *const *tables, int ntables, b
     int *idx = xcalloc((size_t)(cfg->n_tables > 0 ? cfg->n_tables : 1), sizeof(int));
     const char **names = xcalloc((size_t)(cfg->n_tables > 0 ? cfg->n_tables : 1), sizeof(char *));
     PGconn *conn = NULL;
-    PGresult *res = NULL;
     char id[64], err[512];
-    const char *params[1];
-    buf json;
     int n;
     p2q_status rc = P2Q_ERR_CONFIG;
 
-    buf_init(&json);
     if ((n = snap_select_tables(cfg, tables, ntables, idx)) < 0)
         goto cleanup;
     if (n == 0) {
@@ -145,33 +141,24 @@ p2q_status bf_command(const p2q_config *cfg, char *const *tables, int ntables, b
     /* every configured table: an empty list, so the run reads its own config's tables */
     for (int i = 0; i < n && ntables > 0; i++)
         names[i] = cfg->tables[idx[i]].qualified;
-    snprintf(id, sizeof id, "%llx-%ld-%04lx", (unsigned long long)time(NULL), (long)getpid(),
-             (unsigned long)(random() & 0xffff));
-    bfm_format_request(&json, cfg->source.slot, id, names, ntables > 0 ? n : 0);
     if ((rc = repl_connect(cfg->source.dsn, false, stop, &conn, err, sizeof err)) != P2Q_OK) {
         log_error("cannot connect to PostgreSQL", "error", err, NULL);
         rc = rc == P2Q_ERR_CONFIG ? P2Q_ERR_CONFIG : P2Q_ERR_FATAL;
         goto cleanup;
     }
-    params[0] = json.data;
-    res = PQexecParams(conn, "SELECT pg_catalog.pg_logical_emit_message(true, '" BF_PREFIX "', $1)::text", 1, NULL,
-                       params, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        log_error("cannot write the backfill request into the WAL", "error",
-                  repl_error_line(res, conn, err, sizeof err), NULL);
+    if (bf_request(cfg, conn, names, ntables > 0 ? n : 0, id, sizeof id, err, sizeof err) != 0) {
+        log_error("cannot write the backfill request into the WAL", "error", err, NULL);
         rc = P2Q_ERR_FATAL;
         goto cleanup;
     }
     log_info("backfill requested; the run consuming the slot carries it out", "id", id, "slot", cfg->source.slot,
-             "lsn", PQgetvalue(res, 0, 0), NULL);
+             "lsn", err, NULL);
     printf("%s\n", id);
     fflush(stdout);
     rc = wait ? wait_done(cfg, id, timeout_ms, stop) : P2Q_OK;
 cleanup:
-    PQclear(res);
     if (conn)
         PQfinish(conn);
-    buf_free(&json);
     free(names);
     free(idx);
     return rc;

@@ -734,6 +734,39 @@ static p2q_status run_snapshot(sync_state *st, const char *snapshot_name, bool c
     return rc == P2Q_STOPPED ? P2Q_RETRY : rc;
 }
 
+/*
+ * snapshot = always with a slot that exists: instead of one long
+ * REPEATABLE READ transaction before streaming, an online backfill of
+ * every configured table is requested (written into the WAL before
+ * START_REPLICATION, so this session's stream carries it out, in chunks,
+ * while it streams: docs/backfill.md).  Once per process, as the snapshot
+ * was.
+ */
+static p2q_status request_backfill_at_start(sync_state *st)
+{
+    PGconn *conn = NULL;
+    char err[512], id[64];
+    p2q_status rc;
+
+    if (PQserverVersion(st->conn) < 140000) /* no logical decoding messages: the snapshot of old */
+        return run_snapshot(st, NULL, false);
+    if ((rc = repl_connect(st->cfg->source.dsn, false, st->stop, &conn, err, sizeof err)) != P2Q_OK) {
+        log_error("cannot connect to PostgreSQL to request the backfill at start", "error", err, NULL);
+        return rc == P2Q_ERR_CONFIG ? P2Q_ERR_CONFIG : P2Q_RETRY;
+    }
+    if (bf_request(st->cfg, conn, NULL, 0, id, sizeof id, err, sizeof err) != 0) {
+        log_error("cannot write the backfill request of snapshot = always into the WAL", "error", err, NULL);
+        rc = PQstatus(conn) == CONNECTION_OK ? P2Q_ERR_FATAL : P2Q_RETRY;
+    } else {
+        log_info("snapshot at start (snapshot = always): online backfill of every table requested; it runs while "
+                 "streaming", "id", id, "lsn", err, NULL);
+        st->snapshotted = true;
+        rc = P2Q_OK;
+    }
+    PQfinish(conn);
+    return rc;
+}
+
 /* Slot checks and creation (SPEC §5). */
 static p2q_status prepare_slot(sync_state *st)
 {
@@ -763,7 +796,7 @@ static p2q_status prepare_slot(sync_state *st)
         log_info("using replication slot", "slot", cfg->source.slot, "confirmed_flush_lsn",
                  lsn_fmt(slot.confirmed_flush, l), NULL);
         if (cfg->sync.snapshot == SNAPSHOT_ALWAYS && !st->snapshotted)
-            return run_snapshot(st, NULL, false);
+            return request_backfill_at_start(st);
         return P2Q_OK;
     }
     if (!cfg->source.create_slot) {
@@ -784,7 +817,7 @@ static p2q_status prepare_slot(sync_state *st)
         if (want && !existed)
             return run_snapshot(st, snapname, true);
         if (want && cfg->sync.snapshot == SNAPSHOT_ALWAYS)
-            return run_snapshot(st, NULL, false); /* created meanwhile by another process */
+            return request_backfill_at_start(st); /* created meanwhile by another process */
     }
     return P2Q_OK;
 }
