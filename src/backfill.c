@@ -85,6 +85,7 @@ struct backfill {
     bf_phase sent_in;  /* ... sent in this phase (its answer is stale once the phase moved on) */
     pgo_tuple *tup;    /* reused for mapping rows */
     PGresult *pending; /* the answer of the query in flight, before its end */
+    int64_t t_start, t_read; /* the chunk's low watermark sent, its rows read (now_ms, for the debug log) */
     bf_done history[BF_HISTORY];
     int nhistory;
     char *last_error;
@@ -718,6 +719,7 @@ static void start_chunk(backfill *b)
 {
     b->chunk++;
     drop_chunk(b);
+    b->t_start = now_ms();
     b->phase = BF_LW_SENT;
     send_watermark(b, BFM_LOW, 0);
 }
@@ -809,6 +811,7 @@ static void on_result(backfill *b, PGresult *res)
         if (PQresultStatus(res) != PGRES_TUPLES_OK)
             goto sql_error;
         b->rows = res;
+        b->t_read = now_ms();
         bfm_list_free(&b->chunk_to);
         if (PQntuples(res) > 0)
             row_key(b, res, PQntuples(res) - 1, &b->chunk_to);
@@ -908,33 +911,61 @@ static p2q_status apply_chunk(backfill *b, lsn_t lsn, qop_list *out)
     qop_list ops = {0};
     map_info info;
     char err[600];
-    int n = PQntuples(b->rows);
+    PGresult *rows = b->rows;
+    int n = PQntuples(rows);
     size_t dropped;
+    int64_t t_hw = now_ms(), read_ms = b->t_read - b->t_start;
+    bool more = n >= b->env.cfg->sync.backfill_chunk_rows;
 
+    /* The next chunk's low watermark goes out before this chunk is mapped,
+     * so PostgreSQL reads it while we map (its window opens only when that
+     * watermark comes back in the stream, after this function).  Its rows
+     * are mapped at its own high watermark, which the stream reaches only
+     * while the sink has room: memory holds one more chunk result at most. */
+    b->rows = NULL;
+    if (more) {
+        bfm_list_free(&r->from);
+        r->from = b->chunk_to;
+        memset(&b->chunk_to, 0, sizeof b->chunk_to);
+        if (!b->busy && b->conn) {
+            b->chunk++;
+            b->t_start = now_ms();
+            b->phase = BF_LW_SENT;
+            send_watermark(b, BFM_LOW, 0);
+        } else {
+            b->phase = BF_NEED_CHUNK;
+        }
+    }
     if (!b->tup)
         b->tup = xcalloc(1, sizeof *b->tup);
     for (int i = 0; i < n; i++) {
-        snap_result_tuple(b->rows, i, b->tup);
+        snap_result_tuple(rows, i, b->tup);
         if (map_row(b->table.map, b->tup, lsn, &ops, &info, err, sizeof err) != 0) {
             qop_list_free(&ops);
+            PQclear(rows);
             fail_table(b, err);
             return P2Q_OK;
         }
     }
+    PQclear(rows);
     if (!b->window_seen) /* cannot happen: the low watermark precedes in the WAL; be safe */
         bfw_observe(&b->win, &(qop){.kind = QOP_DELETE_ALL, .table = b->table.cfg});
     dropped = bfw_filter(&b->win, &ops);
+    b->window_seen = false;
     for (size_t i = 0; i < ops.n; i++)
         *qop_list_push(out) = ops.items[i];
     ops.n = 0;
     qop_list_free(&ops);
     if (log_enabled(LOG_DEBUG)) {
-        char c[24], d[24], k[24];
+        char c[24], d[24], k[24], ms[3][24];
         snprintf(c, sizeof c, "%llu", (unsigned long long)b->chunk);
         snprintf(k, sizeof k, "%d", n);
         snprintf(d, sizeof d, "%zu", dropped);
+        snprintf(ms[0], sizeof ms[0], "%lld", (long long)read_ms);
+        snprintf(ms[1], sizeof ms[1], "%lld", (long long)(t_hw - b->t_read));
+        snprintf(ms[2], sizeof ms[2], "%lld", (long long)(now_ms() - t_hw));
         log_debug("backfill chunk at its high watermark", "table", b->table.name, "chunk", c, "rows", k,
-                  "changed_meanwhile", d, NULL);
+                  "changed_meanwhile", d, "read_ms", ms[0], "to_high_ms", ms[1], "map_ms", ms[2], NULL);
     }
     r->rows_done += (uint64_t)n;
     r->chunks_done++;
@@ -944,15 +975,9 @@ static p2q_status apply_chunk(backfill *b, lsn_t lsn, qop_list *out)
         b->last_log_ms = now_ms();
         log_progress(b, false);
     }
-    if (n < b->env.cfg->sync.backfill_chunk_rows) {
+    if (!more) {
         log_progress(b, true);
         next_table(b);
-    } else {
-        bfm_list_free(&r->from);
-        r->from = b->chunk_to;
-        memset(&b->chunk_to, 0, sizeof b->chunk_to);
-        drop_chunk(b);
-        b->phase = BF_NEED_CHUNK;
     }
     publish(b);
     return P2Q_OK;
@@ -975,7 +1000,9 @@ static p2q_status own_watermark(backfill *b, const bfm *m, lsn_t lsn, bool in_tx
         b->window_seen = true;
         return P2Q_OK;
     }
-    if (b->phase != BF_HW_WAIT || !b->rows) {
+    /* The high watermark may come back before its emit's answer was read
+     * (BF_HW_SENT): the rows are here either way; that answer is dropped. */
+    if ((b->phase != BF_HW_WAIT && b->phase != BF_HW_SENT) || !b->rows) {
         log_warn("internal error: a backfill high watermark came back before its chunk was read; reading it again",
                  "id", m->id, "table", m->table, NULL);
         drop_chunk(b);

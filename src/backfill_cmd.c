@@ -20,7 +20,7 @@
 #include "snapshot.h"
 #include "util.h"
 
-#define BF_POLL_MS 500
+#define BF_POLL_MS 100
 
 static size_t collect(char *p, size_t size, size_t n, void *arg)
 {

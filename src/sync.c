@@ -644,8 +644,12 @@ static p2q_status stream(sync_state *st)
         if ((rc = sink_kick(st->sink, r != 0 || paused || catching_up(st))) != 0)
             return rc;
         metrics_heartbeat(st->metrics); /* /livez: the loop turned */
-        /* the online backfill: the next chunk when due (never while the sink is full) */
-        if ((rc = bf_step(st->bf, sink_full(st->sink))) != 0)
+        /* the online backfill: the next chunk when due.  Not while the sink is
+         * full, except that a chunk may be read while the previous one's last
+         * operations (under an eighth of max_inflight) are still being sent:
+         * reading and sending overlap (docs/backfill.md). */
+        if ((rc = bf_step(st->bf, sink_full(st->sink) &&
+                                      sink_queued_bytes(st->sink) >= (size_t)st->cfg->sync.max_inflight / 8)) != 0)
             return rc;
         {
             int wait = sync_poll_timeout_ms(st->last_status_ms + st->cfg->source.status_interval_ms - now_ms(),
