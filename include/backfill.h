@@ -42,12 +42,14 @@
 #include "status.h"
 
 struct p2q_metrics;
+struct sink;
 typedef struct backfill backfill;
 
 typedef struct bf_env {
     const p2q_config *cfg;         /* borrowed */
     ack_tracker *acks;             /* borrowed: holds on watermark transactions */
     struct p2q_metrics *metrics;   /* borrowed; NULL: none */
+    const struct sink *sink;       /* borrowed: how much is queued (how far the backfill may run ahead) */
     volatile sig_atomic_t *stop;   /* borrowed */
 } bf_env;
 
@@ -82,7 +84,8 @@ void bf_on_relation(backfill *b, const rel_entry *rel);
 
 /*
  * The loop's turn: starts the next chunk when one is due (a table to read,
- * the previous chunk pushed, sink_full false).  Returns P2Q_OK (failures
+ * the previous chunk pushed, sink_full false and fewer than
+ * backfill_chunk_rows operations queued in the sink).  Returns P2Q_OK (failures
  * of the backfill are the backfill's, logged; the sync goes on).
  */
 p2q_status bf_step(backfill *b, bool sink_full);

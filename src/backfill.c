@@ -27,6 +27,7 @@
 #include "metrics.h"
 #include "replication.h"
 #include "row_to_point.h"
+#include "sink.h"
 #include "snapshot.h"
 #include "util.h"
 
@@ -367,7 +368,7 @@ static p2q_status on_request(backfill *b, const bfm *m, bool in_txn, ack_txn txn
         buf_free(&names);
         return P2Q_ERR_FATAL;
     }
-    log_info(b->cur ? "backfill requested; queued behind the one running" : "backfill requested", "id", r->id,
+    log_info(b->cur || b->queue ? "backfill requested; queued behind the one running" : "backfill requested", "id", r->id,
              "tables", names.data, "lsn", lsn_fmt(lsn, l), NULL);
     buf_free(&names);
     enqueue(b, r);
@@ -746,7 +747,9 @@ p2q_status bf_step(backfill *b, bool sink_full)
             continue;
         }
         if (b->phase == BF_NEED_CHUNK) {
-            if (sink_full || !ensure_conn(b))
+            if (sink_full || (b->env.sink && sink_queued_ops(b->env.sink) >=
+                                                 (size_t)b->env.cfg->sync.backfill_chunk_rows) ||
+                !ensure_conn(b))
                 return P2Q_OK;
             start_chunk(b);
         }
@@ -916,6 +919,10 @@ static p2q_status apply_chunk(backfill *b, lsn_t lsn, qop_list *out)
     size_t dropped;
     int64_t t_hw = now_ms(), read_ms = b->t_read - b->t_start;
     bool more = n >= b->env.cfg->sync.backfill_chunk_rows;
+    /* at most this chunk and less than one more queued in the sink: the
+     * backfill runs at most about two chunks ahead of Qdrant's
+     * acknowledgements (what a restart reads again) */
+    bool room = !b->env.sink || sink_queued_ops(b->env.sink) < (size_t)b->env.cfg->sync.backfill_chunk_rows;
 
     /* The next chunk's low watermark goes out before this chunk is mapped,
      * so PostgreSQL reads it while we map (its window opens only when that
@@ -927,7 +934,7 @@ static p2q_status apply_chunk(backfill *b, lsn_t lsn, qop_list *out)
         bfm_list_free(&r->from);
         r->from = b->chunk_to;
         memset(&b->chunk_to, 0, sizeof b->chunk_to);
-        if (!b->busy && b->conn) {
+        if (!b->busy && b->conn && room) {
             b->chunk++;
             b->t_start = now_ms();
             b->phase = BF_LW_SENT;

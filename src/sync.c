@@ -644,12 +644,8 @@ static p2q_status stream(sync_state *st)
         if ((rc = sink_kick(st->sink, r != 0 || paused || catching_up(st))) != 0)
             return rc;
         metrics_heartbeat(st->metrics); /* /livez: the loop turned */
-        /* the online backfill: the next chunk when due.  Not while the sink is
-         * full, except that a chunk may be read while the previous one's last
-         * operations (under an eighth of max_inflight) are still being sent:
-         * reading and sending overlap (docs/backfill.md). */
-        if ((rc = bf_step(st->bf, sink_full(st->sink) &&
-                                      sink_queued_bytes(st->sink) >= (size_t)st->cfg->sync.max_inflight / 8)) != 0)
+        /* the online backfill: the next chunk when due (not while the sink is full) */
+        if ((rc = bf_step(st->bf, sink_full(st->sink))) != 0)
             return rc;
         {
             int wait = sync_poll_timeout_ms(st->last_status_ms + st->cfg->source.status_interval_ms - now_ms(),
@@ -911,10 +907,7 @@ p2q_status sync_run(const p2q_config *cfg, volatile sig_atomic_t *stop, p2q_metr
     st.rels = relcache_new(map_free);
     st.acks = ack_new();
     st.msg = xmalloc(sizeof(pgo_msg));
-    {
-        bf_env be = {.cfg = cfg, .acks = st.acks, .metrics = metrics, .stop = stop};
-        st.bf = bf_new(&be);
-    }
+
     st.opts.proto_version = PROTO_VERSION;
     st.qd = qd_client_new(cfg->qdrant.url, cfg->qdrant.api_key, cfg->qdrant.timeout_ms);
     if (!st.qd) {
@@ -934,6 +927,10 @@ p2q_status sync_run(const p2q_config *cfg, volatile sig_atomic_t *stop, p2q_metr
             env.create_collection_arg = &st;
         }
         st.sink = sink_new(&env);
+    }
+    {
+        bf_env be = {.cfg = cfg, .acks = st.acks, .metrics = metrics, .stop = stop, .sink = st.sink};
+        st.bf = bf_new(&be);
     }
     srandom((unsigned)now_ms());
 
