@@ -308,6 +308,12 @@ def run(args):
         ok("a table dropped during its backfill: that table fails (%s), the sync goes on" % e["error"][:80])
 
         sync.stop()
+        for name in sorted(os.listdir(args.workdir)):
+            if name.startswith("run-") and name.endswith(".log"):
+                with open(os.path.join(args.workdir, name), errors="replace") as f:
+                    text = f.read()
+                check("Sanitizer" not in text and "runtime error" not in text,
+                      "sanitizer report in %s:\n%s" % (name, text[-4000:]))
         q.stop()
         log("  " + validate_requests(q, args.openapi))
     log("backfill: PASSED in %.1fs" % (time.monotonic() - t0))
