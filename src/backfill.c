@@ -1010,8 +1010,8 @@ static p2q_status own_watermark(backfill *b, const bfm *m, lsn_t lsn, bool in_tx
     /* The high watermark may come back before its emit's answer was read
      * (BF_HW_SENT): the rows are here either way; that answer is dropped. */
     if ((b->phase != BF_HW_WAIT && b->phase != BF_HW_SENT) || !b->rows) {
-        log_warn("internal error: a backfill high watermark came back before its chunk was read; reading it again",
-                 "id", m->id, "table", m->table, NULL);
+        log_info("a backfill high watermark came back without its chunk's rows (the connection was lost "
+                 "meanwhile); the chunk is read again", "id", m->id, "table", m->table, NULL);
         drop_chunk(b);
         b->phase = BF_NEED_CHUNK;
         return P2Q_OK;
