@@ -1071,8 +1071,6 @@ void bf_on_relation(backfill *b, const rel_entry *rel)
         same = strcmp(rel->attrs[i].name, mine->attrs[i].name) == 0 && rel->attrs[i].typid == mine->attrs[i].typid;
     if (same)
         return;
-    if (b->busy) {
-        /* the answer in flight belongs to the abandoned chunk: on_result drops it */
-    }
+    /* an answer in flight belongs to the abandoned chunk: on_result drops it */
     fail_table(b, "the table was altered while its backfill ran (its columns changed); request the backfill again");
 }

@@ -6,6 +6,8 @@
  *        │ 'r' status (flush = ack_confirmed)                ├─ Relation/Type -> relcache + map_compile
  *        │                                                   ├─ Insert/Update/Delete/Truncate -> map_* -> sink_push
  *        │                                                   │      (pushed as decoded, tagged with the txn's ticket)
+ *        │                                                   ├─ Message 'pg2qdrant' -> backfill.c (requests, watermarks;
+ *        │                                                   │      a chunk's rows pushed in its high watermark's txn)
  *        │                                                   └─ Commit -> ack_commit(ticket, end_lsn)
  *        │
  *   ack_tracker <── ack_done_ops ── sink: batches of consecutive operations on one collection,
