@@ -14,8 +14,10 @@
  *                                   sent as they fill (or at flush_interval / when input pauses),
  *                                   streamed request bodies, one request in flight (sink.h)
  *
- * One poll (sink_wait) serves the PostgreSQL socket and curl's; reading
- * pauses while the sink is full (sink_full).  The position confirmed is the
+ * One poll (sink_wait) serves the PostgreSQL socket, curl's and the online
+ * backfill's connection (backfill.h); reading pauses while the sink is full
+ * (sink_full).  The backfill holds its newest watermark's transaction in the
+ * ack tracker (one pseudo-operation), so a restart resumes from it.  The position confirmed is the
  * end_lsn of the newest transaction whose operations Qdrant acknowledged,
  * with everything before it (ack_tracker.h).
  */
