@@ -253,10 +253,11 @@ static int allowed(const sink *s)
     return s->single ? 1 : s->nreqs;
 }
 
-/* Bytes of bodies that may be in flight together: batch_bytes (another
- * request starts while they are below it).  Small operations use every
- * lane; 1,536-dimension ones about two, so memory stays near two batches
- * in flight and one filling whatever batch_points is. */
+/* Bytes of bodies that may be in flight together: batch_bytes (a request
+ * starts beside others only if they all fit).  Small operations use every
+ * lane; a batch that fills batch_bytes (1,000 points of 1,536 dimensions)
+ * goes alone, so memory stays near one batch in flight and one filling
+ * whatever batch_points is. */
 static size_t inflight_budget(const sink *s)
 {
     return (size_t)s->env.cfg->sync.batch_bytes;
@@ -266,7 +267,7 @@ bool sink_full(const sink *s)
 {
     if ((int64_t)s->bytes >= s->env.cfg->sync.max_inflight)
         return true;
-    if (s->active < allowed(s) && s->inflight_bytes < inflight_budget(s))
+    if (s->active == 0 || (s->active < allowed(s) && s->inflight_bytes + s->unsent_bytes <= inflight_budget(s)))
         return false; /* sink_kick can send what is queued */
     return s->unsent >= (size_t)s->env.cfg->sync.batch_points ||
            (int64_t)s->unsent_bytes >= s->env.cfg->sync.batch_bytes;
@@ -834,7 +835,7 @@ int sink_kick(sink *s, bool more_input)
     if (s->single)
         return kick_single(s, more_input);
     pop_acked(s);
-    while (s->active < s->nreqs && !barrier_active(s) && s->inflight_bytes < inflight_budget(s)) {
+    while (s->active < s->nreqs && !barrier_active(s)) {
         size_t start = first_unsent(s), n;
         bool full;
         int k;
@@ -855,6 +856,8 @@ int sink_kick(sink *s, bool more_input)
         }
         if ((n = next_batch(s, start, &full)) == 0)
             break;
+        if (s->active > 0 && s->inflight_bytes + s->scan_bytes > inflight_budget(s))
+            break; /* beside those in flight only while the bodies together stay within batch_bytes */
         /* Idle: send at once.  Busy: another request for a full batch only, or one that waited flush_interval. */
         if (!full && (s->active > 0 || more_input) &&
             now_ms() - s->items[start].queued_ms < s->env.cfg->sync.flush_interval_ms)
