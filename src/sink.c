@@ -22,7 +22,10 @@
  * finishes; the tracker confirms in commit order.
  *
  * Failures: a transient failure is retried as the same request after its
- * own backoff (its points stay held meanwhile, other requests go on).  A
+ * backoff (its points stay held meanwhile); until then no request starts
+ * or is retried on any lane (hold_until: a Retry-After is honoured by the
+ * whole sink, and a struggling Qdrant is not fed more), while requests
+ * already in flight finish.  A
  * rejection met while others are in flight returns the request's items to
  * unsent and the sink falls back to one request at a time ("single" mode,
  * the only mode with parallel_requests = 1) once the others are done.  In
@@ -96,6 +99,7 @@ struct sink {
     keyset keys;          /* the keys of the items in flight, counted */
 
     bool single;          /* one request at a time (isolation): see the top */
+    int64_t hold_until;   /* after a transient failure: nothing is sent before (backoff, Retry-After) */
 
     /* next_batch's scan of the head batch, resumed where it stopped as
      * items are pushed: the first scan_n items fit in one request of
@@ -145,6 +149,7 @@ void sink_reset(sink *s)
         r->attempt = 0;
     }
     s->active = 0;
+    s->hold_until = 0;
     s->inflight_ops = s->inflight_bytes = s->unsent = s->unsent_bytes = s->first_unsent = 0;
     keyset_clear(&s->keys);
     s->single = s->nreqs == 1;
@@ -790,7 +795,7 @@ static int kick_retries(sink *s)
 
     for (int k = 0; k < s->nreqs; k++) {
         sink_req *r = &s->reqs[k];
-        if (r->retry_pending && now >= r->retry_at) {
+        if (r->retry_pending && now >= r->retry_at && now >= s->hold_until) {
             r->retry_pending = false;
             if ((rc = send_request(s, k)) != SINK_OK)
                 return rc;
@@ -832,6 +837,8 @@ int sink_kick(sink *s, bool more_input)
 
     if ((rc = kick_retries(s)) != SINK_OK)
         return rc;
+    if (now_ms() < s->hold_until)
+        return SINK_OK; /* Qdrant failed transiently: its backoff (or Retry-After) holds every lane */
     if (s->single)
         return kick_single(s, more_input);
     pop_acked(s);
@@ -880,6 +887,8 @@ int64_t sink_timeout_ms(const sink *s)
     for (int k = 0; k < s->nreqs; k++)
         if (s->reqs[k].retry_pending && (retry < 0 || s->reqs[k].retry_at - now < retry))
             retry = s->reqs[k].retry_at > now ? s->reqs[k].retry_at - now : 0;
+    if (s->hold_until > now) /* nothing goes before the hold ends (every retry_at is at or before it) */
+        return s->hold_until - now;
     if (s->active >= allowed(s) || (s->single && s->active > 0))
         return retry; /* else curl's own timer, in sink_wait */
     while (i < s->tail && s->items[i].state != ITEM_UNSENT)
@@ -1033,6 +1042,8 @@ static int finish(sink *s, int k, int r, const qd_result *res)
          * touching them starts meanwhile, while other requests go on. */
         q->retry_pending = true;
         q->retry_at = now_ms() + wait;
+        if (q->retry_at > s->hold_until)
+            s->hold_until = q->retry_at;
         return SINK_OK;
     }
     report(s, "rejected", res, q->n);

@@ -726,6 +726,35 @@ static void test_pipelined_keys_table_stays_small(void **state)
     assert_int_equal(point_version(f, 20000), 1);
 }
 
+/* A 429 with Retry-After holds every lane, not only the request that got
+ * it: nothing new starts (and nothing is retried) before it passes. */
+static void test_pipelined_retry_after_holds_every_lane(void **state)
+{
+    fixture *f = *state;
+    int64_t t0;
+
+    pipelined_sink(f, 3);
+    control(f->srv, "/__test/fault", "{\"fail_next\":1,\"status\":429,\"retry_after\":1}");
+    add_version(f, 1, 1);
+    push_txn(f, 0x5000);
+    t0 = now_ms();
+    expect_in_flight(f, 1);
+    for (int i = 0; i < 100 && qd_batch_count(f->qd) > 0; i++) { /* the 429 arrives */
+        assert_int_equal(sink_wait(f->s, NULL, 0, 10), 0);
+        assert_int_equal(sink_progress(f->s), SINK_OK);
+    }
+    assert_int_equal(sink_get_stats(f->s)->retries, 1);
+    for (int i = 2; i <= 7; i++) /* two full batches of other points */
+        add_version(f, i, 1);
+    push_txn(f, 0x5001);
+    expect_in_flight(f, 0); /* held: no lane starts */
+    drain_all(f);
+    assert_true(now_ms() - t0 >= 1000);
+    assert_int_equal(ack_confirmed(f->acks), 0x5001);
+    for (int i = 1; i <= 7; i++)
+        assert_int_equal(point_version(f, i), 1);
+}
+
 /* A poison operation met while pipelining is isolated as without it. */
 static void test_pipelined_poison_dead_letter(void **state)
 {
@@ -768,6 +797,7 @@ int main(void)
         T(test_pipelined_transient_failure_retried),
         T(test_pipelined_poison_dead_letter),
         T(test_pipelined_keys_table_stays_small),
+        T(test_pipelined_retry_after_holds_every_lane),
     };
 #undef T
     return cmocka_run_group_tests(tests, group_setup, server_stop);
