@@ -74,6 +74,7 @@ typedef struct p2q_config {
         on_error_mode on_error;
         char *dead_letter_file;
         int64_t shutdown_timeout_ms;
+        int64_t backfill_chunk_rows; /* rows per watermarked chunk of an online backfill (SPEC §9) */
     } sync;
     struct {
         char *listen; /* "" disables */

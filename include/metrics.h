@@ -106,11 +106,17 @@ void metrics_set_dead_letters(p2q_metrics *m, uint64_t total);
 /* Snapshot progress (SPEC §4); state "none" until a snapshot runs. */
 void metrics_set_snapshot(p2q_metrics *m, const char *state, uint64_t rows_done, uint64_t rows_total_estimate);
 
+/* The online backfill (SPEC §9): its /status object as JSON text (copied;
+ * backfill.c renders it), and n more rows read for schema.name. */
+void metrics_set_backfill(p2q_metrics *m, const char *status_json);
+void metrics_count_backfill_rows(p2q_metrics *m, const char *schema, const char *name, uint64_t n);
+
 /* ---- reader side ---------------------------------------------------- */
 
 typedef struct metrics_table {
     char *table; /* owned: "schema.name" */
     uint64_t n[METRICS_N_OPS];
+    uint64_t backfill_rows; /* rows read by online backfills */
 } metrics_table;
 
 /* A copy of the store with the derived values computed; caller-owned,
@@ -127,6 +133,7 @@ typedef struct metrics_snap {
     int64_t inflight_bytes, inflight_txns;
     char snapshot_state[METRICS_STATE_LEN];
     uint64_t snapshot_rows_done, snapshot_rows_total_estimate;
+    char *backfill_json; /* owned: the /status "backfill" object; NULL: idle, nothing yet */
     metrics_table *tables; /* owned, in order of first sight */
     size_t n_tables;
     uint64_t changes_total;

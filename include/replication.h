@@ -109,7 +109,8 @@ int repl_create_slot_snapshot(PGconn *conn, const char *slot, bool export_snapsh
 int repl_ensure_publication(PGconn *conn, const p2q_config *cfg, bool create, bool *created, char *err,
                             size_t errlen);
 
-/* START_REPLICATION SLOT "slot" LOGICAL start (proto_version, publication_names).
+/* START_REPLICATION SLOT "slot" LOGICAL start (proto_version, publication_names,
+ * and messages 'true' on PostgreSQL 14+: logical decoding messages).
  * On failure *sqlstate (6 chars + NUL) tells why: "55006" = slot active
  * for another PID (retry), others fatal or retryable per the caller. */
 int repl_start(PGconn *conn, const char *slot, const char *publication, lsn_t start, int proto_version,

@@ -77,6 +77,10 @@ int map_row(const table_map *map, const pgo_tuple *tup, lsn_t lsn, qop_list *out
  */
 void map_select_sql(const table_map *map, buf *out);
 int map_natts(const table_map *map);
+/* The key columns: how many, and the column index (in the relation's
+ * order) of the i-th, in key order. */
+int map_nkeys(const table_map *map);
+int map_key_col(const table_map *map, int i);
 
 /* Truncate -> one QOP_DELETE_ALL. */
 void map_truncate(const table_map *map, lsn_t lsn, qop_list *out);

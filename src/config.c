@@ -315,6 +315,7 @@ static const key_spec KEYS[] = {
     {"sync", "on_error", V_ON_ERROR, FIELD(sync.on_error), 0, 0, NULL},
     {"sync", "dead_letter_file", V_PATH, FIELD(sync.dead_letter_file), 0, 0, NULL},
     {"sync", "shutdown_timeout", V_DURATION, FIELD(sync.shutdown_timeout_ms), 0, HOUR_MS, "0 and 1h"},
+    {"sync", "backfill_chunk_rows", V_COUNT, FIELD(sync.backfill_chunk_rows), 1, 1000000, "1 and 1000000"},
     {"http", "listen", V_LISTEN, FIELD(http.listen), 0, 0, NULL},
 };
 
@@ -1072,6 +1073,7 @@ void config_defaults(p2q_config *cfg)
     cfg->sync.on_error = ON_ERROR_STOP;
     cfg->sync.dead_letter_file = xstrdup("/var/lib/pg2qdrant/dead-letter.jsonl");
     cfg->sync.shutdown_timeout_ms = 20 * 1000;
+    cfg->sync.backfill_chunk_rows = 10000;
     cfg->http.listen = xstrdup("127.0.0.1:9930");
 }
 

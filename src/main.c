@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/resource.h>
 #ifdef __linux__
 #include <sys/prctl.h>
@@ -25,6 +26,7 @@
 #include "metrics.h"
 #include "slot_cmd.h"
 #include "snapshot.h"
+#include "backfill_cmd.h"
 #include "sync.h"
 
 static volatile sig_atomic_t stop_requested = 0;
@@ -47,6 +49,7 @@ static const char usage_text[] =
     "  reconcile      compare tables and collections: missing, orphaned, stale points; --fix repairs\n"
     "  check-lag      slot health for monitoring (Nagios, JSON, Prometheus); exit 0/1/2/3\n"
     "  slot           create|drop|status the replication slot\n"
+    "  backfill       ask the running sync to re-read tables online, while it streams\n"
     "\n"
     "Options (every command):\n"
     "  -c, --config FILE        config file (default: $PG2QDRANT_CONFIG, else " CONFIG_DEFAULT_PATH ")\n"
@@ -100,6 +103,14 @@ static const struct {
              "           pgoutput slot; a missing slot is an error (as pg_recvlogical --drop-slot)\n"
              "  status   plugin, active/pid, LSNs, wal_status, safe_wal_size, backlog and retained WAL\n"
              "Exit: 0 ok, 1 runtime error (missing slot, refused, PostgreSQL error), 2 usage/config error.\n"},
+    {"backfill", "Usage: pg2qdrant backfill [-c FILE] [--table T]... [--wait] [--timeout DURATION]\n"
+                 "Asks the run consuming [source] slot to re-read the configured tables (or each --table) in\n"
+                 "key-ordered chunks while it keeps streaming: writes the request into the WAL\n"
+                 "(pg_logical_emit_message) and prints its id.  A run that is down carries it out when it starts.\n"
+                 "  --wait          follow the run's /status ([http] listen) until the backfill is done\n"
+                 "  --timeout D     with --wait: give up after D (30s, 15min, 2h); the backfill goes on\n"
+                 "See docs/backfill.md.  Exit: 0 requested (with --wait: done), 1 failed or timed out,\n"
+                 "2 usage/config error (e.g. a --table not in the config, --wait without [http] listen).\n"},
 };
 
 #define CLI_MAX_TABLES 256
@@ -117,6 +128,8 @@ typedef struct cli {
     char *tables[CLI_MAX_TABLES]; /* --table, for snapshot and reconcile (argv strings) */
     int ntables;
     bool fix;                   /* reconcile --fix */
+    bool wait;                  /* backfill --wait */
+    const char *timeout;        /* backfill --timeout */
 } cli;
 
 /* A bad command line exits 2, or 3 (UNKNOWN) for check-lag, as Nagios plugins do. */
@@ -218,6 +231,12 @@ static int parse_cli(int argc, char **argv, cli *c)
             c->tables[c->ntables++] = (char *)v;
         } else if (strcmp(a, "--fix") == 0) {
             c->fix = true;
+        } else if (strcmp(a, "--wait") == 0) {
+            c->wait = true;
+        } else if (is_opt(a, "--timeout")) {
+            if (!(v = opt_value(argc, argv, &i, "--timeout")) || !*v)
+                return usage_error("option %s needs a value", "--timeout");
+            c->timeout = v;
         } else if ((dst = lag_opt_target(c, a, &name, &lag_only)) != NULL) {
             if (!(v = opt_value(argc, argv, &i, name)) || !*v)
                 return usage_error("option %s needs a value", name);
@@ -308,9 +327,9 @@ cleanup:
     return rc;
 }
 
-/* snapshot and reconcile: SIGTERM/SIGINT stop them between pages.
+/* snapshot, reconcile and backfill: SIGTERM/SIGINT stop them between pages.
  * *drift: reconcile found drift it did not fix. */
-static p2q_status cmd_snapshot_reconcile(const cli *c, const p2q_config *cfg, bool *drift)
+static p2q_status cmd_snapshot_reconcile(const cli *c, const p2q_config *cfg, int64_t timeout_ms, bool *drift)
 {
     struct sigaction sa;
 
@@ -322,6 +341,10 @@ static p2q_status cmd_snapshot_reconcile(const cli *c, const p2q_config *cfg, bo
     signal(SIGPIPE, SIG_IGN);
     if (strcmp(c->command, "snapshot") == 0)
         return snap_command(cfg, c->tables, c->ntables, &stop_requested);
+    if (strcmp(c->command, "backfill") == 0) {
+        srandom((unsigned)getpid() ^ (unsigned)now_ms());
+        return bf_command(cfg, c->tables, c->ntables, c->wait, timeout_ms, &stop_requested);
+    }
     {
         recon_options opt = {.tables = c->tables,
                              .ntables = c->ntables,
@@ -362,6 +385,7 @@ int main(int argc, char **argv)
     cli c = {.level = LOG_INFO};
     p2q_config cfg;
     int rc, known = -1;
+    int64_t timeout_ms = 0;
     char core_err[128];
 
     if (forbid_core_dumps(core_err, sizeof core_err) != 0) {
@@ -397,8 +421,15 @@ int main(int argc, char **argv)
         return usage_error("option %s is only for check-lag", c.lag_opt);
     if (c.lag.output && strcmp(c.command, "check-lag") != 0 && strcmp(c.command, "reconcile") != 0)
         return usage_error("option %s is only for check-lag and reconcile", "--output");
-    if (c.ntables > 0 && strcmp(c.command, "snapshot") != 0 && strcmp(c.command, "reconcile") != 0)
-        return usage_error("option %s is only for snapshot and reconcile", "--table");
+    if (c.ntables > 0 && strcmp(c.command, "snapshot") != 0 && strcmp(c.command, "reconcile") != 0 &&
+        strcmp(c.command, "backfill") != 0)
+        return usage_error("option %s is only for snapshot, reconcile and backfill", "--table");
+    if ((c.wait || c.timeout) && strcmp(c.command, "backfill") != 0)
+        return usage_error("option %s is only for backfill", c.wait ? "--wait" : "--timeout");
+    if (c.timeout && !c.wait)
+        return usage_error("option %s needs --wait", "--timeout");
+    if (c.timeout && config_parse_duration(c.timeout, &timeout_ms) != 0)
+        return usage_error("--timeout takes a duration such as 30s, 15min or 2h (got '%s')", c.timeout);
     if (c.fix && strcmp(c.command, "reconcile") != 0)
         return usage_error("option %s is only for reconcile", "--fix");
     if (strcmp(c.command, "reconcile") == 0 && c.lag.output && strcmp(c.lag.output, "text") != 0 &&
@@ -415,7 +446,8 @@ int main(int argc, char **argv)
         return slotcmd_main(&sa);
     }
     if (strcmp(c.command, "run") != 0 && strcmp(c.command, "check-config") != 0 &&
-        strcmp(c.command, "snapshot") != 0 && strcmp(c.command, "reconcile") != 0) {
+        strcmp(c.command, "snapshot") != 0 && strcmp(c.command, "reconcile") != 0 &&
+        strcmp(c.command, "backfill") != 0) {
         fprintf(stderr, "pg2qdrant: '%s' is not implemented in this version\n", c.command);
         return strcmp(c.command, "check-lag") == 0 ? 3 : EXIT_CONFIG;
     }
@@ -427,8 +459,9 @@ int main(int argc, char **argv)
     {
         bool drift = false;
         p2q_status st;
-        if (strcmp(c.command, "snapshot") == 0 || strcmp(c.command, "reconcile") == 0)
-            st = cmd_snapshot_reconcile(&c, &cfg, &drift);
+        if (strcmp(c.command, "snapshot") == 0 || strcmp(c.command, "reconcile") == 0 ||
+            strcmp(c.command, "backfill") == 0)
+            st = cmd_snapshot_reconcile(&c, &cfg, timeout_ms, &drift);
         else
             st = strcmp(c.command, "run") == 0 ? cmd_run(&cfg) : check_config_command(&cfg);
         rc = exit_code(c.command, st, drift);

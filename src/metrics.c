@@ -243,6 +243,19 @@ void metrics_set_dead_letters(p2q_metrics *m, uint64_t total)
     LOCKED(m, m->v.dead_letters = total);
 }
 
+void metrics_set_backfill(p2q_metrics *m, const char *status_json)
+{
+    LOCKED(m, {
+        free(m->v.backfill_json);
+        m->v.backfill_json = status_json ? xstrdup(status_json) : NULL;
+    });
+}
+
+void metrics_count_backfill_rows(p2q_metrics *m, const char *schema, const char *name, uint64_t n)
+{
+    LOCKED(m, table_entry(m, schema ? schema : "", name ? name : "")->backfill_rows += n);
+}
+
 void metrics_set_snapshot(p2q_metrics *m, const char *state, uint64_t rows_done, uint64_t rows_total_estimate)
 {
     LOCKED(m, {
@@ -261,6 +274,7 @@ void metrics_snapshot_at(p2q_metrics *m, int64_t mono_ms, int64_t pg_us, metrics
     pthread_mutex_lock(&m->mu);
     *out = m->v;
     out->slot = xstrdup(m->v.slot);
+    out->backfill_json = m->v.backfill_json ? xstrdup(m->v.backfill_json) : NULL;
     out->tables = m->v.n_tables ? xmalloc(m->v.n_tables * sizeof *out->tables) : NULL;
     for (size_t i = 0; i < m->v.n_tables; i++) {
         out->tables[i] = m->v.tables[i];
@@ -288,6 +302,8 @@ void metrics_snap_free(metrics_snap *s)
         free(s->tables[i].table);
     free(s->tables);
     free(s->slot);
+    free(s->backfill_json);
+    s->backfill_json = NULL;
     s->tables = NULL;
     s->n_tables = 0;
     s->slot = NULL;
@@ -347,6 +363,13 @@ void metrics_render_status(const metrics_snap *s, buf *out)
     json_u64(out, "rows_done", s->snapshot_rows_done, true);
     json_u64(out, "rows_total_estimate", s->snapshot_rows_total_estimate, false);
     buf_puts(out, "},");
+
+    json_key(out, "backfill");
+    buf_puts(out, s->backfill_json ? s->backfill_json
+                                   : "{\"state\":\"idle\",\"id\":null,\"table\":null,\"rows_done\":0,"
+                                     "\"rows_total_estimate\":0,\"chunks_done\":0,\"last_error\":null,"
+                                     "\"queued\":[],\"finished\":[]}");
+    buf_putc(out, ',');
 
     json_key(out, "changes");
     buf_putc(out, '{');
@@ -439,6 +462,14 @@ void metrics_render_prometheus(const metrics_snap *s, buf *out)
             prom_label(out, s->tables[i].table);
             buf_printf(out, ",op=\"%s\"} %llu\n", op_names[op], (unsigned long long)s->tables[i].n[op]);
         }
+    }
+
+    prom_head(out, "pg2qdrant_backfill_rows_total", "counter",
+              "Rows read by online backfills (SPEC 9), by table.");
+    for (size_t i = 0; i < s->n_tables; i++) {
+        buf_puts(out, "pg2qdrant_backfill_rows_total{table=");
+        prom_label(out, s->tables[i].table);
+        buf_printf(out, "} %llu\n", (unsigned long long)s->tables[i].backfill_rows);
     }
 
     prom_head(out, "pg2qdrant_batches_total", "counter",

@@ -550,7 +550,12 @@ int repl_start(PGconn *conn, const char *slot, const char *publication, lsn_t st
             buf_putc(&sql, *p);
         buf_putc(&sql, *p);
     }
-    buf_puts(&sql, "')");
+    buf_puts(&sql, "'");
+    /* Logical decoding messages (pg_logical_emit_message): the online
+     * backfill's requests and watermarks (docs/backfill.md).  PostgreSQL 14+. */
+    if (PQserverVersion(conn) >= 140000)
+        buf_puts(&sql, ", messages 'true'");
+    buf_puts(&sql, ")");
     res = PQexec(conn, sql.data);
     if (PQresultStatus(res) != PGRES_COPY_BOTH) {
         state = PQresultErrorField(res, PG_DIAG_SQLSTATE);

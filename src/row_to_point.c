@@ -748,6 +748,16 @@ int map_natts(const table_map *map)
     return map->natts;
 }
 
+int map_nkeys(const table_map *map)
+{
+    return map->nkeys;
+}
+
+int map_key_col(const table_map *map, int i)
+{
+    return map->key_cols[i];
+}
+
 void map_truncate(const table_map *map, lsn_t lsn, qop_list *out)
 {
     qop *q = qop_list_push(out);

@@ -6,14 +6,18 @@
  *        │ 'r' status (flush = ack_confirmed)                ├─ Relation/Type -> relcache + map_compile
  *        │                                                   ├─ Insert/Update/Delete/Truncate -> map_* -> sink_push
  *        │                                                   │      (pushed as decoded, tagged with the txn's ticket)
+ *        │                                                   ├─ Message 'pg2qdrant' -> backfill.c (requests, watermarks;
+ *        │                                                   │      a chunk's rows pushed in its high watermark's txn)
  *        │                                                   └─ Commit -> ack_commit(ticket, end_lsn)
  *        │
  *   ack_tracker <── ack_done_ops ── sink: batches of consecutive operations on one collection,
  *                                   sent as they fill (or at flush_interval / when input pauses),
  *                                   streamed request bodies, one request in flight (sink.h)
  *
- * One poll (sink_wait) serves the PostgreSQL socket and curl's; reading
- * pauses while the sink is full (sink_full).  The position confirmed is the
+ * One poll (sink_wait) serves the PostgreSQL socket, curl's and the online
+ * backfill's connection (backfill.h); reading pauses while the sink is full
+ * (sink_full).  The backfill holds its newest watermark's transaction in the
+ * ack tracker (one pseudo-operation), so a restart resumes from it.  The position confirmed is the
  * end_lsn of the newest transaction whose operations Qdrant acknowledged,
  * with everything before it (ack_tracker.h).
  */
@@ -26,6 +30,7 @@
 #include <string.h>
 
 #include "ack_tracker.h"
+#include "backfill.h"
 #include "collection.h"
 #include "log.h"
 #include "metrics.h"
@@ -61,6 +66,7 @@ typedef struct sync_state {
     qd_client *qd;
     sink *sink;
     p2q_metrics *metrics; /* borrowed; NULL: no endpoint server */
+    backfill *bf;      /* the online backfill (SPEC §9, backfill.h) */
     pgo_msg *msg;      /* decode target, reused (large) */
     pgo_options opts;
     qop_list txn_ops;  /* operations of the open transaction */
@@ -350,6 +356,7 @@ static p2q_status on_relation(sync_state *st, const pgo_msg *m)
     if (old && old->map)
         warn_schema_change(old, m);
     rel = relcache_put(st->rels, m, &replaced);
+    bf_on_relation(st->bf, rel);
     if (map_compile(st->cfg, rel, st->rels, &map, err, sizeof err) != 0) {
         log_error("cannot sync table", "error", err, NULL);
         return P2Q_ERR_FATAL;
@@ -396,6 +403,7 @@ static p2q_status on_change(sync_state *st, const pgo_msg *m, lsn_t lsn)
                   lsn_fmt(lsn, l), NULL);
         return P2Q_ERR_FATAL;
     }
+    bf_observe(st->bf, &st->txn_ops, 0);
     if (push_ops(st) != 0)
         return P2Q_ERR_FATAL;
     metrics_count_change(st->metrics, rel->nspname, rel->relname,
@@ -416,6 +424,7 @@ static p2q_status on_truncate(sync_state *st, const pgo_msg *m, lsn_t lsn)
             continue;
         }
         map_truncate(rel->map, lsn, &st->txn_ops);
+        bf_observe(st->bf, &st->txn_ops, 0);
         if (push_ops(st) != 0)
             return P2Q_ERR_FATAL;
         metrics_count_change(st->metrics, rel->nspname, rel->relname, METRICS_TRUNCATE, 1);
@@ -482,8 +491,17 @@ static p2q_status on_message(sync_state *st, const char *data, size_t len, lsn_t
         return on_change(st, m, lsn);
     case PGO_TRUNCATE:
         return on_truncate(st, m, lsn);
-    case PGO_ORIGIN:
     case PGO_MESSAGE:
+        /* backfill requests and watermarks (docs/backfill.md); a chunk's
+         * rows come back to be pushed in the watermark's transaction */
+        if (bf_on_message(st->bf, m, lsn, st->in_txn, st->txn, &st->txn_ops) != P2Q_OK)
+            return P2Q_ERR_FATAL;
+        if (st->txn_ops.n && !st->in_txn) {
+            log_error("internal error: backfill rows outside a transaction", NULL);
+            return P2Q_ERR_FATAL;
+        }
+        return push_ops(st);
+    case PGO_ORIGIN:
         return P2Q_OK;
     default:
         log_error("protocol error: unexpected message for proto_version 1 without streaming or two-phase", "type",
@@ -630,21 +648,30 @@ static p2q_status stream(sync_state *st)
         if ((rc = sink_kick(st->sink, r != 0 || paused || catching_up(st))) != 0)
             return rc;
         metrics_heartbeat(st->metrics); /* /livez: the loop turned */
+        /* the online backfill: the next chunk when due (not while the sink is full) */
+        if ((rc = bf_step(st->bf, sink_full(st->sink))) != 0)
+            return rc;
         {
             int wait = sync_poll_timeout_ms(st->last_status_ms + st->cfg->source.status_interval_ms - now_ms(),
                                             ack_confirmed(st->acks) != st->sent_flush, sink_timeout_ms(st->sink),
                                             n == READ_BURST);
-            struct pollfd pfd = {.fd = PQsocket(st->conn), .events = paused ? 0 : POLLIN};
+            int bf_wait = bf_timeout_ms(st->bf);
+            struct pollfd pfd[2] = {{.fd = PQsocket(st->conn), .events = paused ? 0 : POLLIN}};
+            int nfd = bf_pollfd(st->bf, &pfd[1]) ? 2 : 1;
 
-            if (pfd.fd < 0) {
+            if (bf_wait >= 0 && (wait < 0 || bf_wait < wait))
+                wait = bf_wait;
+            if (pfd[0].fd < 0) {
                 log_error("invalid socket for the replication connection", NULL);
                 return P2Q_RETRY;
             }
-            if (sink_wait(st->sink, &pfd, 1, wait) != 0)
+            if (sink_wait(st->sink, pfd, nfd, wait) != 0)
                 return P2Q_RETRY;
             if ((rc = sink_progress(st->sink)) != 0)
                 return rc;
-            if ((pfd.revents & (POLLIN | POLLHUP | POLLERR)) && PQconsumeInput(st->conn) == 0) {
+            if (nfd == 2 && (rc = bf_progress(st->bf, pfd[1].revents)) != 0)
+                return rc;
+            if ((pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) && PQconsumeInput(st->conn) == 0) {
                 log_error("replication connection lost", "error", PQerrorMessage(st->conn), NULL);
                 return P2Q_RETRY;
             }
@@ -711,6 +738,39 @@ static p2q_status run_snapshot(sync_state *st, const char *snapshot_name, bool c
     return rc == P2Q_STOPPED ? P2Q_RETRY : rc;
 }
 
+/*
+ * snapshot = always with a slot that exists: instead of one long
+ * REPEATABLE READ transaction before streaming, an online backfill of
+ * every configured table is requested (written into the WAL before
+ * START_REPLICATION, so this session's stream carries it out, in chunks,
+ * while it streams: docs/backfill.md).  Once per process, as the snapshot
+ * was.
+ */
+static p2q_status request_backfill_at_start(sync_state *st)
+{
+    PGconn *conn = NULL;
+    char err[512], id[64];
+    p2q_status rc;
+
+    if (PQserverVersion(st->conn) < 140000) /* no logical decoding messages: the snapshot of old */
+        return run_snapshot(st, NULL, false);
+    if ((rc = repl_connect(st->cfg->source.dsn, false, st->stop, &conn, err, sizeof err)) != P2Q_OK) {
+        log_error("cannot connect to PostgreSQL to request the backfill at start", "error", err, NULL);
+        return rc == P2Q_ERR_CONFIG ? P2Q_ERR_CONFIG : P2Q_RETRY;
+    }
+    if (bf_request(st->cfg, conn, NULL, 0, id, sizeof id, err, sizeof err) != 0) {
+        log_error("cannot write the backfill request of snapshot = always into the WAL", "error", err, NULL);
+        rc = PQstatus(conn) == CONNECTION_OK ? P2Q_ERR_FATAL : P2Q_RETRY;
+    } else {
+        log_info("snapshot at start (snapshot = always): online backfill of every table requested; it runs while "
+                 "streaming", "id", id, "lsn", err, NULL);
+        st->snapshotted = true;
+        rc = P2Q_OK;
+    }
+    PQfinish(conn);
+    return rc;
+}
+
 /* Slot checks and creation (SPEC §5). */
 static p2q_status prepare_slot(sync_state *st)
 {
@@ -740,7 +800,7 @@ static p2q_status prepare_slot(sync_state *st)
         log_info("using replication slot", "slot", cfg->source.slot, "confirmed_flush_lsn",
                  lsn_fmt(slot.confirmed_flush, l), NULL);
         if (cfg->sync.snapshot == SNAPSHOT_ALWAYS && !st->snapshotted)
-            return run_snapshot(st, NULL, false);
+            return request_backfill_at_start(st);
         return P2Q_OK;
     }
     if (!cfg->source.create_slot) {
@@ -761,7 +821,7 @@ static p2q_status prepare_slot(sync_state *st)
         if (want && !existed)
             return run_snapshot(st, snapname, true);
         if (want && cfg->sync.snapshot == SNAPSHOT_ALWAYS)
-            return run_snapshot(st, NULL, false); /* created meanwhile by another process */
+            return request_backfill_at_start(st); /* created meanwhile by another process */
     }
     return P2Q_OK;
 }
@@ -832,6 +892,7 @@ static void end_session(sync_state *st)
     sink_reset(st->sink);
     /* The server resends everything after the confirmed position. */
     ack_reset_inflight(st->acks);
+    bf_session_start(st->bf); /* its holds went with the tracker's entries; the stream brings them again */
     st->opts.in_stream = false;
     metrics_set_pg_connected(st->metrics, false);
     metrics_set_inflight(st->metrics, 0, 0);
@@ -850,6 +911,7 @@ p2q_status sync_run(const p2q_config *cfg, volatile sig_atomic_t *stop, p2q_metr
     st.rels = relcache_new(map_free);
     st.acks = ack_new();
     st.msg = xmalloc(sizeof(pgo_msg));
+
     st.opts.proto_version = PROTO_VERSION;
     st.qd = qd_client_new(cfg->qdrant.url, cfg->qdrant.api_key, cfg->qdrant.timeout_ms);
     if (!st.qd) {
@@ -869,6 +931,10 @@ p2q_status sync_run(const p2q_config *cfg, volatile sig_atomic_t *stop, p2q_metr
             env.create_collection_arg = &st;
         }
         st.sink = sink_new(&env);
+    }
+    {
+        bf_env be = {.cfg = cfg, .acks = st.acks, .metrics = metrics, .stop = stop, .sink = st.sink};
+        st.bf = bf_new(&be);
     }
     srandom((unsigned)now_ms());
 
@@ -909,6 +975,7 @@ p2q_status sync_run(const p2q_config *cfg, volatile sig_atomic_t *stop, p2q_metr
 cleanup:
     if (st.sql)
         PQfinish(st.sql);
+    bf_free(st.bf);
     sink_free(st.sink);
     qd_client_free(st.qd);
     relcache_free(st.rels);

@@ -97,6 +97,13 @@ int main(int argc, char **argv)
     rc |= emit("truncate", &m);
     enc_message(&m, ENC_NO_XID, 1, 0x16B3748, "p2q", "hello", 5);
     rc |= emit("message", &m);
+    {
+        static const char wm[] = "{\"type\":\"wm\",\"phase\":\"high\",\"slot\":\"pg2qdrant\",\"id\":\"r1\","
+                                 "\"run\":\"7f3a\",\"chunk\":3,\"table\":\"public.t\",\"tables\":[],"
+                                 "\"from\":[\"eu\",\"41\"],\"to\":[\"eu\",\"99\"],\"rows\":10000}";
+        enc_message(&m, ENC_NO_XID, 1, 0x16B3748, "pg2qdrant", wm, sizeof wm - 1);
+        rc |= emit("message_watermark", &m);
+    }
     enc_stream_start(&m, 732, true);
     rc |= emit("stream_start", &m);
     enc_insert(&m, 732, 16384, key, 3);

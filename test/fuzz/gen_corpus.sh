@@ -5,7 +5,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-${CC:-cc} -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror -I"$root/include" -I"$root/test/unit" \
+${CC:-cc} -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra -Werror -I"$root/include" -I"$root/test/unit" \
     "$root/test/fuzz/gen_corpus.c" "$root/test/unit/pgo_encode.c" "$root/src/util.c" -o "$tmp/gen_corpus"
 rm -rf "$root/test/fuzz/corpus"
 mkdir -p "$root/test/fuzz/corpus"

@@ -555,10 +555,10 @@ def scenario_unconfigured_table_skipped(ctx):
 METRIC_FAMILIES = ["pg2qdrant_changes_total", "pg2qdrant_batches_total", "pg2qdrant_batch_duration_seconds",
                    "pg2qdrant_confirmed_lsn", "pg2qdrant_lag_bytes", "pg2qdrant_replication_lag_seconds",
                    "pg2qdrant_inflight_bytes", "pg2qdrant_qdrant_retries_total", "pg2qdrant_dead_letters_total",
-                   "pg2qdrant_up"]
+                   "pg2qdrant_up", "pg2qdrant_backfill_rows_total"]
 STATUS_KEYS = ["slot", "state", "received_lsn", "confirmed_lsn", "server_wal_end", "lag_bytes", "lag_seconds",
                "inflight_bytes", "inflight_txns", "snapshot", "changes", "batches", "retries", "dead_letters",
-               "last_error", "uptime_seconds"]
+               "last_error", "uptime_seconds", "backfill"]
 
 
 def lsn_number(text):

@@ -69,6 +69,12 @@ check("check-lag bad --warn", ["check-lag", "--warn", "lots"], 3, ["--warn takes
 check("check-lag unreachable", ["check-lag", "--dsn", "host=127.0.0.1 port=1 connect_timeout=5"], 3,
       stdout_want=["PG2QDRANT SLOT UNKNOWN - "])
 check("--warn outside check-lag", ["run", "--warn", "1GB"], 2, ["only for check-lag"])
+check("backfill --help", ["backfill", "--help"], 0, stdout_want=["Usage: pg2qdrant backfill", "--wait"])
+check("--wait outside backfill", ["snapshot", "--wait"], 2, ["only for backfill"])
+check("backfill --timeout without --wait", ["backfill", "--timeout", "5s"], 2, ["--timeout needs --wait"])
+check("backfill bad --timeout", ["backfill", "--wait", "--timeout", "soon"], 2, ["--timeout takes a duration"])
+p = ini(good)
+check("backfill --table not configured", ["backfill", "-c", p, "--table", "public.nope"], 2, ["public.nope"])
 check("slot without action", ["slot"], 2, ["create, drop or status"])
 check("slot unknown action", ["slot", "rename"], 2, ["unknown action 'rename'"])
 check("slot extra argument", ["slot", "status", "extra"], 2, ["unexpected argument 'extra'"])

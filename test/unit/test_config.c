@@ -161,6 +161,7 @@ static const char SPEC_EXAMPLE[] =
     "on_error = stop\n"
     "dead_letter_file = /var/lib/pg2qdrant/dead-letter.jsonl\n"
     "shutdown_timeout = 20s\n"
+    "backfill_chunk_rows = 10000                           ; rows per watermarked chunk (§9)\n"
     "\n"
     "[http]\n"
     "listen = 127.0.0.1:9930\n"
@@ -200,6 +201,7 @@ static void test_spec_example(void **state)
     assert_int_equal(l.cfg.sync.on_error, ON_ERROR_STOP);
     assert_string_equal(l.cfg.sync.dead_letter_file, "/var/lib/pg2qdrant/dead-letter.jsonl");
     assert_int_equal(l.cfg.sync.shutdown_timeout_ms, 20000);
+    assert_int_equal(l.cfg.sync.backfill_chunk_rows, 10000);
     assert_string_equal(l.cfg.http.listen, "127.0.0.1:9930");
 
     assert_int_equal(l.cfg.n_tables, 1);
@@ -215,7 +217,7 @@ static void test_spec_example(void **state)
     assert_true(t->payload_all);
     assert_int_equal(t->n_payload_columns, 0);
     assert_string_equal(t->file, l.path);
-    assert_int_equal(t->line, 28);
+    assert_int_equal(t->line, 29);
     assert_null(config_find_table(&l.cfg, "public", "orders"));
     assert_null(config_find_table(&l.cfg, "shop", "products"));
     unload(&l);
@@ -435,6 +437,7 @@ static void test_bad_values(void **state)
         {"[sync]\ndead_letter_file =", "2: bad value '' for [sync] dead_letter_file: expected a file name"},
         {"[source]\ndsn_file =", "2: bad value '' for [source] dsn_file: expected a file name"},
         {"[sync]\nshutdown_timeout = 5h", "2: bad value '5h' for [sync] shutdown_timeout: must be between 0 and 1h"},
+        {"[sync]\nbackfill_chunk_rows = 0", "2: bad value '0' for [sync] backfill_chunk_rows: must be between 1 and 1000000"},
         {"[http]\nlisten = 9930", "2: bad value '9930' for [http] listen: expected HOST:PORT (127.0.0.1:9930, "
                                   "[::1]:9930) or empty to disable"},
         {"[http]\nlisten = host:70000", "2: bad value 'host:70000' for [http] listen: expected HOST:PORT "

@@ -50,12 +50,37 @@ static char *prometheus(p2q_metrics *m)
     return buf_steal(&b);
 }
 
+/* SPEC §9: the backfill object, idle until backfill.c publishes one; rows per table in /metrics. */
+static void test_backfill_status(void **state)
+{
+    p2q_metrics *m = metrics_new("s");
+    json_t *doc = status_json(m, now_ms(), 0), *bf = json_object_get(doc, "backfill");
+    char *text;
+
+    assert_string_equal(json_string_value(json_object_get(bf, "state")), "idle");
+    assert_int_equal(json_integer_value(json_object_get(bf, "rows_done")), 0);
+    assert_true(json_is_array(json_object_get(bf, "finished")));
+    json_decref(doc);
+    metrics_set_backfill(m, "{\"state\":\"running\",\"id\":\"r1\",\"table\":\"public.t\",\"rows_done\":30}");
+    metrics_count_backfill_rows(m, "public", "t", 30);
+    metrics_count_backfill_rows(m, "public", "t", 12);
+    doc = status_json(m, now_ms(), 0);
+    bf = json_object_get(doc, "backfill");
+    assert_string_equal(json_string_value(json_object_get(bf, "state")), "running");
+    assert_int_equal(json_integer_value(json_object_get(bf, "rows_done")), 30);
+    json_decref(doc);
+    text = prometheus(m);
+    assert_non_null(strstr(text, "pg2qdrant_backfill_rows_total{table=\"public.t\"} 42\n"));
+    free(text);
+    metrics_free(m);
+}
+
 static void test_status_keys_of_spec(void **state)
 {
     static const char *keys[] = {"slot",           "state",          "received_lsn", "confirmed_lsn", "server_wal_end",
                                  "lag_bytes",      "lag_seconds",    "inflight_bytes", "inflight_txns", "snapshot",
                                  "changes",        "batches",        "retries",      "dead_letters",  "last_error",
-                                 "uptime_seconds"};
+                                 "uptime_seconds", "backfill"};
     p2q_metrics *m = metrics_new("my_slot");
     json_t *doc = status_json(m, now_ms(), 0), *snap;
     const char *k;
@@ -237,6 +262,7 @@ static void test_prometheus_names_and_types(void **state)
         {"pg2qdrant_qdrant_retries_total", "counter"},
         {"pg2qdrant_dead_letters_total", "counter"},
         {"pg2qdrant_up", "gauge"},
+        {"pg2qdrant_backfill_rows_total", "counter"},
     };
     p2q_metrics *m = metrics_new("s");
     char *text, *line, *save = NULL;
@@ -258,6 +284,7 @@ static void test_prometheus_names_and_types(void **state)
     assert_non_null(strstr(text, "pg2qdrant_batches_total{result=\"rejected\"} 0\n"));
     assert_non_null(strstr(text, "\npg2qdrant_confirmed_lsn 4294967301\n"));
     assert_non_null(strstr(text, "\npg2qdrant_up 0\n")); /* not connected */
+    assert_non_null(strstr(text, "pg2qdrant_backfill_rows_total{table=\"public.t\"} 0\n"));
     /* Every sample line belongs to a family announced by TYPE; no other names. */
     for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         bool ok = false;
@@ -271,7 +298,7 @@ static void test_prometheus_names_and_types(void **state)
             fail_msg("sample of an unknown family: %s", line);
         assert_non_null(strchr(line, ' '));
     }
-    assert_int_equal(n_types, 10);
+    assert_int_equal(n_types, 11);
     free(text);
     metrics_free(m);
 }
@@ -520,6 +547,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_status_keys_of_spec),
         cmocka_unit_test(test_status_values),
+        cmocka_unit_test(test_backfill_status),
         cmocka_unit_test(test_lsn_high_bits_and_lag_bytes_floor),
         cmocka_unit_test(test_lag_seconds_oldest_pending),
         cmocka_unit_test(test_state_swap),

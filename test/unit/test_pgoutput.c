@@ -433,6 +433,32 @@ static void test_message(void **state)
     assert_string_equal(g_msg.u.message.prefix, "p2q");
     assert_int_equal(g_msg.u.message.len, 3);
     assert_memory_equal(g_msg.u.message.content, "a\0b", 3);
+
+    /* a backfill request as pg2qdrant backfill writes it (docs/backfill.md) */
+    {
+        static const char req[] = "{\"type\":\"backfill\",\"slot\":\"s\",\"tables\":[\"public.t\"],\"id\":\"r1\"}";
+        buf_reset(&b);
+        enc_message(&b, ENC_NO_XID, 1, LSN1, "pg2qdrant", req, strlen(req));
+        assert_decodes(&b, &V1);
+        assert_string_equal(g_msg.u.message.prefix, "pg2qdrant");
+        assert_int_equal(g_msg.u.message.len, strlen(req));
+        assert_memory_equal(g_msg.u.message.content, req, strlen(req));
+    }
+    /* a negative content length is refused, not read */
+    buf_reset(&b);
+    enc_u8(&b, 'M');
+    enc_u8(&b, 0);
+    enc_i64(&b, (int64_t)LSN1);
+    buf_append(&b, "pg2qdrant", 10);
+    enc_i32(&b, -1);
+    assert_fails(&b, &V1, "negative content length -1 in Message message at offset 20");
+    /* a prefix without its NUL */
+    buf_reset(&b);
+    enc_u8(&b, 'M');
+    enc_u8(&b, 1);
+    enc_i64(&b, (int64_t)LSN1);
+    buf_append(&b, "pg2qdrant", 9);
+    assert_fails(&b, &V1, "unterminated string in Message message at offset 10");
     buf_free(&b);
 }
 

@@ -1,0 +1,115 @@
+/*
+ * backfill.h — the online backfill inside `run` (SPEC §9, docs/backfill.md).
+ *
+ * Requests arrive as logical decoding messages in the stream (prefix
+ * "pg2qdrant", backfill_wm.h).  The engine reads each requested table in
+ * key order, one chunk of [sync] backfill_chunk_rows rows per short query
+ * on its own plain connection (asynchronously: the loop polls its socket
+ * beside the replication connection's), with a low and a high watermark
+ * message written into the WAL around each read.  The stream's changes of
+ * the table between the two watermarks are remembered (bf_observe); when
+ * the high watermark comes back in the stream, the chunk's rows whose
+ * point changed meanwhile are dropped and the rest are handed to the
+ * caller to push into the sink inside the watermark's transaction, so the
+ * ack tracker confirms the high watermark only after Qdrant acknowledged
+ * the chunk.
+ *
+ * Resume: the newest watermark (or the request, before its first
+ * watermark) holds its transaction in the ack tracker (one pseudo-operation)
+ * until the next watermark of the backfill arrives, so the slot's confirmed
+ * position never passes it: after a restart the stream brings it back and
+ * the backfill goes on from the chunk it names.  Needs no privilege beyond
+ * calling pg_logical_emit_message (docs/backfill.md).
+ *
+ * The engine logs what it finds (requests, progress, a table that fails)
+ * and tells /status and /metrics.  A table that fails (missing, no unique
+ * key to chunk by, dropped or altered meanwhile) ends that table's
+ * backfill only: the sync goes on.
+ */
+#ifndef P2Q_BACKFILL_H
+#define P2Q_BACKFILL_H
+
+#include <libpq-fe.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+
+#include "ack_tracker.h"
+#include "config.h"
+#include "pgoutput.h"
+#include "qop.h"
+#include "relcache.h"
+#include "status.h"
+
+struct p2q_metrics;
+struct sink;
+typedef struct backfill backfill;
+
+typedef struct bf_env {
+    const p2q_config *cfg;         /* borrowed */
+    ack_tracker *acks;             /* borrowed: holds on watermark transactions */
+    struct p2q_metrics *metrics;   /* borrowed; NULL: none */
+    const struct sink *sink;       /* borrowed: how much is queued (how far the backfill may run ahead) */
+    volatile sig_atomic_t *stop;   /* borrowed */
+} bf_env;
+
+/* env is copied.  Never NULL. */
+backfill *bf_new(const bf_env *env);
+void bf_free(backfill *b);
+
+/*
+ * A new replication session streams from the slot's confirmed position:
+ * everything not confirmed (requests, watermarks) comes again, so the
+ * engine forgets its requests and chunk in flight and takes a new session
+ * token.  The history shown in /status stays.
+ */
+void bf_session_start(backfill *b);
+
+/*
+ * A Message of the stream at lsn.  in_txn/txn: the open transaction (a
+ * transactional message arrives inside one).  The operations of a chunk
+ * whose high watermark this is are appended to out, to be pushed by the
+ * caller in txn.  Returns P2Q_OK or P2Q_ERR_FATAL (the ack tracker refused
+ * a ticket; logged).
+ */
+p2q_status bf_on_message(backfill *b, const pgo_msg *m, lsn_t lsn, bool in_txn, ack_txn txn, qop_list *out);
+
+/* Operations the stream produced (ops->items[from..n)), before they go to
+ * the sink: remembered when a chunk's window is open on their table. */
+void bf_observe(backfill *b, const qop_list *ops, size_t from);
+
+/* A Relation message: a table being backfilled whose columns changed
+ * fails (the chunk's rows could not be mapped as the stream's). */
+void bf_on_relation(backfill *b, const rel_entry *rel);
+
+/*
+ * The loop's turn: starts the next chunk when one is due (a table to read,
+ * the previous chunk pushed, sink_full false and fewer than
+ * backfill_chunk_rows operations queued in the sink).  Returns P2Q_OK (failures
+ * of the backfill are the backfill's, logged; the sync goes on).
+ */
+p2q_status bf_step(backfill *b, bool sink_full);
+
+/* The descriptor to poll while a query of the backfill is in flight:
+ * true and *pfd filled, or false. */
+bool bf_pollfd(const backfill *b, struct pollfd *pfd);
+/* After the poll: reads what the backfill's connection has. */
+p2q_status bf_progress(backfill *b, short revents);
+/* Milliseconds until bf_step has something to do by time (a connection
+ * retry); -1 when nothing. */
+int bf_timeout_ms(const backfill *b);
+
+/*
+ * Writes a backfill request for cfg's slot into the WAL on conn (a plain
+ * connection of repl_connect): pg_logical_emit_message(true, 'pg2qdrant',
+ * {"type":"backfill","slot":...,"tables":[tables],"id":...}); tables
+ * empty: every configured table.  The new id is written to id (idlen >=
+ * 48).  Returns 0, or -1 with a one-line message in err (nothing logged).
+ */
+int bf_request(const p2q_config *cfg, PGconn *conn, const char *const *tables, int ntables, char *id, size_t idlen,
+               char *err, size_t errlen);
+
+/* Whether a backfill is running or queued (for tests and logs). */
+bool bf_active(const backfill *b);
+
+#endif

@@ -1,0 +1,94 @@
+/*
+ * backfill_wm.h — the pure half of the online backfill (SPEC §9,
+ * docs/backfill.md): the logical decoding messages it writes and reads
+ * (prefix "pg2qdrant", JSON content), and the watermark window that drops
+ * the chunk rows the stream changed between a chunk's low and high
+ * watermark.  No I/O, no logging.
+ *
+ * Messages (every one names the slot whose `run` carries it out):
+ *   request    {"type":"backfill","slot":S,"id":ID,"tables":["public.t",...]}
+ *              (tables empty or missing: every configured table)
+ *   watermark  {"type":"wm","phase":"low"|"high","slot":S,"id":ID,"run":R,
+ *               "chunk":N,"table":"public.t","tables":[tables after it],
+ *               "from":[key texts]|null, "to":[key texts]|null, "rows":n}
+ *              run: a token of the `run` session that wrote it; from: the
+ *              key the chunk starts after (null: the table's start); to and
+ *              rows: the chunk's last key and row count (high only).
+ */
+#ifndef P2Q_BACKFILL_WM_H
+#define P2Q_BACKFILL_WM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "qop.h"
+#include "util.h"
+
+#define BF_PREFIX "pg2qdrant"
+
+typedef enum { BFM_REQUEST, BFM_LOW, BFM_HIGH } bfm_kind;
+
+/* A list of owned strings; has: the JSON value was an array (not null). */
+typedef struct bfm_list {
+    char **v;
+    int n;
+    bool has;
+} bfm_list;
+
+/* A decoded message; every string owned (bfm_free). */
+typedef struct bfm {
+    bfm_kind kind;
+    char *slot;
+    char *id;
+    char *run;      /* watermarks */
+    uint64_t chunk; /* watermarks */
+    char *table;    /* watermarks */
+    bfm_list tables;
+    bfm_list from, to;
+    uint64_t rows;
+} bfm;
+
+/*
+ * Decodes the content of a message with prefix BF_PREFIX.  Returns 0, or -1
+ * with a one-line reason in err (not JSON, no or unknown "type", a field
+ * missing or of the wrong type).  *out is zeroed first; free it with
+ * bfm_free either way.
+ */
+int bfm_parse(const char *content, size_t len, bfm *out, char *err, size_t errlen);
+void bfm_free(bfm *m);
+void bfm_list_free(bfm_list *l);
+void bfm_list_copy(bfm_list *dst, const char *const *v, int n, bool has);
+
+/* The JSON of a request / a watermark, appended to out. */
+void bfm_format_request(buf *out, const char *slot, const char *id, const char *const *tables, int ntables);
+void bfm_format_wm(buf *out, const bfm *m);
+
+/*
+ * The watermark window of one chunk: the point ids (qop.point_id) of the
+ * chunk's table that the stream changed between the low and the high
+ * watermark, and whether it truncated the table.  A set of strings,
+ * open addressing; memory grows with the changes of one window only.
+ */
+typedef struct bf_window {
+    const table_cfg *table; /* the table of the open window; NULL: closed */
+    bool truncated;
+    char **slots;
+    size_t cap, n;
+} bf_window;
+
+/* Opens the window for table (the stream passed the low watermark). */
+void bfw_open(bf_window *w, const table_cfg *table);
+/* A streamed operation: remembered when the window is open and op is of its table. */
+void bfw_observe(bf_window *w, const qop *op);
+/* Whether point_id changed in the window (or the table was truncated). */
+bool bfw_changed(const bf_window *w, const char *point_id);
+/* At the high watermark: removes from chunk the operations whose point
+ * the window saw change (all of them after a truncate), freeing them, and
+ * closes the window.  Returns how many were dropped. */
+size_t bfw_filter(bf_window *w, qop_list *chunk);
+void bfw_close(bf_window *w);
+void bfw_free(bf_window *w);
+
+#endif

@@ -1,0 +1,1076 @@
+/*
+ * backfill.c — the online backfill inside `run` (SPEC §9, backfill.h,
+ * docs/backfill.md): requests and watermarks from the stream, chunk reads
+ * on a plain connection, the watermark window, holds on the ack tracker.
+ *
+ *   request 'M' ──> queue ──> per table: describe, then per chunk:
+ *     LW emit ──> SELECT ... WHERE (key) > (from) ORDER BY key LIMIT n ──> HW emit
+ *     stream: LW arrives: window opens; changes of the table: bf_observe;
+ *             HW arrives: rows mapped, changed points dropped, rest pushed in HW's txn
+ *
+ * Every query of the backfill is sent with PQsendQueryParams and read when
+ * its socket is readable (bf_pollfd/bf_progress): the main loop never waits
+ * for PostgreSQL here, except for the catalog queries that describe a
+ * table when its backfill starts.
+ */
+#include "backfill.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backfill_wm.h"
+#include "log.h"
+#include "metrics.h"
+#include "replication.h"
+#include "row_to_point.h"
+#include "sink.h"
+#include "snapshot.h"
+#include "util.h"
+
+#define BF_PROGRESS_MS 5000
+#define BF_HISTORY 16
+
+typedef enum {
+    BF_IDLE,      /* no request */
+    BF_DESCRIBE,  /* the current table is to be described */
+    BF_NEED_CHUNK,/* the next chunk is due (when the sink has room) */
+    BF_LW_SENT,   /* the low watermark's emit is in flight */
+    BF_READING,   /* the chunk's SELECT is in flight */
+    BF_HW_SENT,   /* the high watermark's emit is in flight */
+    BF_HW_WAIT,   /* rows read; waiting for the high watermark in the stream */
+} bf_phase;
+
+typedef struct bf_req {
+    char *id;
+    bfm_list tables; /* the tables left, the current one first ("schema.name") */
+    bfm_list from;   /* where the current table resumes (has = false: at its start) */
+    ack_txn hold;    /* the request's (or adopted watermark's) transaction, held until our first watermark */
+    char *errors;    /* the failures so far, "; "-joined, or NULL */
+    uint64_t rows_done, chunks_done, rows_estimate;
+    struct bf_req *next;
+} bf_req;
+
+typedef struct bf_done {
+    char *id;
+    bool failed;
+    char *error;
+    uint64_t rows_done, chunks_done; /* by this process */
+} bf_done;
+
+struct backfill {
+    bf_env env;
+    char run[24];      /* this session's token */
+    uint64_t chunk;    /* the current chunk's number (this session) */
+    PGconn *conn;
+    int64_t retry_at;  /* connection trouble: next attempt (now_ms) */
+    int attempt;
+    bf_phase phase;
+    bf_req *cur, *queue;
+    strlist seen;      /* request ids known to this session */
+    snap_table table;  /* the current table, described; table.cfg NULL when none */
+    bool described;
+    char *select_sql;  /* the chunk query of the current table, without/with a key condition */
+    char *select_from_sql;
+    PGresult *rows;    /* the chunk read, waiting for its high watermark */
+    bfm_list chunk_to; /* its last key */
+    bool window_seen;  /* the low watermark of the current chunk came back */
+    bf_window win;
+    ack_txn wm_hold;   /* the newest watermark's transaction, held */
+    int64_t table_start_ms, last_log_ms;
+    uint64_t table_rows;
+    bool busy;         /* a query is in flight on conn ... */
+    bf_phase sent_in;  /* ... sent in this phase (its answer is stale once the phase moved on) */
+    pgo_tuple *tup;    /* reused for mapping rows */
+    PGresult *pending; /* the answer of the query in flight, before its end */
+    int64_t t_start, t_read; /* the chunk's low watermark sent, its rows read (now_ms, for the debug log) */
+    bf_done history[BF_HISTORY];
+    int nhistory;
+    char *last_error;
+};
+
+static void publish(backfill *b);
+
+backfill *bf_new(const bf_env *env)
+{
+    backfill *b = xcalloc(1, sizeof *b);
+
+    b->env = *env;
+    bf_session_start(b);
+    publish(b);
+    return b;
+}
+
+static void req_free(bf_req *r)
+{
+    if (!r)
+        return;
+    free(r->id);
+    bfm_list_free(&r->tables);
+    bfm_list_free(&r->from);
+    free(r->errors);
+    free(r);
+}
+
+static void release(backfill *b, ack_txn *t)
+{
+    if (*t != ACK_NO_TXN && ack_done_ops(b->env.acks, *t, 1) != 0)
+        log_warn("internal error: the acknowledgement tracker refused to release a backfill hold", NULL);
+    *t = ACK_NO_TXN;
+}
+
+static void drop_chunk(backfill *b)
+{
+    PQclear(b->rows);
+    b->rows = NULL;
+    bfm_list_free(&b->chunk_to);
+    bfw_close(&b->win);
+    b->window_seen = false;
+}
+
+static void drop_table(backfill *b)
+{
+    drop_chunk(b);
+    if (b->described)
+        snap_table_free(&b->table);
+    b->described = false;
+    free(b->select_sql);
+    free(b->select_from_sql);
+    b->select_sql = b->select_from_sql = NULL;
+}
+
+void bf_session_start(backfill *b)
+{
+    bf_req *r;
+
+    /* Holds died with the ack tracker's in-flight entries (ack_reset_inflight). */
+    drop_table(b);
+    req_free(b->cur);
+    b->cur = NULL;
+    while ((r = b->queue)) {
+        b->queue = r->next;
+        req_free(r);
+    }
+    strlist_free(&b->seen);
+    b->wm_hold = ACK_NO_TXN;
+    b->phase = BF_IDLE;
+    PQclear(b->pending);
+    b->pending = NULL;
+    if (b->conn && b->busy) {
+        PQfinish(b->conn); /* a query in flight: its answer is of no use */
+        b->conn = NULL;
+    }
+    b->busy = false;
+    snprintf(b->run, sizeof b->run, "%llx%04lx", (unsigned long long)now_ms(), (unsigned long)(random() & 0xffff));
+    b->chunk = 0;
+}
+
+void bf_free(backfill *b)
+{
+    if (!b)
+        return;
+    bf_session_start(b);
+    bfw_free(&b->win);
+    for (int i = 0; i < b->nhistory; i++) {
+        free(b->history[i].id);
+        free(b->history[i].error);
+    }
+    free(b->last_error);
+    free(b->tup);
+    if (b->conn)
+        PQfinish(b->conn);
+    free(b);
+}
+
+bool bf_active(const backfill *b)
+{
+    return b->cur || b->queue;
+}
+
+int bf_request(const p2q_config *cfg, PGconn *conn, const char *const *tables, int ntables, char *id, size_t idlen,
+               char *err, size_t errlen)
+{
+    const char *params[1];
+    PGresult *res;
+    buf json;
+    int rc = 0;
+
+    snprintf(id, idlen, "%llx-%ld-%04lx", (unsigned long long)time(NULL), (long)getpid(),
+             (unsigned long)(random() & 0xffff));
+    buf_init(&json);
+    bfm_format_request(&json, cfg->source.slot, id, tables, ntables);
+    params[0] = json.data;
+    res = PQexecParams(conn, "SELECT pg_catalog.pg_logical_emit_message(true, '" BF_PREFIX "', $1)::text", 1, NULL,
+                       params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        repl_error_line(res, conn, err, errlen);
+        rc = -1;
+    } else {
+        snprintf(err, errlen, "%s", PQgetvalue(res, 0, 0)); /* the message's LSN, for the caller's log */
+    }
+    PQclear(res);
+    buf_free(&json);
+    return rc;
+}
+
+/* ---- /status ---------------------------------------------------------------- */
+
+static void publish(backfill *b)
+{
+    json_t *o = json_object(), *q = json_array(), *f = json_array();
+    const bf_done *last = b->nhistory ? &b->history[b->nhistory - 1] : NULL;
+    const char *state = b->cur ? "running" : last ? (last->failed ? "failed" : "done") : "idle";
+    char *s;
+
+    json_object_set_new(o, "state", json_string(state));
+    json_object_set_new(o, "id", b->cur ? json_string(b->cur->id) : last ? json_string(last->id) : json_null());
+    json_object_set_new(o, "table", b->cur && b->cur->tables.n ? json_string(b->cur->tables.v[0]) : json_null());
+    json_object_set_new(o, "rows_done", json_integer(b->cur ? (json_int_t)b->cur->rows_done : 0));
+    json_object_set_new(o, "rows_total_estimate",
+                        json_integer(b->cur ? (json_int_t)(b->cur->rows_estimate > b->cur->rows_done
+                                                                ? b->cur->rows_estimate
+                                                                : b->cur->rows_done)
+                                            : 0));
+    json_object_set_new(o, "chunks_done", json_integer(b->cur ? (json_int_t)b->cur->chunks_done : 0));
+    json_object_set_new(o, "last_error", b->last_error ? json_string(b->last_error) : json_null());
+    for (bf_req *r = b->queue; r; r = r->next)
+        json_array_append_new(q, json_string(r->id));
+    json_object_set_new(o, "queued", q);
+    for (int i = 0; i < b->nhistory; i++) {
+        json_t *e = json_object();
+        json_object_set_new(e, "id", json_string(b->history[i].id));
+        json_object_set_new(e, "state", json_string(b->history[i].failed ? "failed" : "done"));
+        json_object_set_new(e, "error", b->history[i].error ? json_string(b->history[i].error) : json_null());
+        json_object_set_new(e, "rows_done", json_integer((json_int_t)b->history[i].rows_done));
+        json_object_set_new(e, "chunks_done", json_integer((json_int_t)b->history[i].chunks_done));
+        json_array_append_new(f, e);
+    }
+    json_object_set_new(o, "finished", f);
+    s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    metrics_set_backfill(b->env.metrics, s);
+    free(s);
+    json_decref(o);
+}
+
+/* ---- requests ------------------------------------------------------------------ */
+
+static bool seen(const backfill *b, const char *id)
+{
+    for (int i = 0; i < b->seen.n; i++)
+        if (strcmp(b->seen.items[i], id) == 0)
+            return true;
+    return false;
+}
+
+/* The configured table named "schema.name" (or "name" for public), or NULL. */
+static const table_cfg *find_table(const p2q_config *cfg, const char *name)
+{
+    const char *dot = strchr(name, '.');
+    const table_cfg *t;
+    char *schema;
+
+    if (!dot)
+        return config_find_table(cfg, "public", name);
+    schema = xstrndup(name, (size_t)(dot - name));
+    t = config_find_table(cfg, schema, dot + 1);
+    free(schema);
+    return t;
+}
+
+static void history_add(backfill *b, const char *id, const char *error, uint64_t rows, uint64_t chunks)
+{
+    if (b->nhistory == BF_HISTORY) {
+        free(b->history[0].id);
+        free(b->history[0].error);
+        memmove(&b->history[0], &b->history[1], (BF_HISTORY - 1) * sizeof b->history[0]);
+        b->nhistory--;
+    }
+    b->history[b->nhistory++] = (bf_done){.id = xstrdup(id), .failed = error != NULL,
+                                          .error = error ? xstrdup(error) : NULL, .rows_done = rows,
+                                          .chunks_done = chunks};
+}
+
+static void set_error(backfill *b, const char *error)
+{
+    free(b->last_error);
+    b->last_error = xstrdup(error);
+}
+
+/* Holds txn (the open transaction of a watermark or request) in the ack tracker. */
+static p2q_status hold(backfill *b, bool in_txn, ack_txn txn, ack_txn *slot)
+{
+    *slot = ACK_NO_TXN;
+    if (!in_txn)
+        return P2Q_OK; /* a non-transactional message: nothing to hold (ours are transactional) */
+    if (ack_add_ops(b->env.acks, txn, 1) != 0) {
+        log_error("internal error: the acknowledgement tracker refused a backfill hold", NULL);
+        return P2Q_ERR_FATAL;
+    }
+    *slot = txn;
+    return P2Q_OK;
+}
+
+static void enqueue(backfill *b, bf_req *r)
+{
+    bf_req **p = &b->queue;
+
+    while (*p)
+        p = &(*p)->next;
+    *p = r;
+}
+
+static p2q_status on_request(backfill *b, const bfm *m, bool in_txn, ack_txn txn, lsn_t lsn)
+{
+    const p2q_config *cfg = b->env.cfg;
+    bf_req *r;
+    char l[LSN_BUFSZ];
+    buf names;
+
+    if (seen(b, m->id)) {
+        log_debug("backfill request seen already in this session; ignored", "id", m->id, NULL);
+        return P2Q_OK;
+    }
+    strlist_add(&b->seen, "%s", m->id);
+    r = xcalloc(1, sizeof *r);
+    r->id = xstrdup(m->id);
+    r->tables.v = xcalloc((size_t)(m->tables.n > cfg->n_tables ? m->tables.n : cfg->n_tables) + 1, sizeof(char *));
+    r->tables.has = true;
+    if (m->tables.n == 0) {
+        for (int i = 0; i < cfg->n_tables; i++)
+            r->tables.v[r->tables.n++] = xstrdup(cfg->tables[i].qualified);
+    }
+    for (int i = 0; i < m->tables.n; i++) {
+        const table_cfg *t = find_table(cfg, m->tables.v[i]);
+        if (!t) {
+            log_warn("backfill request names a table that has no [table] section; skipped", "id", m->id, "table",
+                     m->tables.v[i], NULL);
+            continue;
+        }
+        r->tables.v[r->tables.n++] = xstrdup(t->qualified);
+    }
+    buf_init(&names);
+    for (int i = 0; i < r->tables.n; i++)
+        buf_printf(&names, "%s%s", i ? "," : "", r->tables.v[i]);
+    if (r->tables.n == 0) {
+        log_warn("backfill request names no configured table; nothing to do", "id", m->id, NULL);
+        history_add(b, r->id, "no configured table in the request", 0, 0);
+        set_error(b, "no configured table in the request");
+        req_free(r);
+        buf_free(&names);
+        publish(b);
+        return P2Q_OK;
+    }
+    if (hold(b, in_txn, txn, &r->hold) != P2Q_OK) {
+        req_free(r);
+        buf_free(&names);
+        return P2Q_ERR_FATAL;
+    }
+    log_info(b->cur || b->queue ? "backfill requested; queued behind the one running" : "backfill requested", "id", r->id,
+             "tables", names.data, "lsn", lsn_fmt(lsn, l), NULL);
+    buf_free(&names);
+    enqueue(b, r);
+    publish(b);
+    return P2Q_OK;
+}
+
+/* A watermark of an earlier session (a restart, a reconnect): the
+ * backfill it belongs to was interrupted; it goes on from this chunk. */
+static p2q_status adopt(backfill *b, const bfm *m, bool in_txn, ack_txn txn)
+{
+    bf_req *r;
+
+    if (seen(b, m->id))
+        return P2Q_OK;
+    strlist_add(&b->seen, "%s", m->id);
+    r = xcalloc(1, sizeof *r);
+    r->id = xstrdup(m->id);
+    r->tables.has = true;
+    r->tables.v = xcalloc((size_t)m->tables.n + 2, sizeof(char *));
+    r->tables.v[r->tables.n++] = xstrdup(m->table);
+    for (int i = 0; i < m->tables.n; i++)
+        r->tables.v[r->tables.n++] = xstrdup(m->tables.v[i]);
+    bfm_list_copy(&r->from, (const char *const *)m->from.v, m->from.n, m->from.has);
+    if (hold(b, in_txn, txn, &r->hold) != P2Q_OK) {
+        req_free(r);
+        return P2Q_ERR_FATAL;
+    }
+    {
+        char c[24];
+        snprintf(c, sizeof c, "%llu", (unsigned long long)m->chunk);
+        log_info("resuming an interrupted backfill from its last unconfirmed chunk", "id", r->id, "table", m->table,
+                 "chunk", c, NULL);
+    }
+    enqueue(b, r);
+    publish(b);
+    return P2Q_OK;
+}
+
+static void finish_request(backfill *b)
+{
+    bf_req *r = b->cur;
+
+    release(b, &r->hold);
+    release(b, &b->wm_hold);
+    {
+        char rows[24], chunks[24];
+        snprintf(rows, sizeof rows, "%llu", (unsigned long long)r->rows_done);
+        snprintf(chunks, sizeof chunks, "%llu", (unsigned long long)r->chunks_done);
+        if (r->errors)
+            log_warn("backfill finished with failures", "id", r->id, "rows", rows, "chunks", chunks, "errors",
+                     r->errors, NULL);
+        else
+            log_info("backfill done", "id", r->id, "rows", rows, "chunks", chunks, NULL);
+    }
+    history_add(b, r->id, r->errors, r->rows_done, r->chunks_done);
+    drop_table(b);
+    req_free(r);
+    b->cur = NULL;
+    b->phase = BF_IDLE;
+    publish(b);
+}
+
+/* The current table is done (or failed): on to the next one. */
+static void next_table(backfill *b)
+{
+    bf_req *r = b->cur;
+
+    drop_table(b);
+    if (r->tables.n > 0) {
+        free(r->tables.v[0]);
+        memmove(&r->tables.v[0], &r->tables.v[1], (size_t)(r->tables.n - 1) * sizeof(char *));
+        r->tables.n--;
+    }
+    bfm_list_free(&r->from);
+    if (r->tables.n == 0)
+        finish_request(b);
+    else
+        b->phase = BF_DESCRIBE;
+    publish(b);
+}
+
+static void fail_table(backfill *b, const char *reason)
+{
+    bf_req *r = b->cur;
+    const char *table = r->tables.n ? r->tables.v[0] : "";
+    char *e = xasprintf("%s: %s", table, reason);
+
+    log_error("backfill of a table failed; the sync goes on", "id", r->id, "table", table, "error", reason, NULL);
+    if (r->errors) {
+        char *j = xasprintf("%s; %s", r->errors, e);
+        free(r->errors);
+        r->errors = j;
+    } else {
+        r->errors = xstrdup(e);
+    }
+    set_error(b, e);
+    free(e);
+    next_table(b);
+}
+
+/* ---- the connection and its queries ---------------------------------------------- */
+
+static void conn_lost(backfill *b, const char *what)
+{
+    char ms[24];
+    int64_t wait = backoff_jitter_ms(b->attempt++);
+
+    snprintf(ms, sizeof ms, "%lld", (long long)wait);
+    log_warn("backfill: connection to PostgreSQL lost; the chunk is read again", "during", what, "error",
+             b->conn ? PQerrorMessage(b->conn) : "", "retry_in_ms", ms, NULL);
+    if (b->conn)
+        PQfinish(b->conn);
+    b->conn = NULL;
+    b->busy = false;
+    PQclear(b->pending);
+    b->pending = NULL;
+    b->retry_at = now_ms() + wait;
+    drop_chunk(b);
+    if (b->phase != BF_IDLE && b->phase != BF_DESCRIBE)
+        b->phase = BF_NEED_CHUNK;
+}
+
+static bool ensure_conn(backfill *b)
+{
+    char err[512];
+    p2q_status rc;
+
+    if (b->conn)
+        return true;
+    if (now_ms() < b->retry_at)
+        return false;
+    rc = repl_connect(b->env.cfg->source.dsn, false, b->env.stop, &b->conn, err, sizeof err);
+    if (rc != P2Q_OK) {
+        char ms[24];
+        int64_t wait = backoff_jitter_ms(b->attempt++);
+        snprintf(ms, sizeof ms, "%lld", (long long)wait);
+        log_warn("backfill: cannot connect to PostgreSQL, retrying", "error", err, "retry_in_ms", ms, NULL);
+        b->retry_at = now_ms() + wait;
+        return false;
+    }
+    return true;
+}
+
+static bool send_query(backfill *b, const char *sql, int nparams, const char *const *params)
+{
+    if (!PQsendQueryParams(b->conn, sql, nparams, NULL, params, NULL, NULL, 0)) {
+        conn_lost(b, "sending a query");
+        return false;
+    }
+    b->busy = true;
+    b->sent_in = b->phase;
+    return true;
+}
+
+static const char emit_sql[] = "SELECT pg_catalog.pg_logical_emit_message(true, '" BF_PREFIX "', $1)";
+
+static bool send_watermark(backfill *b, bfm_kind kind, uint64_t rows)
+{
+    bfm m = {.kind = kind, .slot = b->env.cfg->source.slot, .id = b->cur->id, .run = b->run, .chunk = b->chunk,
+             .table = b->cur->tables.v[0], .rows = rows};
+    buf json;
+    const char *params[1];
+    bool ok;
+
+    m.tables.v = b->cur->tables.v + 1;
+    m.tables.n = b->cur->tables.n - 1;
+    m.tables.has = true;
+    m.from = b->cur->from;
+    m.to = b->chunk_to;
+    buf_init(&json);
+    bfm_format_wm(&json, &m);
+    params[0] = json.data;
+    ok = send_query(b, emit_sql, 1, params);
+    buf_free(&json);
+    return ok;
+}
+
+/* ---- describing a table ---------------------------------------------------------- */
+
+/* A unique, non-partial index on plain NOT NULL columns, all of them key
+ * columns: then the key orders the rows totally and (key) > (last) pages. */
+static const char unique_sql[] =
+    "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = pg_catalog.to_regclass($1) "
+    "AND i.indisunique AND i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL "
+    "AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = i.indrelid "
+    "  AND a.attnum = ANY (i.indkey) AND (NOT a.attnotnull OR NOT a.attname = ANY ($2::text[]))))";
+
+static void array_literal(buf *out, const char *const *v, int n)
+{
+    buf_putc(out, '{');
+    for (int i = 0; i < n; i++) {
+        if (i)
+            buf_putc(out, ',');
+        buf_putc(out, '"');
+        for (const char *p = v[i]; *p; p++) {
+            if (*p == '"' || *p == '\\')
+                buf_putc(out, '\\');
+            buf_putc(out, *p);
+        }
+        buf_putc(out, '"');
+    }
+    buf_putc(out, '}');
+}
+
+/* Builds the chunk queries of the described table. */
+static p2q_status build_sql(backfill *b, const char **key_names, int nkeys, char *why, size_t whylen)
+{
+    const snap_table *t = &b->table;
+    buf cols, keys, params, sql;
+    p2q_status rc = P2Q_ERR_FATAL;
+
+    buf_init(&cols);
+    buf_init(&keys);
+    buf_init(&params);
+    buf_init(&sql);
+    for (int c = 0; c < t->rel->natts; c++) {
+        if (c)
+            buf_puts(&cols, ", ");
+        buf_quote_ident(&cols, t->rel->attrs[c].name);
+    }
+    for (int k = 0; k < nkeys; k++) {
+        PGresult *res;
+        char typid[16];
+        const char *p[1] = {typid};
+        snprintf(typid, sizeof typid, "%u", t->rel->attrs[map_key_col(t->map, k)].typid);
+        res = PQexecParams(b->conn, "SELECT pg_catalog.format_type($1::oid, NULL)", 1, NULL, p, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+            repl_error_line(res, b->conn, why, whylen);
+            PQclear(res);
+            goto cleanup;
+        }
+        if (k) {
+            buf_puts(&keys, ", ");
+            buf_puts(&params, ", ");
+        }
+        buf_quote_ident(&keys, key_names[k]);
+        buf_printf(&params, "$%d::%s", k + 1, PQgetvalue(res, 0, 0));
+        PQclear(res);
+    }
+    buf_printf(&sql, "SELECT %s FROM %s%s%s%s ORDER BY %s LIMIT %lld", cols.data, t->cfg->quoted,
+               t->rowfilter ? " WHERE (" : "", t->rowfilter ? t->rowfilter : "", t->rowfilter ? ")" : "", keys.data,
+               (long long)b->env.cfg->sync.backfill_chunk_rows);
+    b->select_sql = xstrdup(sql.data);
+    buf_reset(&sql);
+    buf_printf(&sql, "SELECT %s FROM %s WHERE (%s) > (%s)%s%s%s ORDER BY %s LIMIT %lld", cols.data, t->cfg->quoted,
+               keys.data, params.data, t->rowfilter ? " AND (" : "", t->rowfilter ? t->rowfilter : "",
+               t->rowfilter ? ")" : "", keys.data, (long long)b->env.cfg->sync.backfill_chunk_rows);
+    b->select_from_sql = xstrdup(sql.data);
+    rc = P2Q_OK;
+cleanup:
+    buf_free(&cols);
+    buf_free(&keys);
+    buf_free(&params);
+    buf_free(&sql);
+    return rc;
+}
+
+/* The row estimate of the tables of the current request (once, at its start). */
+static void estimate(backfill *b)
+{
+    bf_req *r = b->cur;
+
+    r->rows_estimate = 0;
+    for (int i = 0; i < r->tables.n; i++) {
+        const table_cfg *t = find_table(b->env.cfg, r->tables.v[i]);
+        const char *p[1];
+        PGresult *res;
+        if (!t)
+            continue;
+        p[0] = t->quoted;
+        res = PQexecParams(b->conn, "SELECT c.reltuples FROM pg_catalog.pg_class c WHERE c.oid = "
+                                    "pg_catalog.to_regclass($1)", 1, NULL, p, NULL, NULL, 0);
+        if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+            r->rows_estimate = snap_estimate_add(r->rows_estimate, strtod(PQgetvalue(res, 0, 0), NULL));
+        PQclear(res);
+    }
+}
+
+static void describe(backfill *b)
+{
+    bf_req *r = b->cur;
+    const table_cfg *t = find_table(b->env.cfg, r->tables.v[0]);
+    const char *key_names[PGO_MAX_ATTS];
+    char why[600];
+    PGresult *res = NULL;
+    p2q_status rc;
+    int nkeys;
+
+    if (!t) {
+        fail_table(b, "no [table] section in the config of this run");
+        return;
+    }
+    if (r->chunks_done == 0 && r->rows_done == 0 && r->rows_estimate == 0)
+        estimate(b);
+    rc = snap_describe(b->conn, b->env.cfg, t, b->env.cfg->source.publication, &b->table);
+    if (rc != P2Q_OK) {
+        if (PQstatus(b->conn) != CONNECTION_OK) {
+            conn_lost(b, "describing the table");
+            return;
+        }
+        fail_table(b, rc == P2Q_ERR_CONFIG ? "the table does not exist or its mapping cannot apply (see the log)"
+                                           : "cannot describe the table (see the log)");
+        return;
+    }
+    b->described = true;
+    nkeys = map_nkeys(b->table.map);
+    for (int k = 0; k < nkeys; k++)
+        key_names[k] = b->table.rel->attrs[map_key_col(b->table.map, k)].name;
+    {
+        buf arr;
+        const char *p[2];
+        buf_init(&arr);
+        array_literal(&arr, key_names, nkeys);
+        p[0] = t->quoted;
+        p[1] = arr.data;
+        res = PQexecParams(b->conn, unique_sql, 2, NULL, p, NULL, NULL, 0);
+        buf_free(&arr);
+    }
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        PQclear(res);
+        if (PQstatus(b->conn) != CONNECTION_OK)
+            conn_lost(b, "describing the table");
+        else
+            fail_table(b, "cannot read the table's indexes");
+        return;
+    }
+    if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+        PQclear(res);
+        fail_table(b, "cannot be read in chunks by key: no unique index on NOT NULL key columns (e.g. REPLICA "
+                      "IDENTITY FULL without a primary key); add a primary key or unique index on the id columns, "
+                      "or use pg2qdrant snapshot");
+        return;
+    }
+    PQclear(res);
+    if (build_sql(b, key_names, nkeys, why, sizeof why) != P2Q_OK) {
+        fail_table(b, why);
+        return;
+    }
+    b->table_start_ms = b->last_log_ms = now_ms();
+    b->table_rows = 0;
+    log_info("backfill of table started", "id", r->id, "table", t->qualified, "collection", t->collection, NULL);
+    b->phase = BF_NEED_CHUNK;
+}
+
+/* ---- the loop's side ---------------------------------------------------------------- */
+
+static void start_chunk(backfill *b)
+{
+    b->chunk++;
+    drop_chunk(b);
+    b->t_start = now_ms();
+    b->phase = BF_LW_SENT;
+    send_watermark(b, BFM_LOW, 0);
+}
+
+p2q_status bf_step(backfill *b, bool sink_full)
+{
+    for (int guard = 0; guard < 64; guard++) {
+        if (*b->env.stop || b->busy)
+            return P2Q_OK;
+        if (b->phase == BF_IDLE) {
+            if (!b->queue)
+                return P2Q_OK;
+            b->cur = b->queue;
+            b->queue = b->cur->next;
+            b->cur->next = NULL;
+            b->phase = BF_DESCRIBE;
+            publish(b);
+            continue;
+        }
+        if (b->phase == BF_DESCRIBE) {
+            if (!ensure_conn(b))
+                return P2Q_OK;
+            describe(b);
+            continue;
+        }
+        if (b->phase == BF_NEED_CHUNK) {
+            if (sink_full || (b->env.sink && sink_queued_ops(b->env.sink) >=
+                                                 (size_t)b->env.cfg->sync.backfill_chunk_rows) ||
+                !ensure_conn(b))
+                return P2Q_OK;
+            start_chunk(b);
+        }
+        return P2Q_OK;
+    }
+    return P2Q_OK;
+}
+
+bool bf_pollfd(const backfill *b, struct pollfd *pfd)
+{
+    if (!b->busy || !b->conn || PQsocket(b->conn) < 0)
+        return false;
+    pfd->fd = PQsocket(b->conn);
+    pfd->events = POLLIN;
+    pfd->revents = 0;
+    return true;
+}
+
+int bf_timeout_ms(const backfill *b)
+{
+    int64_t left;
+
+    if (b->conn || (b->phase != BF_DESCRIBE && b->phase != BF_NEED_CHUNK))
+        return -1;
+    left = b->retry_at - now_ms();
+    return left < 0 ? 0 : left > 1000 ? 1000 : (int)left;
+}
+
+/* The key of row (the key columns' text forms). */
+static void row_key(const backfill *b, const PGresult *res, int row, bfm_list *out)
+{
+    int n = map_nkeys(b->table.map);
+
+    memset(out, 0, sizeof *out);
+    out->has = true;
+    out->v = xcalloc((size_t)n + 1, sizeof *out->v);
+    for (int k = 0; k < n; k++)
+        out->v[out->n++] = xstrdup(PQgetvalue(res, row, map_key_col(b->table.map, k)));
+}
+
+/* One finished query of the backfill. */
+static void on_result(backfill *b, PGresult *res)
+{
+    char why[600];
+
+    if (b->sent_in != b->phase) { /* the chunk was abandoned meanwhile (a table failed) */
+        PQclear(res);
+        return;
+    }
+    switch (b->phase) {
+    case BF_LW_SENT:
+        if (PQresultStatus(res) != PGRES_TUPLES_OK)
+            goto sql_error;
+        PQclear(res);
+        b->phase = BF_READING;
+        if (b->cur->from.has && b->cur->from.n == map_nkeys(b->table.map))
+            send_query(b, b->select_from_sql, b->cur->from.n, (const char *const *)b->cur->from.v);
+        else
+            send_query(b, b->select_sql, 0, NULL);
+        return;
+    case BF_READING:
+        if (PQresultStatus(res) != PGRES_TUPLES_OK)
+            goto sql_error;
+        b->rows = res;
+        b->t_read = now_ms();
+        bfm_list_free(&b->chunk_to);
+        if (PQntuples(res) > 0)
+            row_key(b, res, PQntuples(res) - 1, &b->chunk_to);
+        b->phase = BF_HW_SENT;
+        send_watermark(b, BFM_HIGH, (uint64_t)PQntuples(res));
+        return;
+    case BF_HW_SENT:
+        if (PQresultStatus(res) != PGRES_TUPLES_OK)
+            goto sql_error;
+        PQclear(res);
+        b->attempt = 0;
+        b->phase = BF_HW_WAIT;
+        return;
+    default:
+        PQclear(res);
+        return;
+    }
+sql_error:
+    repl_error_line(res, b->conn, why, sizeof why);
+    PQclear(res);
+    if (PQstatus(b->conn) != CONNECTION_OK) {
+        conn_lost(b, "a chunk");
+        return;
+    }
+    drop_chunk(b);
+    if (b->phase == BF_READING) {
+        char *r = xasprintf("reading a chunk failed (dropped or altered meanwhile?): %s", why);
+        fail_table(b, r);
+        free(r);
+        return;
+    }
+    /* The watermark could not be written (e.g. permission denied for
+     * pg_logical_emit_message): the whole request fails. */
+    {
+        char *r = xasprintf("cannot write a watermark: %s", why);
+        bf_req *req = b->cur;
+        log_error("backfill failed", "id", req->id, "error", r, NULL);
+        set_error(b, r);
+        free(req->errors);
+        req->errors = r;
+        finish_request(b);
+    }
+}
+
+p2q_status bf_progress(backfill *b, short revents)
+{
+    PGresult *res;
+
+    if (!b->busy || !b->conn)
+        return P2Q_OK;
+    if ((revents & (POLLIN | POLLHUP | POLLERR)) && !PQconsumeInput(b->conn)) {
+        conn_lost(b, "reading an answer");
+        return P2Q_OK;
+    }
+    while (!PQisBusy(b->conn)) {
+        res = PQgetResult(b->conn);
+        if (res) {
+            if (!b->pending)
+                b->pending = res;
+            else
+                PQclear(res);
+            continue;
+        }
+        /* the query is complete */
+        b->busy = false;
+        res = b->pending;
+        b->pending = NULL;
+        if (!res) {
+            conn_lost(b, "reading an answer (none)");
+            return P2Q_OK;
+        }
+        on_result(b, res);
+        return P2Q_OK;
+    }
+    return P2Q_OK;
+}
+
+/* ---- the stream's side --------------------------------------------------------------- */
+
+static void log_progress(backfill *b, bool done)
+{
+    char rows[24], est[24], rate[24];
+    double sec = (double)(now_ms() - b->table_start_ms) / 1000.0;
+
+    snprintf(rows, sizeof rows, "%llu", (unsigned long long)b->table_rows);
+    snprintf(est, sizeof est, "%.0f", b->table.reltuples > 0 ? b->table.reltuples : 0.0);
+    snprintf(rate, sizeof rate, "%.0f", sec > 0 ? (double)b->table_rows / sec : 0.0);
+    log_info(done ? "backfill of table done" : "backfill progress", "id", b->cur->id, "table", b->table.name, "rows",
+             rows, "estimate", est, "rows_per_s", rate, NULL);
+}
+
+/* Our high watermark came back: the chunk's rows, minus those the window
+ * saw change, go to out (pushed by the caller in the watermark's txn). */
+static p2q_status apply_chunk(backfill *b, lsn_t lsn, qop_list *out)
+{
+    bf_req *r = b->cur;
+    qop_list ops = {0};
+    map_info info;
+    char err[600];
+    PGresult *rows = b->rows;
+    int n = PQntuples(rows);
+    size_t dropped;
+    int64_t t_hw = now_ms(), read_ms = b->t_read - b->t_start;
+    bool more = n >= b->env.cfg->sync.backfill_chunk_rows;
+    /* at most this chunk and less than one more queued in the sink: the
+     * backfill runs at most about two chunks ahead of Qdrant's
+     * acknowledgements (what a restart reads again) */
+    bool room = !b->env.sink || sink_queued_ops(b->env.sink) < (size_t)b->env.cfg->sync.backfill_chunk_rows;
+
+    /* The next chunk's low watermark goes out before this chunk is mapped,
+     * so PostgreSQL reads it while we map (its window opens only when that
+     * watermark comes back in the stream, after this function).  Its rows
+     * are mapped at its own high watermark, which the stream reaches only
+     * while the sink has room: memory holds one more chunk result at most. */
+    b->rows = NULL;
+    if (more) {
+        bfm_list_free(&r->from);
+        r->from = b->chunk_to;
+        memset(&b->chunk_to, 0, sizeof b->chunk_to);
+        if (!b->busy && b->conn && room) {
+            b->chunk++;
+            b->t_start = now_ms();
+            b->phase = BF_LW_SENT;
+            send_watermark(b, BFM_LOW, 0);
+        } else {
+            b->phase = BF_NEED_CHUNK;
+        }
+    }
+    if (!b->tup)
+        b->tup = xcalloc(1, sizeof *b->tup);
+    for (int i = 0; i < n; i++) {
+        snap_result_tuple(rows, i, b->tup);
+        if (map_row(b->table.map, b->tup, lsn, &ops, &info, err, sizeof err) != 0) {
+            qop_list_free(&ops);
+            PQclear(rows);
+            fail_table(b, err);
+            return P2Q_OK;
+        }
+    }
+    PQclear(rows);
+    if (!b->window_seen) /* cannot happen: the low watermark precedes in the WAL; be safe */
+        bfw_observe(&b->win, &(qop){.kind = QOP_DELETE_ALL, .table = b->table.cfg});
+    dropped = bfw_filter(&b->win, &ops);
+    b->window_seen = false;
+    for (size_t i = 0; i < ops.n; i++)
+        *qop_list_push(out) = ops.items[i];
+    ops.n = 0;
+    qop_list_free(&ops);
+    if (log_enabled(LOG_DEBUG)) {
+        char c[24], d[24], k[24], ms[3][24];
+        snprintf(c, sizeof c, "%llu", (unsigned long long)b->chunk);
+        snprintf(k, sizeof k, "%d", n);
+        snprintf(d, sizeof d, "%zu", dropped);
+        snprintf(ms[0], sizeof ms[0], "%lld", (long long)read_ms);
+        snprintf(ms[1], sizeof ms[1], "%lld", (long long)(t_hw - b->t_read));
+        snprintf(ms[2], sizeof ms[2], "%lld", (long long)(now_ms() - t_hw));
+        log_debug("backfill chunk at its high watermark", "table", b->table.name, "chunk", c, "rows", k,
+                  "changed_meanwhile", d, "read_ms", ms[0], "to_high_ms", ms[1], "map_ms", ms[2], NULL);
+    }
+    r->rows_done += (uint64_t)n;
+    r->chunks_done++;
+    b->table_rows += (uint64_t)n;
+    metrics_count_backfill_rows(b->env.metrics, b->table.cfg->schema, b->table.cfg->name, (uint64_t)n);
+    if (now_ms() - b->last_log_ms >= BF_PROGRESS_MS) {
+        b->last_log_ms = now_ms();
+        log_progress(b, false);
+    }
+    if (!more) {
+        log_progress(b, true);
+        next_table(b);
+    }
+    publish(b);
+    return P2Q_OK;
+}
+
+/* A watermark of this session's current chunk came back at lsn. */
+static p2q_status own_watermark(backfill *b, const bfm *m, lsn_t lsn, bool in_txn, ack_txn txn, qop_list *out)
+{
+    ack_txn prev = b->wm_hold;
+
+    /* The newest watermark is held; the one before and the request are
+     * released (FIFO confirmation keeps anything after them unconfirmed
+     * while this one is held). */
+    if (hold(b, in_txn, txn, &b->wm_hold) != P2Q_OK)
+        return P2Q_ERR_FATAL;
+    release(b, &prev);
+    release(b, &b->cur->hold);
+    if (m->kind == BFM_LOW) {
+        bfw_open(&b->win, b->table.cfg);
+        b->window_seen = true;
+        return P2Q_OK;
+    }
+    /* The high watermark may come back before its emit's answer was read
+     * (BF_HW_SENT): the rows are here either way; that answer is dropped. */
+    if ((b->phase != BF_HW_WAIT && b->phase != BF_HW_SENT) || !b->rows) {
+        log_info("a backfill high watermark came back without its chunk's rows (the connection was lost "
+                 "meanwhile); the chunk is read again", "id", m->id, "table", m->table, NULL);
+        drop_chunk(b);
+        b->phase = BF_NEED_CHUNK;
+        return P2Q_OK;
+    }
+    return apply_chunk(b, lsn, out);
+}
+
+p2q_status bf_on_message(backfill *b, const pgo_msg *m, lsn_t lsn, bool in_txn, ack_txn txn, qop_list *out)
+{
+    bfm msg;
+    char err[300], l[LSN_BUFSZ];
+    p2q_status rc = P2Q_OK;
+
+    if (strcmp(m->u.message.prefix, BF_PREFIX) != 0)
+        return P2Q_OK; /* another application's message */
+    if (bfm_parse(m->u.message.content, m->u.message.len, &msg, err, sizeof err) != 0) {
+        log_warn("skipping a logical decoding message with prefix pg2qdrant that is not a backfill request or "
+                 "watermark", "error", err, "lsn", lsn_fmt(lsn, l), NULL);
+        goto cleanup;
+    }
+    if (strcmp(msg.slot, b->env.cfg->source.slot) != 0) {
+        log_debug("backfill message for another slot; ignored", "slot", msg.slot, "id", msg.id, NULL);
+        goto cleanup;
+    }
+    if (msg.kind == BFM_REQUEST) {
+        rc = on_request(b, &msg, in_txn, txn, lsn);
+    } else if (strcmp(msg.run, b->run) != 0) {
+        rc = adopt(b, &msg, in_txn, txn);
+    } else if (b->cur && strcmp(msg.id, b->cur->id) == 0 && msg.chunk == b->chunk && b->described &&
+               strcmp(msg.table, b->table.name) == 0) {
+        rc = own_watermark(b, &msg, lsn, in_txn, txn, out);
+    } else {
+        log_debug("stale backfill watermark (a chunk read again); ignored", "id", msg.id, NULL);
+    }
+cleanup:
+    bfm_free(&msg);
+    return rc;
+}
+
+void bf_observe(backfill *b, const qop_list *ops, size_t from)
+{
+    if (!b->win.table)
+        return;
+    for (size_t i = from; i < ops->n; i++)
+        bfw_observe(&b->win, &ops->items[i]);
+}
+
+void bf_on_relation(backfill *b, const rel_entry *rel)
+{
+    const rel_entry *mine = b->described ? b->table.rel : NULL;
+    bool same;
+
+    if (!mine || !b->cur || strcmp(rel->nspname, mine->nspname) != 0 || strcmp(rel->relname, mine->relname) != 0)
+        return;
+    same = rel->natts == mine->natts;
+    for (int i = 0; same && i < rel->natts; i++)
+        same = strcmp(rel->attrs[i].name, mine->attrs[i].name) == 0 && rel->attrs[i].typid == mine->attrs[i].typid;
+    if (same)
+        return;
+    /* an answer in flight belongs to the abandoned chunk: on_result drops it */
+    fail_table(b, "the table was altered while its backfill ran (its columns changed); request the backfill again");
+}

@@ -1,0 +1,328 @@
+#!/usr/bin/env python3
+"""Online backfill (SPEC §9, docs/backfill.md): `pg2qdrant backfill` while `run` streams.
+
+    test_backfill.py --pg2qdrant BIN --qdrant-server BIN --openapi PATH --workdir DIR
+
+A running sync (snapshot = never: the collections start empty) is asked to backfill three tables
+(bigint, composite text+int and uuid keys) while a writer commits ~100 transactions a second of
+inserts, updates, deletes and key changes on them; the sync is killed with SIGKILL at about 40 %
+and restarted: it resumes from its last unconfirmed chunk (rows read in all well under 1.2x the
+tables) and every collection ends equal to its table (the oracle of expected.py).  Meanwhile the
+oldest transaction of pg2qdrant's sessions (pg_stat_activity.xact_start) stays under 5 s.  Bad
+input: --table not configured (exit 2 naming it), --wait without [http] listen (exit 2), a
+malformed message with the prefix (skipped, the stream goes on), another slot's request
+(ignored), a REPLICA IDENTITY FULL table without a unique key (the backfill fails saying why,
+--wait exits 1), a table dropped while its backfill runs (that table fails, the sync goes on).
+"""
+
+import json
+import os
+import random
+import shutil
+import sys
+import threading
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from p2q_common import (DB, Sync, Table, TestFailure, argument_parser, check, create_collections,  # noqa: E402
+                        differences, load_columns, log, oracle, run_cmd, run_main, validate_requests, wait_until,
+                        write_config)
+from harness import Postgres, QdrantServer, free_port  # noqa: E402
+
+API_KEY = "snap-secret-0815-api-key"
+SLOT = "p2q_bf"
+N_ITEMS = 20000
+N_DOCS = 3000
+N_UUID = 2000
+CHUNK = 500
+CONVERGE_TIMEOUT = 120
+
+TABLES = [
+    Table(oracle.TableSpec("public.b_items", "b_items", ["id"], {"": "embedding"}),
+          "CREATE TABLE b_items (id bigint PRIMARY KEY, embedding real[], note text, n int)",
+          {"vectors": {"size": 4, "distance": "Dot"}},
+          ["collection = b_items", "vector = embedding"]),
+    Table(oracle.TableSpec("public.b_docs", "b_docs", ["region", "n"], {"": "embedding"}),
+          "CREATE TABLE b_docs (region text, n int, embedding vector, title text, PRIMARY KEY (region, n))",
+          {"vectors": {"size": 3, "distance": "Cosine"}},
+          ["collection = b_docs", "vector = embedding"]),
+    Table(oracle.TableSpec("public.b_uuid", "b_uuid", ["id"], {"": "v"}),
+          "CREATE TABLE b_uuid (id uuid PRIMARY KEY, v double precision[], label text)",
+          {"vectors": {"size": 2, "distance": "Dot"}},
+          ["collection = b_uuid", "vector = v"]),
+]
+FULL = Table(oracle.TableSpec("public.b_full", "b_full", ["k"], {"": "v"}),
+             "CREATE TABLE b_full (k int, v real[], note text); ALTER TABLE b_full REPLICA IDENTITY FULL",
+             {"vectors": {"size": 2, "distance": "Dot"}},
+             ["collection = b_full", "id = k", "vector = v"])
+DROPPED = Table(oracle.TableSpec("public.b_gone", "b_gone", ["id"], {"": "v"}),
+                "CREATE TABLE b_gone (id int PRIMARY KEY, v real[])",
+                {"vectors": {"size": 2, "distance": "Dot"}},
+                ["collection = b_gone", "vector = v"])
+ALL = TABLES + [FULL, DROPPED]
+
+
+def setup(pg):
+    pg.psql("CREATE DATABASE %s" % DB)
+    pg.create_pgvector_types(DB)
+    pg.psql(";\n".join(t.ddl for t in ALL) + ";\n", db=DB)
+    pg.psql("""
+INSERT INTO b_items SELECT g, ARRAY[g, g %% 7, -1, 0.5]::real[], 'row ' || g, g FROM generate_series(1, %d) g;
+UPDATE b_items SET embedding = NULL WHERE id %% 997 = 0;
+INSERT INTO b_docs SELECT r, g, ('[' || g || ',1,' || (g %% 3) || ']')::vector, r || g
+  FROM unnest(ARRAY['eu', 'us', 'süd']) r, generate_series(1, %d) g;
+INSERT INTO b_uuid SELECT md5(g::text)::uuid, ARRAY[g, -g]::float8[], 'u ' || g FROM generate_series(1, %d) g;
+INSERT INTO b_full SELECT g, ARRAY[g, 1]::real[], 'f' FROM generate_series(1, 100) g;
+INSERT INTO b_gone SELECT g, ARRAY[g, 1]::real[] FROM generate_series(1, 20000) g;
+ANALYZE;
+""" % (N_ITEMS, N_DOCS // 3, N_UUID), db=DB)
+    for t in ALL:
+        load_columns(pg, t)
+
+
+def commit_lsn(pg, body):
+    out = pg.psql("BEGIN;\n%s;\nSELECT pg_current_wal_insert_lsn();\nCOMMIT;\n" % body.strip().rstrip(";"), db=DB)
+    return [line for line in out.splitlines() if line.strip()][-1].strip()
+
+
+def writer(pg, stats, stop):
+    """~100 transactions a second on the backfilled tables (one psql per batch of 10)."""
+    rnd = random.Random(13)
+    i = 0
+    while not stop.is_set():
+        t0 = time.monotonic()
+        parts = []
+        for _ in range(10):
+            i += 1
+            a, b = rnd.randint(1, N_ITEMS), rnd.randint(1, N_ITEMS)
+            parts.append("""BEGIN;
+UPDATE b_items SET note = 'upd %(i)d', embedding = ARRAY[%(i)d, 1, 0, 1]::real[] WHERE id = %(a)d;
+DELETE FROM b_items WHERE id = %(b)d;
+INSERT INTO b_items VALUES (%(new)d, '{1,2,3,4}', 'new %(i)d', %(i)d);
+UPDATE b_items SET id = %(moved)d WHERE id = %(c)d;
+UPDATE b_docs SET title = 't %(i)d', embedding = '[%(i)d,2,3]' WHERE region = 'eu' AND n = %(dn)d;
+DELETE FROM b_docs WHERE region = 'us' AND n = %(dn)d;
+UPDATE b_uuid SET label = 'l %(i)d', v = ARRAY[%(i)d, 1] WHERE id = md5('%(un)d')::uuid;
+UPDATE b_items SET embedding = NULL WHERE id = %(nv)d;
+COMMIT;""" % {"i": i, "a": a, "b": b, "new": 10 * N_ITEMS + i, "moved": 20 * N_ITEMS + i,
+              "c": rnd.randint(1, N_ITEMS), "dn": rnd.randint(1, N_DOCS // 3), "un": rnd.randint(1, N_UUID),
+              "nv": rnd.randint(1, N_ITEMS)})
+        stats["lsn"] = commit_lsn(pg, "\n".join(parts) + "\nBEGIN")
+        stats["txns"] = i
+        left = 0.1 - (time.monotonic() - t0)
+        if left > 0:
+            time.sleep(left)
+
+
+def http_status(port):
+    with urllib.request.urlopen("http://127.0.0.1:%d/status" % port, timeout=5) as r:
+        return json.loads(r.read().decode())
+
+
+def finished(port, rid):
+    try:
+        for e in http_status(port)["backfill"]["finished"]:
+            if e["id"] == rid:
+                return e
+    except OSError:
+        return None
+    return None
+
+
+SESSIONS = {"seen": 0}
+
+
+def oldest_xact_age(pg):
+    """The age of the oldest open transaction of pg2qdrant's plain sessions (the backfill's), in s;
+    counts the samples that saw such a session at all (SESSIONS), so the check cannot pass vacuously."""
+    out = pg.psql("SELECT count(*), coalesce(max(extract(epoch FROM clock_timestamp() - xact_start)), 0) "
+                  "FROM pg_stat_activity WHERE application_name = 'pg2qdrant' AND backend_type = 'client backend'",
+                  db=DB).strip()
+    n, age = out.split("|")
+    if int(n) > 0:
+        SESSIONS["seen"] += 1
+    return float(age or 0)
+
+
+def converge(pg, q, sync, lsn, what):
+    def equal():
+        check(sync.alive(), "pg2qdrant exited:\n%s" % sync.log_tail(40))
+        return not differences(pg, q, TABLES)
+    deadline = time.monotonic() + CONVERGE_TIMEOUT
+    while not equal():
+        if time.monotonic() > deadline:
+            raise TestFailure("%s: collections did not converge within %ss:\n%s\nlog tail:\n%s"
+                              % (what, CONVERGE_TIMEOUT, json.dumps(differences(pg, q, TABLES), default=str)[:3000],
+                                 sync.log_tail(40)))
+        time.sleep(0.3)
+
+    def passed():
+        out = pg.psql("SELECT pg_wal_lsn_diff(confirmed_flush_lsn, '%s') > 0 FROM pg_replication_slots "
+                      "WHERE slot_name = '%s'" % (lsn, SLOT), db=DB).strip()
+        return out == "t"
+    wait_until(passed, CONVERGE_TIMEOUT, "%s: the slot's confirmed_flush_lsn did not pass %s" % (what, lsn))
+
+
+def run(args):
+    if os.path.isdir(args.workdir):
+        shutil.rmtree(args.workdir)
+    os.makedirs(args.workdir)
+    t0 = time.monotonic()
+
+    def ok(text):
+        log(("  %5.1fs ok   " % (time.monotonic() - t0)) + text)
+
+    with Postgres(args.workdir) as pg, QdrantServer(args.qdrant_server, args.workdir, api_key=API_KEY) as q:
+        setup(pg)
+        create_collections(q, ALL)
+        http_port = free_port()
+        cfg = os.path.join(args.workdir, "pg2qdrant.ini")
+        sync_lines = ["snapshot = never", "batch_points = 256", "flush_interval = 20ms",
+                      "backfill_chunk_rows = %d" % CHUNK]
+        write_config(cfg, pg, q, ALL, slot=SLOT, sync_lines=sync_lines, http_port=http_port)
+        nohttp = os.path.join(args.workdir, "nohttp.ini")
+        write_config(nohttp, pg, q, ALL, slot=SLOT, sync_lines=sync_lines + ["", "[http]", "listen ="])
+
+        # bad command lines
+        rc, out, err = run_cmd(args.pg2qdrant, ["backfill", "-c", cfg, "--table", "public.nope"])
+        check(rc == 2 and "public.nope" in err, "backfill --table public.nope: exit %s\n%s" % (rc, err[-800:]))
+        rc, out, err = run_cmd(args.pg2qdrant, ["backfill", "-c", nohttp, "--wait"], timeout=30)
+        check(rc == 2 and "[http] listen" in err, "backfill --wait without [http] listen: exit %s\n%s"
+              % (rc, err[-800:]))
+        rc, out, err = run_cmd(args.pg2qdrant, ["backfill", "-c", cfg, "--timeout", "5s"])
+        check(rc == 2, "--timeout without --wait: exit %s" % rc)
+        ok("backfill --table not configured: exit 2 naming it; --wait without [http] listen: exit 2")
+
+        sync = Sync(args.pg2qdrant, cfg, args.workdir, name="run")
+        sync.start()
+        wait_until(lambda: "streaming started" in sync.log_text() or not sync.alive(), 60, "streaming to start")
+        check(sync.alive(), "run exited:\n%s" % sync.log_tail(30))
+
+        # junk with our prefix, another slot's request: skipped / ignored, the stream goes on
+        pg.psql("SELECT pg_logical_emit_message(true, 'pg2qdrant', 'not json at all');"
+                "SELECT pg_logical_emit_message(true, 'pg2qdrant', '{\"type\":\"backfill\",\"slot\":\"other\","
+                "\"tables\":[],\"id\":\"someone-elses\"}');"
+                "SELECT pg_logical_emit_message(false, 'pg2qdrant', '{\"type\":\"nope\"}');"
+                "SELECT pg_logical_emit_message(true, 'another-app', 'hello')", db=DB)
+        lsn = commit_lsn(pg, "UPDATE b_uuid SET label = 'after junk' WHERE id = md5('1')::uuid")
+        wait_until(lambda: "skipping a logical decoding message" in sync.log_text() or not sync.alive(), 30,
+                   "the malformed message to be logged")
+
+        def confirmed_past(lsn):
+            return pg.psql("SELECT pg_wal_lsn_diff(confirmed_flush_lsn, '%s') > 0 FROM pg_replication_slots "
+                           "WHERE slot_name = '%s'" % (lsn, SLOT), db=DB).strip() == "t"
+        wait_until(lambda: confirmed_past(lsn), 30, "the stream to go on after junk messages")
+        check(sync.alive(), "run exited after junk messages:\n%s" % sync.log_tail(30))
+        st = http_status(http_port)["backfill"]
+        check(st["state"] == "idle" and not st["finished"], "another slot's request was carried out: %s" % st)
+        check(sync.log_text().count("skipping a logical decoding message") == 2,
+              "want the two malformed messages logged once each:\n%s" % sync.log_tail(20))
+        ok("a malformed pg2qdrant message is logged once and skipped, another slot's request ignored, "
+           "another prefix passed over; the stream goes on")
+
+        # the backfill under ~100 tx/s, SIGKILL at ~40 %, resume
+        stats = {"lsn": None, "txns": 0}
+        stop = threading.Event()
+        th = threading.Thread(target=writer, args=(pg, stats, stop))
+        th.start()
+        total = N_ITEMS + N_DOCS + N_UUID
+        try:
+            rc, out, err = run_cmd(args.pg2qdrant, ["backfill", "-c", cfg, "--table", "public.b_items", "--table",
+                                                    "b_docs", "--table", "public.b_uuid"])
+            check(rc == 0, "backfill: exit %s\n%s" % (rc, err[-1500:]))
+            rid = out.strip().splitlines()[-1]
+            oldest, seen = 0.0, {"rows": 0}
+
+            def progressed():
+                nonlocal oldest
+                oldest = max(oldest, oldest_xact_age(pg))
+                check(sync.alive(), "run exited during the backfill:\n%s" % sync.log_tail(40))
+                b = http_status(http_port)["backfill"]
+                if b["id"] == rid and b["state"] == "running":
+                    seen["rows"] = b["rows_done"]
+                return seen["rows"] >= 0.4 * total
+            wait_until(progressed, 120, "the backfill to reach 40 %", interval=0.05)
+            sync.kill9()
+            rows_before = seen["rows"]
+            time.sleep(0.5)
+            sync.start()
+            wait_until(lambda: finished(http_port, rid) or not sync.alive() or
+                       (oldest_xact_age(pg) > 5 and False), 180, "the resumed backfill to finish", interval=0.2)
+            for _ in range(10):
+                oldest = max(oldest, oldest_xact_age(pg))
+            check(sync.alive(), "run exited:\n%s" % sync.log_tail(40))
+            done = finished(http_port, rid)
+            check(done["state"] == "done", "backfill after restart: %s" % done)
+            check("resuming an interrupted backfill" in sync.log_text(), "the restart did not resume:\n%s"
+                  % sync.log_tail(30))
+        finally:
+            stop.set()
+            th.join(60)
+        converge(pg, q, sync, stats["lsn"], "backfill under writes with a SIGKILL at 40 %")
+        reread = rows_before + done["rows_done"]
+        check(reread < 1.2 * total, "rows read %d (%d before the kill + %d after) for %d rows: not resumed"
+              % (reread, rows_before, done["rows_done"], total))
+        check(oldest < 5.0, "a transaction of pg2qdrant's was %.1f s old" % oldest)
+        check(SESSIONS["seen"] > 0, "no pg2qdrant session seen in pg_stat_activity: the sampling finds nothing")
+        ok("backfill of %d rows (bigint, text+int, uuid keys) under %d concurrent transactions, SIGKILL at %d rows: "
+           "resumed, %d rows read in all (%.2fx), converges exactly; oldest pg2qdrant transaction %.2f s "
+           "(%d samples saw its sessions)" % (total, stats["txns"], rows_before, reread, reread / total, oldest,
+                                              SESSIONS["seen"]))
+
+        # --wait: done; a second request while one runs is queued, not lost
+        rc1 = []
+        t1 = threading.Thread(target=lambda: rc1.append(run_cmd(args.pg2qdrant, [
+            "backfill", "-c", cfg, "--table", "public.b_items", "--wait", "--timeout", "120s"])))
+        t1.start()
+        rc, out, err = run_cmd(args.pg2qdrant, ["backfill", "-c", cfg, "--table", "public.b_uuid", "--wait",
+                                                "--timeout", "120s"])
+        t1.join(150)
+        check(rc == 0, "backfill --wait (queued): exit %s\n%s" % (rc, err[-1500:]))
+        check(rc1 and rc1[0][0] == 0, "backfill --wait: %s" % (rc1[0][:1] if rc1 else "no answer"))
+        check("queued behind" in sync.log_text(), "the second request was not queued:\n%s" % sync.log_tail(20))
+        ok("backfill --wait exits 0 when done; a request made while one runs is queued and carried out")
+
+        # REPLICA IDENTITY FULL without a unique key: fails saying why, --wait exits 1, the sync goes on
+        rc, out, err = run_cmd(args.pg2qdrant, ["backfill", "-c", cfg, "--table", "public.b_full", "--wait",
+                                                "--timeout", "60s"])
+        check(rc == 1, "backfill of a FULL table without a unique key: exit %s\n%s" % (rc, err[-1000:]))
+        check("cannot be read in chunks by key" in sync.log_text(), "no clear reason:\n%s" % sync.log_tail(20))
+        ok("REPLICA IDENTITY FULL without a unique index: the table's backfill fails with the reason, --wait exits 1")
+
+        # a table dropped while its backfill runs: that table fails, the sync goes on
+        q.slow_writes(30, count=10000)
+        rc, out, err = run_cmd(args.pg2qdrant, ["backfill", "-c", cfg, "--table", "public.b_gone"])
+        gid = out.strip().splitlines()[-1]
+        wait_until(lambda: http_status(http_port)["backfill"]["chunks_done"] >= 1 or finished(http_port, gid), 60,
+                   "the backfill of b_gone to start")
+        pg.psql("DROP TABLE b_gone", db=DB)
+        q.slow_writes(0)
+        wait_until(lambda: finished(http_port, gid), 60, "the backfill of b_gone to end")
+        e = finished(http_port, gid)
+        check(e["state"] == "failed" and "b_gone" in (e["error"] or ""), "dropped table: %s" % e)
+        lsn = commit_lsn(pg, "UPDATE b_uuid SET label = 'after the drop' WHERE id = md5('2')::uuid")
+        converge(pg, q, sync, lsn, "after a dropped table")
+        ok("a table dropped during its backfill: that table fails (%s), the sync goes on" % e["error"][:80])
+
+        sync.stop()
+        for name in sorted(os.listdir(args.workdir)):
+            if name.startswith("run-") and name.endswith(".log"):
+                with open(os.path.join(args.workdir, name), errors="replace") as f:
+                    text = f.read()
+                check("Sanitizer" not in text and "runtime error" not in text,
+                      "sanitizer report in %s:\n%s" % (name, text[-4000:]))
+        q.stop()
+        log("  " + validate_requests(q, args.openapi))
+    log("backfill: PASSED in %.1fs" % (time.monotonic() - t0))
+    shutil.rmtree(args.workdir, ignore_errors=True)
+
+
+def main():
+    return run_main("backfill", argument_parser(), run)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
