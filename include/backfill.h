@@ -74,6 +74,11 @@ void bf_session_start(backfill *b);
  */
 p2q_status bf_on_message(backfill *b, const pgo_msg *m, lsn_t lsn, bool in_txn, ack_txn txn, qop_list *out);
 
+/* The stream's Begin of transaction xid (top-level; pgoutput sends a
+ * transaction whole, at its commit, so this is commit order): remembered
+ * for the visibility check of the chunks (backfill_wm.h). */
+void bf_on_begin(backfill *b, uint32_t xid);
+
 /* Operations the stream produced (ops->items[from..n)), before they go to
  * the sink: remembered when a chunk's window is open on their table. */
 void bf_observe(backfill *b, const qop_list *ops, size_t from);

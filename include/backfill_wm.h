@@ -91,4 +91,58 @@ size_t bfw_filter(bf_window *w, qop_list *chunk);
 void bfw_close(bf_window *w);
 void bfw_free(bf_window *w);
 
+/*
+ * Why the window is not enough on PostgreSQL.  A transaction's commit
+ * record goes into the WAL before the transaction leaves the proc array
+ * (becomes visible to new snapshots).  So a transaction T whose commit
+ * precedes the low watermark in the WAL can still be invisible to a chunk
+ * read that starts after the low watermark's commit returned: T's backend
+ * was descheduled between the two steps.  The stream then applies T before
+ * the window opens, the chunk carries the row as it was before T, and the
+ * chunk would overwrite T's version at the high watermark.  (DBLog assumes
+ * commit order is visibility order; PostgreSQL does not promise it.)
+ *
+ * The remedy: the chunk query returns its own snapshot
+ * (pg_current_snapshot(): xmin, xmax, the in-progress xids); the stream
+ * side remembers the xids of the transactions it received, in order (a
+ * ring of the last BF_RING_XIDS); at the high watermark, a transaction
+ * received before the low watermark that the chunk's snapshot does not see
+ * means the chunk is read again.  The check is exact: a committed xid
+ * below xmin, or below xmax and not in progress, is visible; anything the
+ * stream delivered before the low watermark and the snapshot does not see
+ * is such a late transaction.  What it cannot see: a transaction that
+ * stayed invisible while more than BF_RING_XIDS later ones were streamed.
+ */
+#define BF_RING_XIDS 65536
+
+/* A snapshot of pg_current_snapshot()'s text "xmin:xmax:xip,xip,...",
+ * xids cut to their 32 bits (the stream's Begin carries 32-bit xids). */
+typedef struct bf_snapshot {
+    bool valid;
+    uint32_t xmin, xmax;
+    uint32_t *xip; /* owned */
+    int nxip;
+} bf_snapshot;
+
+/* Parses text into s (freed first).  Returns 0, or -1 (s invalid) when it
+ * is not a snapshot's text form. */
+int bfs_parse(bf_snapshot *s, const char *text);
+/* Whether the committed transaction xid is visible to s. */
+bool bfs_visible(const bf_snapshot *s, uint32_t xid);
+void bfs_free(bf_snapshot *s);
+
+/* The xids of the transactions the stream delivered, in stream order;
+ * n counts every one ever added (the last BF_RING_XIDS are kept). */
+typedef struct bf_ring {
+    uint32_t *xids; /* owned, BF_RING_XIDS once the first is added */
+    uint64_t n;
+} bf_ring;
+
+void bfr_add(bf_ring *r, uint32_t xid);
+/* The first kept xid among those added before position upto (r->n at the
+ * low watermark) that s does not see: true and *xid set, or false. */
+bool bfr_invisible_before(const bf_ring *r, uint64_t upto, const bf_snapshot *s, uint32_t *xid);
+void bfr_free(bf_ring *r);
+
+
 #endif

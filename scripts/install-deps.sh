@@ -7,7 +7,7 @@
 set -eu
 
 PACKAGES="cmake gcc clang pkg-config libpq-dev libcurl4-openssl-dev libjansson-dev libinih-dev
-libmicrohttpd-dev libcmocka-dev postgresql-15 python3 python3-jsonschema python3-yaml valgrind"
+libmicrohttpd-dev libcmocka-dev postgresql-15 python3 python3-jsonschema python3-yaml valgrind gdb"
 
 # make and libc6-dev are only Recommends of cmake and gcc: name them for a bare image.
 BUILD_PACKAGES="cmake make gcc libc6-dev pkg-config libpq-dev libcurl4-openssl-dev libjansson-dev

@@ -33,6 +33,8 @@
 
 #define BF_PROGRESS_MS 5000
 #define BF_HISTORY 16
+#define BF_LATE_FIRST_MS 5    /* a chunk read again for a late transaction: after 5 ms, doubling ... */
+#define BF_LATE_MAX_MS 1000   /* ... up to 1 s */
 
 typedef enum {
     BF_IDLE,      /* no request */
@@ -79,6 +81,12 @@ struct backfill {
     bfm_list chunk_to; /* its last key */
     bool window_seen;  /* the low watermark of the current chunk came back */
     bf_window win;
+    bf_snapshot snap;  /* the chunk read's snapshot (backfill_wm.h: why) */
+    bf_ring ring;      /* the xids the stream delivered */
+    uint64_t lw_at;    /* ring.n when the chunk's low watermark came back */
+    uint64_t rereads;  /* chunks read again because a transaction was late to become visible */
+    int late_in_row;   /* ... in a row for the current chunk */
+    int64_t next_chunk_at; /* after such a re-read: not before this (now_ms) */
     ack_txn wm_hold;   /* the newest watermark's transaction, held */
     int64_t table_start_ms, last_log_ms;
     uint64_t table_rows;
@@ -126,6 +134,7 @@ static void drop_chunk(backfill *b)
 {
     PQclear(b->rows);
     b->rows = NULL;
+    bfs_free(&b->snap);
     bfm_list_free(&b->chunk_to);
     bfw_close(&b->win);
     b->window_seen = false;
@@ -174,6 +183,7 @@ void bf_free(backfill *b)
         return;
     bf_session_start(b);
     bfw_free(&b->win);
+    bfr_free(&b->ring);
     for (int i = 0; i < b->nhistory; i++) {
         free(b->history[i].id);
         free(b->history[i].error);
@@ -235,6 +245,7 @@ static void publish(backfill *b)
                                                                 : b->cur->rows_done)
                                             : 0));
     json_object_set_new(o, "chunks_done", json_integer(b->cur ? (json_int_t)b->cur->chunks_done : 0));
+    json_object_set_new(o, "chunks_read_again", json_integer((json_int_t)b->rereads));
     json_object_set_new(o, "last_error", b->last_error ? json_string(b->last_error) : json_null());
     for (bf_req *r = b->queue; r; r = r->next)
         json_array_append_new(q, json_string(r->id));
@@ -574,6 +585,10 @@ static void array_literal(buf *out, const char *const *v, int n)
     buf_putc(out, '}');
 }
 
+#define BF_SNAPSHOT_SQL                                                                                               \
+    "SELECT c.*, CASE WHEN pg_catalog.row_number() OVER () = 1 THEN pg_catalog.pg_current_snapshot()::text END "    \
+    "FROM ("
+
 /* Builds the chunk queries of the described table. */
 static p2q_status build_sql(backfill *b, const char **key_names, int nkeys, char *why, size_t whylen)
 {
@@ -609,14 +624,18 @@ static p2q_status build_sql(backfill *b, const char **key_names, int nkeys, char
         buf_printf(&params, "$%d::%s", k + 1, PQgetvalue(res, 0, 0));
         PQclear(res);
     }
-    buf_printf(&sql, "SELECT %s FROM %s%s%s%s ORDER BY %s LIMIT %lld", cols.data, t->cfg->quoted,
-               t->rowfilter ? " WHERE (" : "", t->rowfilter ? t->rowfilter : "", t->rowfilter ? ")" : "", keys.data,
-               (long long)b->env.cfg->sync.backfill_chunk_rows);
+    /* The chunk, plus the statement's snapshot in one more column of one
+     * row (BF_SNAPSHOT_SQL; backfill_wm.h says why); the planner keeps the
+     * inner order (no second sort). */
+    buf_printf(&sql, BF_SNAPSHOT_SQL "SELECT %s FROM %s%s%s%s ORDER BY %s LIMIT %lld) c ORDER BY %s", cols.data,
+               t->cfg->quoted, t->rowfilter ? " WHERE (" : "", t->rowfilter ? t->rowfilter : "",
+               t->rowfilter ? ")" : "", keys.data, (long long)b->env.cfg->sync.backfill_chunk_rows, keys.data);
     b->select_sql = xstrdup(sql.data);
     buf_reset(&sql);
-    buf_printf(&sql, "SELECT %s FROM %s WHERE (%s) > (%s)%s%s%s ORDER BY %s LIMIT %lld", cols.data, t->cfg->quoted,
-               keys.data, params.data, t->rowfilter ? " AND (" : "", t->rowfilter ? t->rowfilter : "",
-               t->rowfilter ? ")" : "", keys.data, (long long)b->env.cfg->sync.backfill_chunk_rows);
+    buf_printf(&sql, BF_SNAPSHOT_SQL "SELECT %s FROM %s WHERE (%s) > (%s)%s%s%s ORDER BY %s LIMIT %lld) c ORDER BY %s",
+               cols.data, t->cfg->quoted, keys.data, params.data, t->rowfilter ? " AND (" : "",
+               t->rowfilter ? t->rowfilter : "", t->rowfilter ? ")" : "", keys.data,
+               (long long)b->env.cfg->sync.backfill_chunk_rows, keys.data);
     b->select_from_sql = xstrdup(sql.data);
     rc = P2Q_OK;
 cleanup:
@@ -747,7 +766,7 @@ p2q_status bf_step(backfill *b, bool sink_full)
             continue;
         }
         if (b->phase == BF_NEED_CHUNK) {
-            if (sink_full || (b->env.sink && sink_queued_ops(b->env.sink) >=
+            if (now_ms() < b->next_chunk_at || sink_full || (b->env.sink && sink_queued_ops(b->env.sink) >=
                                                  (size_t)b->env.cfg->sync.backfill_chunk_rows) ||
                 !ensure_conn(b))
                 return P2Q_OK;
@@ -772,6 +791,10 @@ int bf_timeout_ms(const backfill *b)
 {
     int64_t left;
 
+    if (b->phase == BF_NEED_CHUNK && b->conn && !b->busy && b->next_chunk_at > now_ms()) {
+        left = b->next_chunk_at - now_ms();
+        return left > 1000 ? 1000 : (int)left;
+    }
     if (b->conn || (b->phase != BF_DESCRIBE && b->phase != BF_NEED_CHUNK))
         return -1;
     left = b->retry_at - now_ms();
@@ -788,6 +811,20 @@ static void row_key(const backfill *b, const PGresult *res, int row, bfm_list *o
     out->v = xcalloc((size_t)n + 1, sizeof *out->v);
     for (int k = 0; k < n; k++)
         out->v[out->n++] = xstrdup(PQgetvalue(res, row, map_key_col(b->table.map, k)));
+}
+
+/* The chunk's snapshot: the last column of the one row that has it. */
+static bool read_snapshot(backfill *b, const PGresult *res)
+{
+    int n = PQntuples(res), col = PQnfields(res) - 1;
+
+    bfs_free(&b->snap);
+    if (n == 0)
+        return true; /* nothing to apply, nothing to check */
+    for (int i = 0; i < n; i++)
+        if (!PQgetisnull(res, i, col))
+            return bfs_parse(&b->snap, PQgetvalue(res, i, col)) == 0;
+    return false;
 }
 
 /* One finished query of the backfill. */
@@ -813,6 +850,12 @@ static void on_result(backfill *b, PGresult *res)
     case BF_READING:
         if (PQresultStatus(res) != PGRES_TUPLES_OK)
             goto sql_error;
+        if (!read_snapshot(b, res)) {
+            PQclear(res);
+            drop_chunk(b);
+            fail_table(b, "a chunk's answer carries no valid snapshot in its last column (pg_current_snapshot())");
+            return;
+        }
         b->rows = res;
         b->t_read = now_ms();
         bfm_list_free(&b->chunk_to);
@@ -923,7 +966,31 @@ static p2q_status apply_chunk(backfill *b, lsn_t lsn, qop_list *out)
      * backfill runs at most about two chunks ahead of Qdrant's
      * acknowledgements (what a restart reads again) */
     bool room = !b->env.sink || sink_queued_ops(b->env.sink) < (size_t)b->env.cfg->sync.backfill_chunk_rows;
+    uint32_t late;
 
+    /* A transaction the stream delivered before the low watermark that the
+     * read did not see (backfill_wm.h): the chunk may hold rows older than
+     * what the stream applied.  Read it again; the transaction is visible
+     * by then or is caught again. */
+    if (b->window_seen && b->snap.valid && bfr_invisible_before(&b->ring, b->lw_at, &b->snap, &late)) {
+        char x[16], c[24], times[16];
+        int64_t wait = BF_LATE_FIRST_MS << (b->late_in_row < 7 ? b->late_in_row : 7);
+        snprintf(x, sizeof x, "%u", late);
+        snprintf(c, sizeof c, "%llu", (unsigned long long)b->chunk);
+        snprintf(times, sizeof times, "%d", b->late_in_row + 1);
+        /* logged once per chunk; a backend stalled for long makes it come back every second at most */
+        log_event(b->late_in_row ? LOG_DEBUG : LOG_INFO, "backfill chunk read again: a transaction committed before "
+                  "its low watermark was not yet visible to its read", "table", b->table.name, "chunk", c, "xid", x,
+                  "times", times, NULL);
+        b->rereads++;
+        b->late_in_row++;
+        b->next_chunk_at = now_ms() + (wait > BF_LATE_MAX_MS ? BF_LATE_MAX_MS : wait);
+        drop_chunk(b);
+        b->phase = BF_NEED_CHUNK;
+        publish(b);
+        return P2Q_OK;
+    }
+    b->late_in_row = 0;
     /* The next chunk's low watermark goes out before this chunk is mapped,
      * so PostgreSQL reads it while we map (its window opens only when that
      * watermark comes back in the stream, after this function).  Its rows
@@ -947,6 +1014,7 @@ static p2q_status apply_chunk(backfill *b, lsn_t lsn, qop_list *out)
         b->tup = xcalloc(1, sizeof *b->tup);
     for (int i = 0; i < n; i++) {
         snap_result_tuple(rows, i, b->tup);
+        b->tup->ncols--; /* the snapshot column */
         if (map_row(b->table.map, b->tup, lsn, &ops, &info, err, sizeof err) != 0) {
             qop_list_free(&ops);
             PQclear(rows);
@@ -1005,6 +1073,7 @@ static p2q_status own_watermark(backfill *b, const bfm *m, lsn_t lsn, bool in_tx
     if (m->kind == BFM_LOW) {
         bfw_open(&b->win, b->table.cfg);
         b->window_seen = true;
+        b->lw_at = b->ring.n; /* the transactions streamed so far precede the low watermark */
         return P2Q_OK;
     }
     /* The high watermark may come back before its emit's answer was read
@@ -1049,6 +1118,11 @@ p2q_status bf_on_message(backfill *b, const pgo_msg *m, lsn_t lsn, bool in_txn, 
 cleanup:
     bfm_free(&msg);
     return rc;
+}
+
+void bf_on_begin(backfill *b, uint32_t xid)
+{
+    bfr_add(&b->ring, xid);
 }
 
 void bf_observe(backfill *b, const qop_list *ops, size_t from)

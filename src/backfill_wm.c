@@ -308,3 +308,103 @@ void bfw_free(bf_window *w)
     free(w->slots);
     memset(w, 0, sizeof *w);
 }
+
+/* ---- commit visibility ------------------------------------------------------ */
+
+/* xid a precedes b, modulo 2^32 (TransactionIdPrecedes for normal xids) */
+static bool xid_precedes(uint32_t a, uint32_t b)
+{
+    return (int32_t)(a - b) < 0;
+}
+
+static bool parse_xid(const char **p, uint32_t *out)
+{
+    char *end;
+    unsigned long long v;
+
+    if (**p < '0' || **p > '9')
+        return false;
+    v = strtoull(*p, &end, 10);
+    *out = (uint32_t)v; /* the low 32 bits of an xid8 */
+    *p = end;
+    return true;
+}
+
+void bfs_free(bf_snapshot *s)
+{
+    free(s->xip);
+    memset(s, 0, sizeof *s);
+}
+
+int bfs_parse(bf_snapshot *s, const char *text)
+{
+    const char *p = text;
+    size_t cap = 0;
+
+    bfs_free(s);
+    if (!p || !parse_xid(&p, &s->xmin) || *p++ != ':' || !parse_xid(&p, &s->xmax) || *p++ != ':')
+        goto bad;
+    while (*p) {
+        uint32_t x;
+        if (!parse_xid(&p, &x))
+            goto bad;
+        if ((size_t)s->nxip == cap) {
+            cap = cap ? cap * 2 : 16;
+            s->xip = xrealloc(s->xip, cap * sizeof *s->xip);
+        }
+        s->xip[s->nxip++] = x;
+        if (*p == ',')
+            p++;
+        else if (*p)
+            goto bad;
+    }
+    s->valid = true;
+    return 0;
+bad:
+    bfs_free(s);
+    return -1;
+}
+
+bool bfs_visible(const bf_snapshot *s, uint32_t xid)
+{
+    if (xid < 3) /* bootstrap/frozen xids */
+        return true;
+    if (xid_precedes(xid, s->xmin))
+        return true;
+    if (!xid_precedes(xid, s->xmax))
+        return false;
+    for (int i = 0; i < s->nxip; i++)
+        if (s->xip[i] == xid)
+            return false;
+    return true;
+}
+
+void bfr_add(bf_ring *r, uint32_t xid)
+{
+    if (!r->xids)
+        r->xids = xcalloc(BF_RING_XIDS, sizeof *r->xids);
+    r->xids[r->n % BF_RING_XIDS] = xid;
+    r->n++;
+}
+
+bool bfr_invisible_before(const bf_ring *r, uint64_t upto, const bf_snapshot *s, uint32_t *xid)
+{
+    uint64_t first = r->n > BF_RING_XIDS ? r->n - BF_RING_XIDS : 0;
+
+    if (upto > r->n)
+        upto = r->n;
+    for (uint64_t i = first; i < upto; i++) {
+        uint32_t x = r->xids[i % BF_RING_XIDS];
+        if (!bfs_visible(s, x)) {
+            *xid = x;
+            return true;
+        }
+    }
+    return false;
+}
+
+void bfr_free(bf_ring *r)
+{
+    free(r->xids);
+    memset(r, 0, sizeof *r);
+}

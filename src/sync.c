@@ -473,6 +473,7 @@ static p2q_status on_message(sync_state *st, const char *data, size_t len, lsn_t
             return P2Q_ERR_FATAL;
         }
         st->in_txn = true;
+        bf_on_begin(st->bf, m->xid);
         st->last_commit_ts = m->u.begin.commit_ts;
         st->txn_final_lsn = m->u.begin.final_lsn;
         st->txn_commit_ts = m->u.begin.commit_ts;
