@@ -146,7 +146,7 @@ p2q_status bf_command(const p2q_config *cfg, char *const *tables, int ntables, b
         rc = rc == P2Q_ERR_CONFIG ? P2Q_ERR_CONFIG : P2Q_ERR_FATAL;
         goto cleanup;
     }
-    if (bf_request(cfg, conn, names, ntables > 0 ? n : 0, id, sizeof id, err, sizeof err) != 0) {
+    if (bf_request(cfg, conn, names, ntables > 0 ? n : 0, NULL, 0, id, sizeof id, err, sizeof err) != 0) {
         log_error("cannot write the backfill request into the WAL", "error", err, NULL);
         rc = P2Q_ERR_FATAL;
         goto cleanup;
