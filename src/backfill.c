@@ -79,7 +79,7 @@ struct backfill {
     bool described;
     char *select_sql;  /* the chunk query of the current table, without/with a key condition */
     char *select_from_sql;
-    char *select_keys_sql; /* keyed: WHERE (key) IN (SELECT * FROM unnest($1::t1[], ...)) */
+    char *select_keys_sql; /* keyed: WHERE (key) IN (SELECT * FROM ROWS FROM (unnest($1::t1[]), ...)) */
     PGresult *rows;    /* the chunk read, waiting for its high watermark */
     bfm_list chunk_to; /* its last key */
     bool window_seen;  /* the low watermark of the current chunk came back */
@@ -657,7 +657,7 @@ static p2q_status build_sql(backfill *b, const char **key_names, int nkeys, char
         }
         buf_quote_ident(&keys, key_names[k]);
         buf_printf(&params, "$%d::%s", k + 1, PQgetvalue(res, 0, 0));
-        buf_printf(&arrays, "%s$%d::%s[]", k ? ", " : "", k + 1, PQgetvalue(res, 0, 0));
+        buf_printf(&arrays, "%spg_catalog.unnest($%d::%s[])", k ? ", " : "", k + 1, PQgetvalue(res, 0, 0));
         PQclear(res);
     }
     buf_printf(&sql, "SELECT %s FROM %s%s%s%s ORDER BY %s LIMIT %lld", cols.data, t->cfg->quoted,
@@ -670,7 +670,7 @@ static p2q_status build_sql(backfill *b, const char **key_names, int nkeys, char
                t->rowfilter ? ")" : "", keys.data, (long long)b->env.cfg->sync.backfill_chunk_rows);
     b->select_from_sql = xstrdup(sql.data);
     buf_reset(&sql);
-    buf_printf(&sql, "SELECT %s FROM %s WHERE (%s) IN (SELECT * FROM pg_catalog.unnest(%s))%s%s%s", cols.data,
+    buf_printf(&sql, "SELECT %s FROM %s WHERE (%s) IN (SELECT * FROM ROWS FROM (%s))%s%s%s", cols.data,
                t->cfg->quoted, keys.data, arrays.data, t->rowfilter ? " AND (" : "",
                t->rowfilter ? t->rowfilter : "", t->rowfilter ? ")" : "");
     b->select_keys_sql = xstrdup(sql.data);
