@@ -244,6 +244,35 @@ def reconcile_handover(args, pg, q, sync, cfg, http_port, ok):
        "orphans keyed from their payload) handed over as %d keyed requests (chunks %s), converges exactly, "
        "a second reconcile is in sync" % (stats["txns"], n_items, n_docs, len(ids), chunks))
 
+    # a keyed request interrupted by SIGKILL: its message stays held, the restarted run does it again
+    keys = [int(x) for x in pg.psql("SELECT id FROM b_items WHERE embedding IS NOT NULL ORDER BY id DESC LIMIT 1500",
+                                    db=DB).split()]
+    status, _ = q.request("POST", "/collections/b_items/points/delete?wait=true", {"points": keys})
+    check(status == 200, "deleting b_items points: %s" % status)
+    q.slow_writes(200, count=100000)
+    msg = json.dumps({"type": "backfill", "slot": SLOT, "id": "keyed-resume",
+                      "keys": {"b_items": [[str(k)] for k in keys]}})
+    pg.psql("SELECT pg_logical_emit_message(true, 'pg2qdrant', '%s')" % msg, db=DB)
+
+    def one_chunk():
+        check(sync.alive(), "run exited:\n%s" % sync.log_tail(30))
+        b = http_status(http_port)["backfill"]
+        return b["id"] == "keyed-resume" and b["state"] == "running" and b["chunks_done"] >= 1
+    wait_until(one_chunk, 60, "the keyed request's first chunk", interval=0.05)
+    sync.kill9()
+    q.slow_writes(0)
+    sync.start()
+    wait_until(lambda: finished(http_port, "keyed-resume") or not sync.alive(), 120,
+               "the keyed request to be done again after the restart")
+    e = finished(http_port, "keyed-resume")
+    check(e and e["state"] == "done" and e["rows_done"] == len(keys), "keyed request after SIGKILL: %s" % e)
+    check("resuming an interrupted backfill" not in sync.log_text(), "a keyed request's watermark was adopted:\n%s"
+          % sync.log_tail(20))
+    lsn = commit_lsn(pg, "UPDATE b_uuid SET label = 'after keyed resume' WHERE id = md5('3')::uuid")
+    converge(pg, q, sync, lsn, "a keyed request interrupted by SIGKILL")
+    ok("a keyed request of %d keys killed after its first chunk: the restarted run gets the request again from "
+       "the WAL and does it whole (%d chunks), converges" % (len(keys), e["chunks_done"]))
+
     # uuid5 ids: an orphan with its key in the payload is deleted; one with an empty payload is left, exit 1
     status, _ = q.request("PUT", "/collections/b_u5/points?wait=true", {"points": [
         {"id": uuid5("7"), "vector": [1, 1], "payload": {"id": 7, "note": "orphan"}},
