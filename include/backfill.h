@@ -14,8 +14,12 @@
  * ack tracker confirms the high watermark only after Qdrant acknowledged
  * the chunk.
  *
+ * A keyed request ("keys", from reconcile --fix) reads only those keys, by
+ * WHERE (key) IN (...), in chunks of at most backfill_chunk_rows keys with
+ * the same watermarks and window; a key without a row deletes its point.
+ *
  * Resume: the newest watermark (or the request, before its first
- * watermark) holds its transaction in the ack tracker (one pseudo-operation)
+ * watermark; a keyed request until its end) holds its transaction in the ack tracker (one pseudo-operation)
  * until the next watermark of the backfill arrives, so the slot's confirmed
  * position never passes it: after a restart the stream brings it back and
  * the backfill goes on from the chunk it names.  Needs no privilege beyond
@@ -35,6 +39,7 @@
 #include <stdbool.h>
 
 #include "ack_tracker.h"
+#include "backfill_wm.h"
 #include "config.h"
 #include "pgoutput.h"
 #include "qop.h"
@@ -108,11 +113,14 @@ int bf_timeout_ms(const backfill *b);
  * Writes a backfill request for cfg's slot into the WAL on conn (a plain
  * connection of repl_connect): pg_logical_emit_message(true, 'pg2qdrant',
  * {"type":"backfill","slot":...,"tables":[tables],"id":...}); tables
- * empty: every configured table.  The new id is written to id (idlen >=
- * 48).  Returns 0, or -1 with a one-line message in err (nothing logged).
+ * empty: every configured table.  keys[0..nkeys) (borrowed; nkeys 0: none):
+ * a keyed request, only those keys of those tables (docs/backfill.md).  The
+ * new id, distinct for every call of one process, is written to id (idlen
+ * >= 48).  Returns 0 (err: the message's LSN), or -1 with a one-line
+ * message in err (nothing logged).
  */
-int bf_request(const p2q_config *cfg, PGconn *conn, const char *const *tables, int ntables, char *id, size_t idlen,
-               char *err, size_t errlen);
+int bf_request(const p2q_config *cfg, PGconn *conn, const char *const *tables, int ntables, const bfm_keyset *keys,
+               int nkeys, char *id, size_t idlen, char *err, size_t errlen);
 
 /* Whether a backfill is running or queued (for tests and logs). */
 bool bf_active(const backfill *b);

@@ -23,4 +23,13 @@
 p2q_status bf_command(const p2q_config *cfg, char *const *tables, int ntables, bool wait, int64_t timeout_ms,
                       volatile sig_atomic_t *stop);
 
+/*
+ * Follows the /status of [http] listen (set) until every one of ids[0..nids)
+ * shows up in backfill.finished (also for reconcile --fix with an active
+ * slot).  timeout_ms 0: none.  Returns P2Q_OK (all done), P2Q_ERR_FATAL (one
+ * failed, or the timeout passed; logged) or P2Q_STOPPED.
+ */
+p2q_status bf_wait_done(const p2q_config *cfg, const char *const *ids, int nids, int64_t timeout_ms,
+                        volatile sig_atomic_t *stop);
+
 #endif

@@ -8,12 +8,19 @@
  * Messages (every one names the slot whose `run` carries it out):
  *   request    {"type":"backfill","slot":S,"id":ID,"tables":["public.t",...]}
  *              (tables empty or missing: every configured table)
+ *              optional "keys":{"public.t":[["eu","42"],...],...}: a keyed
+ *              request (reconcile --fix handing over its repairs): only
+ *              these keys of these tables are read (their key texts in the
+ *              mapping's key column order); a key without a row becomes a
+ *              delete of its point
  *   watermark  {"type":"wm","phase":"low"|"high","slot":S,"id":ID,"run":R,
  *               "chunk":N,"table":"public.t","tables":[tables after it],
  *               "from":[key texts]|null, "to":[key texts]|null, "rows":n}
  *              run: a token of the `run` session that wrote it; from: the
  *              key the chunk starts after (null: the table's start); to and
  *              rows: the chunk's last key and row count (high only).
+ *              "keyed":true on the watermarks of a keyed request (a
+ *              restarted run gets the request itself again and ignores them).
  */
 #ifndef P2Q_BACKFILL_WM_H
 #define P2Q_BACKFILL_WM_H
@@ -37,6 +44,15 @@ typedef struct bfm_list {
     bool has;
 } bfm_list;
 
+/* The keys of one table of a keyed request: n keys of arity texts each,
+ * key i's k-th column at v[i * arity + k]; every string owned. */
+typedef struct bfm_keyset {
+    char *table;
+    int arity;
+    size_t n;
+    char **v;
+} bfm_keyset;
+
 /* A decoded message; every string owned (bfm_free). */
 typedef struct bfm {
     bfm_kind kind;
@@ -48,21 +64,31 @@ typedef struct bfm {
     bfm_list tables;
     bfm_list from, to;
     uint64_t rows;
+    bfm_keyset *keys; /* request: "keys", nkeys tables (NULL/0: not keyed) */
+    int nkeys;
+    bool keyed;       /* request: "keys" was present; watermark: "keyed":true */
 } bfm;
 
 /*
  * Decodes the content of a message with prefix BF_PREFIX.  Returns 0, or -1
  * with a one-line reason in err (not JSON, no or unknown "type", a field
- * missing or of the wrong type).  *out is zeroed first; free it with
+ * missing or of the wrong type, "keys" not an object of arrays of
+ * non-empty arrays of strings of one length per table).  *out is zeroed first; free it with
  * bfm_free either way.
  */
 int bfm_parse(const char *content, size_t len, bfm *out, char *err, size_t errlen);
 void bfm_free(bfm *m);
 void bfm_list_free(bfm_list *l);
 void bfm_list_copy(bfm_list *dst, const char *const *v, int n, bool has);
+void bfm_keyset_free(bfm_keyset *k);
 
-/* The JSON of a request / a watermark, appended to out. */
-void bfm_format_request(buf *out, const char *slot, const char *id, const char *const *tables, int ntables);
+/* Moves the keysets ks[0..n) (their contents) into a new owned array. */
+bfm_keyset *bfm_keysets_take(bfm_keyset *ks, int n);
+
+/* The JSON of a request / a watermark, appended to out.  keys[0..nkeys):
+ * a keyed request (nkeys 0: not keyed). */
+void bfm_format_request(buf *out, const char *slot, const char *id, const char *const *tables, int ntables,
+                        const bfm_keyset *keys, int nkeys);
 void bfm_format_wm(buf *out, const bfm *m);
 
 /*

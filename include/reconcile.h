@@ -18,7 +18,10 @@
  * digest match means equal.  A vector digest mismatch alone is confirmed
  * by retrieving those points and comparing with a tolerance (Qdrant's own
  * normalisation may differ in the last bits).  --fix upserts missing and
- * stale rows and deletes orphaned points through the sink.
+ * stale rows and deletes orphaned points through the sink; while a process
+ * holds the config's slot (a `run` streams the same tables) it hands the keys
+ * of those rows and points to that `run` as keyed backfill requests instead
+ * (backfill.h), so no repair races the stream (SPEC §9).
  */
 #ifndef P2Q_RECONCILE_H
 #define P2Q_RECONCILE_H
@@ -37,6 +40,7 @@ typedef struct recon_options {
     char *const *tables; /* --table names (borrowed); ntables == 0: every configured table */
     int ntables;
     bool fix;
+    int64_t timeout_ms; /* --fix with an active slot and [http] listen: how long to wait; 0 = no limit */
     recon_output output;
 } recon_options;
 
@@ -44,8 +48,10 @@ typedef struct recon_options {
  * Runs the comparison (and the repair with opt->fix), writes the report to
  * stdout, logs progress and errors to stderr.  Returns P2Q_OK with *drift_left
  * set when drift was found and not fixed, or P2Q_ERR_CONFIG (any error,
- * logged).  main.c makes the exit code: 0 in sync (or everything fixed),
- * 1 drift found and not fixed, 2 error.
+ * logged).  main.c makes the exit code: 0 in sync (or everything fixed, or
+ * handed over: done, or written when there is no [http] listen to follow),
+ * 1 drift found and not fixed (an orphan whose key cannot be recovered, a
+ * handed-over request that failed or timed out), 2 error.
  */
 p2q_status recon_command(const p2q_config *cfg, const recon_options *opt, volatile sig_atomic_t *stop,
                          bool *drift_left);

@@ -53,6 +53,10 @@ typedef struct bf_req {
     ack_txn hold;    /* the request's (or adopted watermark's) transaction, held until our first watermark */
     char *errors;    /* the failures so far, "; "-joined, or NULL */
     uint64_t rows_done, chunks_done, rows_estimate;
+    bool keyed;       /* a keyed request (reconcile --fix): only keys[], its hold kept to its end */
+    bfm_keyset *keys; /* keyed: the keys per table (table: "schema.name" as in tables) */
+    int nkeys;
+    size_t key_pos;   /* keyed: the current table's keys before this one are done */
     struct bf_req *next;
 } bf_req;
 
@@ -77,6 +81,7 @@ struct backfill {
     bool described;
     char *select_sql;  /* the chunk query of the current table, without/with a key condition */
     char *select_from_sql;
+    char *select_keys_sql; /* keyed: WHERE (key) IN (SELECT * FROM ROWS FROM (unnest($1::t1[]), ...)) */
     PGresult *rows;    /* the chunk read, waiting for its high watermark */
     bfm_list chunk_to; /* its last key */
     bool window_seen;  /* the low watermark of the current chunk came back */
@@ -84,6 +89,7 @@ struct backfill {
     bf_snapshot snap;  /* the chunk read's snapshot (backfill_wm.h: why) */
     bf_ring ring;      /* the xids the stream delivered */
     uint64_t lw_at;    /* ring.n when the chunk's low watermark came back */
+    int snap_row;      /* the row of rows that has the snapshot, or -1 */
     uint64_t rereads;  /* chunks read again because a transaction was late to become visible */
     int late_in_row;   /* ... in a row for the current chunk */
     int64_t next_chunk_at; /* after such a re-read: not before this (now_ms) */
@@ -119,6 +125,9 @@ static void req_free(bf_req *r)
     free(r->id);
     bfm_list_free(&r->tables);
     bfm_list_free(&r->from);
+    for (int i = 0; i < r->nkeys; i++)
+        bfm_keyset_free(&r->keys[i]);
+    free(r->keys);
     free(r->errors);
     free(r);
 }
@@ -148,7 +157,8 @@ static void drop_table(backfill *b)
     b->described = false;
     free(b->select_sql);
     free(b->select_from_sql);
-    b->select_sql = b->select_from_sql = NULL;
+    free(b->select_keys_sql);
+    b->select_sql = b->select_from_sql = b->select_keys_sql = NULL;
 }
 
 void bf_session_start(backfill *b)
@@ -200,18 +210,20 @@ bool bf_active(const backfill *b)
     return b->cur || b->queue;
 }
 
-int bf_request(const p2q_config *cfg, PGconn *conn, const char *const *tables, int ntables, char *id, size_t idlen,
-               char *err, size_t errlen)
+int bf_request(const p2q_config *cfg, PGconn *conn, const char *const *tables, int ntables, const bfm_keyset *keys,
+               int nkeys, char *id, size_t idlen, char *err, size_t errlen)
 {
+    static unsigned long seq, seed; /* several requests of one process: distinct ids */
     const char *params[1];
     PGresult *res;
     buf json;
     int rc = 0;
 
-    snprintf(id, idlen, "%llx-%ld-%04lx", (unsigned long long)time(NULL), (long)getpid(),
-             (unsigned long)(random() & 0xffff));
+    if (seq == 0)
+        seed = (unsigned long)random();
+    snprintf(id, idlen, "%llx-%ld-%04lx", (unsigned long long)time(NULL), (long)getpid(), (seed + seq++) & 0xffff);
     buf_init(&json);
-    bfm_format_request(&json, cfg->source.slot, id, tables, ntables);
+    bfm_format_request(&json, cfg->source.slot, id, tables, ntables, keys, nkeys);
     params[0] = json.data;
     res = PQexecParams(conn, "SELECT pg_catalog.pg_logical_emit_message(true, '" BF_PREFIX "', $1)::text", 1, NULL,
                        params, NULL, NULL, 0);
@@ -333,7 +345,30 @@ static void enqueue(backfill *b, bf_req *r)
     *p = r;
 }
 
-static p2q_status on_request(backfill *b, const bfm *m, bool in_txn, ack_txn txn, lsn_t lsn)
+/* A keyed request: its tables are those of its keys (configured, with keys). */
+static void keyed_tables(bf_req *r, bfm *m, const p2q_config *cfg)
+{
+    r->keyed = true;
+    r->keys = bfm_keysets_take(m->keys, m->nkeys);
+    for (int i = 0; i < m->nkeys; i++) {
+        const table_cfg *t = find_table(cfg, r->keys[i].table);
+        if (!t || r->keys[i].n == 0) {
+            if (!t)
+                log_warn("backfill request names a table that has no [table] section; skipped", "id", m->id, "table",
+                         r->keys[i].table, NULL);
+            bfm_keyset_free(&r->keys[i]);
+            continue;
+        }
+        free(r->keys[i].table);
+        r->keys[i].table = xstrdup(t->qualified);
+        r->keys[r->nkeys++] = r->keys[i];
+        if (r->nkeys - 1 != i)
+            memset(&r->keys[i], 0, sizeof r->keys[i]);
+        r->tables.v[r->tables.n++] = xstrdup(t->qualified);
+    }
+}
+
+static p2q_status on_request(backfill *b, bfm *m, bool in_txn, ack_txn txn, lsn_t lsn)
 {
     const p2q_config *cfg = b->env.cfg;
     bf_req *r;
@@ -347,13 +382,16 @@ static p2q_status on_request(backfill *b, const bfm *m, bool in_txn, ack_txn txn
     strlist_add(&b->seen, "%s", m->id);
     r = xcalloc(1, sizeof *r);
     r->id = xstrdup(m->id);
-    r->tables.v = xcalloc((size_t)(m->tables.n > cfg->n_tables ? m->tables.n : cfg->n_tables) + 1, sizeof(char *));
+    r->tables.v = xcalloc((size_t)(m->tables.n > cfg->n_tables ? m->tables.n : cfg->n_tables) + (size_t)m->nkeys + 1,
+                          sizeof(char *));
     r->tables.has = true;
-    if (m->tables.n == 0) {
+    if (m->keyed)
+        keyed_tables(r, m, cfg);
+    else if (m->tables.n == 0) {
         for (int i = 0; i < cfg->n_tables; i++)
             r->tables.v[r->tables.n++] = xstrdup(cfg->tables[i].qualified);
     }
-    for (int i = 0; i < m->tables.n; i++) {
+    for (int i = 0; i < m->tables.n && !m->keyed; i++) {
         const table_cfg *t = find_table(cfg, m->tables.v[i]);
         if (!t) {
             log_warn("backfill request names a table that has no [table] section; skipped", "id", m->id, "table",
@@ -379,8 +417,15 @@ static p2q_status on_request(backfill *b, const bfm *m, bool in_txn, ack_txn txn
         buf_free(&names);
         return P2Q_ERR_FATAL;
     }
-    log_info(b->cur || b->queue ? "backfill requested; queued behind the one running" : "backfill requested", "id", r->id,
-             "tables", names.data, "lsn", lsn_fmt(lsn, l), NULL);
+    {
+        char nk[24];
+        size_t total = 0;
+        for (int i = 0; i < r->nkeys; i++)
+            total += r->keys[i].n;
+        snprintf(nk, sizeof nk, "%zu", total);
+        log_info(b->cur || b->queue ? "backfill requested; queued behind the one running" : "backfill requested",
+                 "id", r->id, "tables", names.data, "keys", r->keyed ? nk : NULL, "lsn", lsn_fmt(lsn, l), NULL);
+    }
     buf_free(&names);
     enqueue(b, r);
     publish(b);
@@ -393,6 +438,10 @@ static p2q_status adopt(backfill *b, const bfm *m, bool in_txn, ack_txn txn)
 {
     bf_req *r;
 
+    if (m->keyed) { /* a keyed request holds its own message: that comes back and is done again */
+        log_debug("watermark of a keyed backfill of an earlier session; ignored", "id", m->id, NULL);
+        return P2Q_OK;
+    }
     if (seen(b, m->id))
         return P2Q_OK;
     strlist_add(&b->seen, "%s", m->id);
@@ -455,6 +504,7 @@ static void next_table(backfill *b)
         r->tables.n--;
     }
     bfm_list_free(&r->from);
+    r->key_pos = 0;
     if (r->tables.n == 0)
         finish_request(b);
     else
@@ -540,7 +590,7 @@ static const char emit_sql[] = "SELECT pg_catalog.pg_logical_emit_message(true, 
 static bool send_watermark(backfill *b, bfm_kind kind, uint64_t rows)
 {
     bfm m = {.kind = kind, .slot = b->env.cfg->source.slot, .id = b->cur->id, .run = b->run, .chunk = b->chunk,
-             .table = b->cur->tables.v[0], .rows = rows};
+             .table = b->cur->tables.v[0], .rows = rows, .keyed = b->cur->keyed};
     buf json;
     const char *params[1];
     bool ok;
@@ -593,9 +643,10 @@ static void array_literal(buf *out, const char *const *v, int n)
 static p2q_status build_sql(backfill *b, const char **key_names, int nkeys, char *why, size_t whylen)
 {
     const snap_table *t = &b->table;
-    buf cols, keys, params, sql;
+    buf cols, keys, params, sql, arrays;
     p2q_status rc = P2Q_ERR_FATAL;
 
+    buf_init(&arrays);
     buf_init(&cols);
     buf_init(&keys);
     buf_init(&params);
@@ -622,6 +673,7 @@ static p2q_status build_sql(backfill *b, const char **key_names, int nkeys, char
         }
         buf_quote_ident(&keys, key_names[k]);
         buf_printf(&params, "$%d::%s", k + 1, PQgetvalue(res, 0, 0));
+        buf_printf(&arrays, "%spg_catalog.unnest($%d::%s[])", k ? ", " : "", k + 1, PQgetvalue(res, 0, 0));
         PQclear(res);
     }
     /* The chunk, plus the statement's snapshot in one more column of one
@@ -637,8 +689,18 @@ static p2q_status build_sql(backfill *b, const char **key_names, int nkeys, char
                t->rowfilter ? t->rowfilter : "", t->rowfilter ? ")" : "", keys.data,
                (long long)b->env.cfg->sync.backfill_chunk_rows, keys.data);
     b->select_from_sql = xstrdup(sql.data);
+    buf_reset(&sql);
+    /* keyed: the snapshot in an extra row of its own (FULL JOIN ... ON
+     * false), there even when no key has a row — those keys become deletes,
+     * which the visibility check must cover too */
+    buf_printf(&sql, "SELECT c.*, x.snap FROM (SELECT %s FROM %s WHERE (%s) IN (SELECT * FROM ROWS FROM (%s))%s%s%s) c "
+               "FULL JOIN (SELECT pg_catalog.pg_current_snapshot()::text AS snap) x ON false", cols.data,
+               t->cfg->quoted, keys.data, arrays.data, t->rowfilter ? " AND (" : "",
+               t->rowfilter ? t->rowfilter : "", t->rowfilter ? ")" : "");
+    b->select_keys_sql = xstrdup(sql.data);
     rc = P2Q_OK;
 cleanup:
+    buf_free(&arrays);
     buf_free(&cols);
     buf_free(&keys);
     buf_free(&params);
@@ -667,6 +729,137 @@ static void estimate(backfill *b)
     }
 }
 
+/* ---- keyed requests -------------------------------------------------------------- */
+
+/* The keys of the current table of a keyed request. */
+static const bfm_keyset *keyed_set(const backfill *b)
+{
+    for (int i = 0; i < b->cur->nkeys; i++)
+        if (strcmp(b->cur->keys[i].table, b->cur->tables.v[0]) == 0)
+            return &b->cur->keys[i];
+    return NULL;
+}
+
+/* The current keyed chunk: keys [key_pos, key_pos + *n) of set. */
+static const bfm_keyset *keyed_chunk(const backfill *b, size_t *n)
+{
+    const bfm_keyset *ks = keyed_set(b);
+    size_t left = ks && ks->n > b->cur->key_pos ? ks->n - b->cur->key_pos : 0;
+    size_t max = (size_t)b->env.cfg->sync.backfill_chunk_rows;
+
+    *n = left < max ? left : max;
+    return ks;
+}
+
+/* Whether the keys fit the described table's key (else the table fails). */
+static bool keyed_check(backfill *b, int nkeys)
+{
+    const bfm_keyset *ks = keyed_set(b);
+
+    if (!ks || ks->arity != nkeys) {
+        char *why = xasprintf("the request's keys have %d column(s), the table's key has %d", ks ? ks->arity : 0,
+                              nkeys);
+        fail_table(b, why);
+        free(why);
+        return false;
+    }
+    return true;
+}
+
+/* At the low watermark's answer: SELECT the rows of the chunk's keys. */
+static void send_keyed_query(backfill *b)
+{
+    size_t n;
+    const bfm_keyset *ks = keyed_chunk(b, &n);
+    int nkeys = ks->arity;
+    const char *params[PGO_MAX_ATTS];
+    buf arrays[PGO_MAX_ATTS];
+    const char **col = xcalloc(n ? n : 1, sizeof *col);
+
+    for (int k = 0; k < nkeys; k++) {
+        for (size_t i = 0; i < n; i++)
+            col[i] = ks->v[(b->cur->key_pos + i) * (size_t)nkeys + (size_t)k];
+        buf_init(&arrays[k]);
+        array_literal(&arrays[k], col, (int)n);
+        params[k] = arrays[k].data;
+    }
+    send_query(b, b->select_keys_sql, nkeys, params);
+    for (int k = 0; k < nkeys; k++)
+        buf_free(&arrays[k]);
+    free(col);
+}
+
+/* Whether keys remain after the current chunk. */
+static bool keyed_more(const backfill *b)
+{
+    size_t n;
+    const bfm_keyset *ks = keyed_chunk(b, &n);
+
+    return ks && b->cur->key_pos + n < ks->n;
+}
+
+static int cmp_str(const void *x, const void *y)
+{
+    return strcmp(*(const char *const *)x, *(const char *const *)y);
+}
+
+/* At the high watermark, after the chunk's rows were mapped into ops: a
+ * key of the chunk that no row has becomes a delete of its point (the id
+ * the stream gives it), appended to ops (the window filters it like the
+ * rows).  Moves key_pos past the chunk. */
+static void keyed_deletes(backfill *b, lsn_t lsn, qop_list *ops)
+{
+    size_t n;
+    const bfm_keyset *ks = keyed_chunk(b, &n);
+    const table_map *map = b->table.map;
+    int nkeys = map_nkeys(map);
+    uint32_t typids[PGO_MAX_ATTS];
+    const char **found = xcalloc(ops->n + 1, sizeof *found);
+    size_t nfound = 0;
+    buf id, key, json;
+
+    if (!ks)
+        goto cleanup;
+    for (size_t i = 0; i < ops->n; i++)
+        if (ops->items[i].point_id)
+            found[nfound++] = ops->items[i].point_id;
+    qsort(found, nfound, sizeof *found, cmp_str);
+    for (int k = 0; k < nkeys; k++)
+        typids[k] = b->table.rel->attrs[map_key_col(map, k)].typid;
+    buf_init(&id);
+    buf_init(&key);
+    buf_init(&json);
+    for (size_t i = 0; i < n; i++) {
+        const char *const *texts = (const char *const *)&ks->v[(b->cur->key_pos + i) * (size_t)nkeys];
+        const char *want;
+        qop *q;
+        buf_reset(&id);
+        map_point_id(nkeys, typids, texts, b->table.cfg->id_mode_uuid5, &id);
+        want = id.data;
+        if (bsearch(&want, found, nfound, sizeof *found, cmp_str))
+            continue;
+        buf_reset(&key);
+        for (int k = 0; k < nkeys; k++)
+            buf_printf(&key, "%s%s=%s", k ? "," : "", b->table.rel->attrs[map_key_col(map, k)].name, texts[k]);
+        buf_reset(&json);
+        buf_printf(&json, "{\"delete\":{\"points\":[%s]}}", id.data);
+        q = qop_list_push(ops);
+        q->kind = QOP_DELETE;
+        q->table = b->table.cfg;
+        q->json_len = json.len;
+        q->json = xstrdup(json.data);
+        q->point_id = xstrdup(id.data);
+        q->key_text = xstrdup(key.data);
+        q->lsn = lsn;
+    }
+    buf_free(&id);
+    buf_free(&key);
+    buf_free(&json);
+    b->cur->key_pos += n;
+cleanup:
+    free(found);
+}
+
 static void describe(backfill *b)
 {
     bf_req *r = b->cur;
@@ -681,8 +874,13 @@ static void describe(backfill *b)
         fail_table(b, "no [table] section in the config of this run");
         return;
     }
-    if (r->chunks_done == 0 && r->rows_done == 0 && r->rows_estimate == 0)
+    if (r->keyed) {
+        r->rows_estimate = 0;
+        for (int i = 0; i < r->nkeys; i++)
+            r->rows_estimate += r->keys[i].n;
+    } else if (r->chunks_done == 0 && r->rows_done == 0 && r->rows_estimate == 0) {
         estimate(b);
+    }
     rc = snap_describe(b->conn, b->env.cfg, t, b->env.cfg->source.publication, &b->table);
     if (rc != P2Q_OK) {
         if (PQstatus(b->conn) != CONNECTION_OK) {
@@ -697,6 +895,11 @@ static void describe(backfill *b)
     nkeys = map_nkeys(b->table.map);
     for (int k = 0; k < nkeys; k++)
         key_names[k] = b->table.rel->attrs[map_key_col(b->table.map, k)].name;
+    if (r->keyed) { /* read by key, not in key order: no unique index needed */
+        if (keyed_check(b, nkeys))
+            goto keyed;
+        return;
+    }
     {
         buf arr;
         const char *p[2];
@@ -723,6 +926,7 @@ static void describe(backfill *b)
         return;
     }
     PQclear(res);
+keyed:
     if (build_sql(b, key_names, nkeys, why, sizeof why) != P2Q_OK) {
         fail_table(b, why);
         return;
@@ -813,17 +1017,21 @@ static void row_key(const backfill *b, const PGresult *res, int row, bfm_list *o
         out->v[out->n++] = xstrdup(PQgetvalue(res, row, map_key_col(b->table.map, k)));
 }
 
-/* The chunk's snapshot: the last column of the one row that has it. */
+/* The chunk's snapshot: the last column of the one row that has it
+ * (b->snap_row; in a keyed chunk that row is the snapshot's alone). */
 static bool read_snapshot(backfill *b, const PGresult *res)
 {
     int n = PQntuples(res), col = PQnfields(res) - 1;
 
     bfs_free(&b->snap);
+    b->snap_row = -1;
     if (n == 0)
-        return true; /* nothing to apply, nothing to check */
+        return !b->cur->keyed; /* an ordered chunk: nothing to apply, nothing to check */
     for (int i = 0; i < n; i++)
-        if (!PQgetisnull(res, i, col))
+        if (!PQgetisnull(res, i, col)) {
+            b->snap_row = i;
             return bfs_parse(&b->snap, PQgetvalue(res, i, col)) == 0;
+        }
     return false;
 }
 
@@ -842,7 +1050,9 @@ static void on_result(backfill *b, PGresult *res)
             goto sql_error;
         PQclear(res);
         b->phase = BF_READING;
-        if (b->cur->from.has && b->cur->from.n == map_nkeys(b->table.map))
+        if (b->cur->keyed)
+            send_keyed_query(b);
+        else if (b->cur->from.has && b->cur->from.n == map_nkeys(b->table.map))
             send_query(b, b->select_from_sql, b->cur->from.n, (const char *const *)b->cur->from.v);
         else
             send_query(b, b->select_sql, 0, NULL);
@@ -859,10 +1069,10 @@ static void on_result(backfill *b, PGresult *res)
         b->rows = res;
         b->t_read = now_ms();
         bfm_list_free(&b->chunk_to);
-        if (PQntuples(res) > 0)
+        if (PQntuples(res) > 0 && !b->cur->keyed) /* ordered: the last row's key is where the next chunk starts */
             row_key(b, res, PQntuples(res) - 1, &b->chunk_to);
         b->phase = BF_HW_SENT;
-        send_watermark(b, BFM_HIGH, (uint64_t)PQntuples(res));
+        send_watermark(b, BFM_HIGH, (uint64_t)(PQntuples(res) - (b->cur->keyed && b->snap_row >= 0)));
         return;
     case BF_HW_SENT:
         if (PQresultStatus(res) != PGRES_TUPLES_OK)
@@ -958,10 +1168,10 @@ static p2q_status apply_chunk(backfill *b, lsn_t lsn, qop_list *out)
     map_info info;
     char err[600];
     PGresult *rows = b->rows;
-    int n = PQntuples(rows);
+    int nres = PQntuples(rows), n = nres - (b->cur->keyed && b->snap_row >= 0); /* n: the table's rows */
     size_t dropped;
     int64_t t_hw = now_ms(), read_ms = b->t_read - b->t_start;
-    bool more = n >= b->env.cfg->sync.backfill_chunk_rows;
+    bool more = r->keyed ? keyed_more(b) : n >= b->env.cfg->sync.backfill_chunk_rows;
     /* at most this chunk and less than one more queued in the sink: the
      * backfill runs at most about two chunks ahead of Qdrant's
      * acknowledgements (what a restart reads again) */
@@ -1012,7 +1222,9 @@ static p2q_status apply_chunk(backfill *b, lsn_t lsn, qop_list *out)
     }
     if (!b->tup)
         b->tup = xcalloc(1, sizeof *b->tup);
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < nres; i++) {
+        if (r->keyed && i == b->snap_row)
+            continue;
         snap_result_tuple(rows, i, b->tup);
         b->tup->ncols--; /* the snapshot column */
         if (map_row(b->table.map, b->tup, lsn, &ops, &info, err, sizeof err) != 0) {
@@ -1023,6 +1235,8 @@ static p2q_status apply_chunk(backfill *b, lsn_t lsn, qop_list *out)
         }
     }
     PQclear(rows);
+    if (r->keyed)
+        keyed_deletes(b, lsn, &ops);
     if (!b->window_seen) /* cannot happen: the low watermark precedes in the WAL; be safe */
         bfw_observe(&b->win, &(qop){.kind = QOP_DELETE_ALL, .table = b->table.cfg});
     dropped = bfw_filter(&b->win, &ops);
@@ -1069,7 +1283,8 @@ static p2q_status own_watermark(backfill *b, const bfm *m, lsn_t lsn, bool in_tx
     if (hold(b, in_txn, txn, &b->wm_hold) != P2Q_OK)
         return P2Q_ERR_FATAL;
     release(b, &prev);
-    release(b, &b->cur->hold);
+    if (!b->cur->keyed) /* a keyed request is done again whole after a restart: its message stays held */
+        release(b, &b->cur->hold);
     if (m->kind == BFM_LOW) {
         bfw_open(&b->win, b->table.cfg);
         b->window_seen = true;

@@ -73,11 +73,15 @@ cleanup:
     return rc;
 }
 
-static p2q_status wait_done(const p2q_config *cfg, const char *id, int64_t timeout_ms, volatile sig_atomic_t *stop)
+p2q_status bf_wait_done(const p2q_config *cfg, const char *const *ids, int nids, int64_t timeout_ms,
+                       volatile sig_atomic_t *stop)
 {
     char *url = status_url(cfg->http.listen);
     CURL *c = curl_easy_init();
     int64_t deadline = timeout_ms > 0 ? now_ms() + timeout_ms : 0;
+    int *state = xcalloc((size_t)(nids > 0 ? nids : 1), sizeof *state); /* 1 done, -1 failed, 0 not yet */
+    int left = nids;
+    bool failed = false;
     char why[600];
     p2q_status rc = P2Q_ERR_FATAL;
 
@@ -89,16 +93,27 @@ static p2q_status wait_done(const p2q_config *cfg, const char *id, int64_t timeo
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    log_info("waiting for the run to carry out the backfill", "id", id, "status", url, NULL);
+    for (int i = 0; i < nids; i++)
+        log_info("waiting for the run to carry out the backfill", "id", ids[i], "status", url, NULL);
     for (;;) {
-        int r = poll_status(c, id, why, sizeof why);
-        if (r == 1) {
-            log_info("backfill done", "id", id, NULL);
-            rc = P2Q_OK;
-            break;
+        for (int i = 0; i < nids; i++) {
+            int r;
+            if (state[i] != 0)
+                continue;
+            r = poll_status(c, ids[i], why, sizeof why);
+            if (r == 1) {
+                log_info("backfill done", "id", ids[i], NULL);
+            } else if (r == -1) {
+                log_error("backfill failed", "id", ids[i], "error", why, NULL);
+                failed = true;
+            }
+            if (r != 0) {
+                state[i] = r;
+                left--;
+            }
         }
-        if (r == -1) {
-            log_error("backfill failed", "id", id, "error", why, NULL);
+        if (left == 0) {
+            rc = failed ? P2Q_ERR_FATAL : P2Q_OK;
             break;
         }
         if (stop && *stop) {
@@ -106,7 +121,10 @@ static p2q_status wait_done(const p2q_config *cfg, const char *id, int64_t timeo
             break;
         }
         if (deadline && now_ms() >= deadline) {
-            log_error("--timeout passed before the backfill was done (it goes on in the run)", "id", id, NULL);
+            for (int i = 0; i < nids; i++)
+                if (state[i] == 0)
+                    log_error("--timeout passed before the backfill was done (it goes on in the run)", "id", ids[i],
+                              NULL);
             break;
         }
         poll(NULL, 0, BF_POLL_MS);
@@ -114,6 +132,7 @@ static p2q_status wait_done(const p2q_config *cfg, const char *id, int64_t timeo
 cleanup:
     if (c)
         curl_easy_cleanup(c);
+    free(state);
     free(url);
     return rc;
 }
@@ -146,7 +165,7 @@ p2q_status bf_command(const p2q_config *cfg, char *const *tables, int ntables, b
         rc = rc == P2Q_ERR_CONFIG ? P2Q_ERR_CONFIG : P2Q_ERR_FATAL;
         goto cleanup;
     }
-    if (bf_request(cfg, conn, names, ntables > 0 ? n : 0, id, sizeof id, err, sizeof err) != 0) {
+    if (bf_request(cfg, conn, names, ntables > 0 ? n : 0, NULL, 0, id, sizeof id, err, sizeof err) != 0) {
         log_error("cannot write the backfill request into the WAL", "error", err, NULL);
         rc = P2Q_ERR_FATAL;
         goto cleanup;
@@ -155,7 +174,10 @@ p2q_status bf_command(const p2q_config *cfg, char *const *tables, int ntables, b
              "lsn", err, NULL);
     printf("%s\n", id);
     fflush(stdout);
-    rc = wait ? wait_done(cfg, id, timeout_ms, stop) : P2Q_OK;
+    {
+        const char *ids[1] = {id};
+        rc = wait ? bf_wait_done(cfg, ids, 1, timeout_ms, stop) : P2Q_OK;
+    }
 cleanup:
     if (conn)
         PQfinish(conn);

@@ -29,8 +29,32 @@ void bfm_list_copy(bfm_list *dst, const char *const *v, int n, bool has)
     dst->n = n;
 }
 
+void bfm_keyset_free(bfm_keyset *k)
+{
+    if (k->v)
+        for (size_t i = 0; i < k->n * (size_t)k->arity; i++)
+            free(k->v[i]);
+    free(k->v);
+    free(k->table);
+    memset(k, 0, sizeof *k);
+}
+
+bfm_keyset *bfm_keysets_take(bfm_keyset *ks, int n)
+{
+    bfm_keyset *out = xcalloc((size_t)(n > 0 ? n : 1), sizeof *out);
+
+    for (int i = 0; i < n; i++) {
+        out[i] = ks[i];
+        memset(&ks[i], 0, sizeof ks[i]);
+    }
+    return out;
+}
+
 void bfm_free(bfm *m)
 {
+    for (int i = 0; i < m->nkeys; i++)
+        bfm_keyset_free(&m->keys[i]);
+    free(m->keys);
     free(m->slot);
     free(m->id);
     free(m->run);
@@ -81,6 +105,58 @@ static int get_list(json_t *o, const char *key, bfm_list *out, char *err, size_t
     return 0;
 }
 
+/* "keys": {"table": [[text, ...], ...], ...}, or missing. */
+static int get_keys(json_t *o, bfm *out, char *err, size_t errlen)
+{
+    json_t *v = json_object_get(o, "keys"), *arr;
+    const char *table;
+
+    if (!v)
+        return 0;
+    if (!json_is_object(v)) {
+        snprintf(err, errlen, "\"keys\" is not an object");
+        return -1;
+    }
+    out->keyed = true;
+    out->keys = xcalloc(json_object_size(v) + 1, sizeof *out->keys);
+    json_object_foreach (v, table, arr) {
+        bfm_keyset *k = &out->keys[out->nkeys++];
+        size_t i, j;
+        json_t *key, *t;
+
+        k->table = xstrdup(table);
+        if (!json_is_array(arr)) {
+            snprintf(err, errlen, "\"keys\" of %.100s is not an array", table);
+            return -1;
+        }
+        k->v = xcalloc(1, sizeof *k->v);
+        json_array_foreach (arr, i, key) {
+            if (!json_is_array(key) || json_array_size(key) == 0) {
+                snprintf(err, errlen, "a key of %.100s in \"keys\" is not a non-empty array", table);
+                return -1;
+            }
+            if (i == 0) {
+                k->arity = (int)json_array_size(key);
+                free(k->v);
+                k->v = xcalloc(json_array_size(arr) * json_array_size(key), sizeof *k->v);
+            } else if (json_array_size(key) != (size_t)k->arity) {
+                snprintf(err, errlen, "the keys of %.100s in \"keys\" differ in their number of columns", table);
+                return -1;
+            }
+            json_array_foreach (key, j, t) {
+                if (!json_is_string(t)) {
+                    snprintf(err, errlen, "a key of %.100s in \"keys\" holds something other than strings", table);
+                    return -1;
+                }
+            }
+            json_array_foreach (key, j, t)
+                k->v[k->n * (size_t)k->arity + j] = xstrdup(json_string_value(t));
+            k->n++;
+        }
+    }
+    return 0;
+}
+
 static int get_u64(json_t *o, const char *key, bool required, uint64_t *out, char *err, size_t errlen)
 {
     json_t *v = json_object_get(o, key);
@@ -121,6 +197,8 @@ int bfm_parse(const char *content, size_t len, bfm *out, char *err, size_t errle
     }
     if (strcmp(type, "backfill") == 0) {
         out->kind = BFM_REQUEST;
+        if (get_keys(o, out, err, errlen) != 0)
+            goto cleanup;
     } else if (strcmp(type, "wm") == 0) {
         char *phase = NULL;
         if (get_str(o, "phase", true, &phase, err, errlen) != 0)
@@ -138,6 +216,7 @@ int bfm_parse(const char *content, size_t len, bfm *out, char *err, size_t errle
             get_list(o, "from", &out->from, err, errlen) != 0 || get_list(o, "to", &out->to, err, errlen) != 0 ||
             get_u64(o, "rows", false, &out->rows, err, errlen) != 0)
             goto cleanup;
+        out->keyed = json_is_true(json_object_get(o, "keyed"));
     } else {
         snprintf(err, errlen, "unknown \"type\"");
         goto cleanup;
@@ -170,7 +249,8 @@ static void dump(buf *out, json_t *o)
     json_decref(o);
 }
 
-void bfm_format_request(buf *out, const char *slot, const char *id, const char *const *tables, int ntables)
+void bfm_format_request(buf *out, const char *slot, const char *id, const char *const *tables, int ntables,
+                        const bfm_keyset *keys, int nkeys)
 {
     json_t *o = json_object(), *a = json_array();
 
@@ -179,6 +259,20 @@ void bfm_format_request(buf *out, const char *slot, const char *id, const char *
     json_object_set_new(o, "type", json_string("backfill"));
     json_object_set_new(o, "slot", json_string(slot));
     json_object_set_new(o, "tables", a);
+    if (nkeys > 0) {
+        json_t *ko = json_object();
+        for (int t = 0; t < nkeys; t++) {
+            json_t *ka = json_array();
+            for (size_t i = 0; i < keys[t].n; i++) {
+                json_t *key = json_array();
+                for (int c = 0; c < keys[t].arity; c++)
+                    json_array_append_new(key, json_string(keys[t].v[i * (size_t)keys[t].arity + (size_t)c]));
+                json_array_append_new(ka, key);
+            }
+            json_object_set_new(ko, keys[t].table, ka);
+        }
+        json_object_set_new(o, "keys", ko);
+    }
     json_object_set_new(o, "id", json_string(id));
     dump(out, o);
 }
@@ -200,6 +294,8 @@ void bfm_format_wm(buf *out, const bfm *m)
         json_object_set_new(o, "to", list_json(&m->to));
         json_object_set_new(o, "rows", json_integer((json_int_t)m->rows));
     }
+    if (m->keyed)
+        json_object_set_new(o, "keyed", json_true());
     dump(out, o);
 }
 

@@ -73,10 +73,13 @@ static const struct {
                  "Reads every row of the configured tables (or of each --table schema.name) from one REPEATABLE\n"
                  "READ snapshot and upserts it into its collection; needs no slot.  See docs/snapshot.md.\n"
                  "Exit: 0 done, 1 runtime error, 2 usage/config error (e.g. a --table not in the config).\n"},
-    {"reconcile", "Usage: pg2qdrant reconcile [-c FILE] [--fix] [--table T]... [--output text|json]\n"
+    {"reconcile", "Usage: pg2qdrant reconcile [-c FILE] [--fix [--timeout DURATION]] [--table T]... [--output text|json]\n"
                   "Compares each table with its collection: missing points (row without point), orphaned points\n"
                   "(point without row), stale points (payload or vector differs from the mapping of the row).\n"
-                  "  --fix          upsert missing and stale rows, delete orphaned points\n"
+                  "  --fix          upsert missing and stale rows, delete orphaned points; while a run holds the\n"
+                  "                 slot, hand their keys to it as backfill requests instead (and with [http]\n"
+                  "                 listen wait until it reports them done)\n"
+                  "  --timeout D    --fix with a running sync: stop waiting after D (30s, 15min, 2h)\n"
                   "  --table T      only this table (schema.name); repeatable\n"
                   "  --output F     text (default) or json, on stdout\n"
                   "See docs/reconcile.md.  Exit: 0 in sync (or all fixed), 1 drift found and not fixed, 2 error.\n"},
@@ -349,7 +352,9 @@ static p2q_status cmd_snapshot_reconcile(const cli *c, const p2q_config *cfg, in
         recon_options opt = {.tables = c->tables,
                              .ntables = c->ntables,
                              .fix = c->fix,
+                             .timeout_ms = timeout_ms,
                              .output = c->lag.output && strcmp(c->lag.output, "json") == 0 ? RECON_JSON : RECON_TEXT};
+        srandom((unsigned)getpid() ^ (unsigned)now_ms()); /* backfill request ids (an active slot) */
         return recon_command(cfg, &opt, &stop_requested, drift);
     }
 }
@@ -424,10 +429,13 @@ int main(int argc, char **argv)
     if (c.ntables > 0 && strcmp(c.command, "snapshot") != 0 && strcmp(c.command, "reconcile") != 0 &&
         strcmp(c.command, "backfill") != 0)
         return usage_error("option %s is only for snapshot, reconcile and backfill", "--table");
-    if ((c.wait || c.timeout) && strcmp(c.command, "backfill") != 0)
+    if ((c.wait || c.timeout) && strcmp(c.command, "backfill") != 0 &&
+        !(c.timeout && !c.wait && strcmp(c.command, "reconcile") == 0))
         return usage_error("option %s is only for backfill", c.wait ? "--wait" : "--timeout");
-    if (c.timeout && !c.wait)
+    if (c.timeout && !c.wait && strcmp(c.command, "reconcile") != 0)
         return usage_error("option %s needs --wait", "--timeout");
+    if (c.timeout && strcmp(c.command, "reconcile") == 0 && !c.fix)
+        return usage_error("option %s needs --fix", "--timeout");
     if (c.timeout && config_parse_duration(c.timeout, &timeout_ms) != 0)
         return usage_error("--timeout takes a duration such as 30s, 15min or 2h (got '%s')", c.timeout);
     if (c.fix && strcmp(c.command, "reconcile") != 0)

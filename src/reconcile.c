@@ -20,6 +20,15 @@
  *      float32; payload numbers: a few ulps, as Qdrant's JSON parser does
  *      not always round a decimal to the nearest double);
  *   4. ids never met by a row -> orphaned.
+ *
+ * --fix while a process holds the slot (a `run` streams these tables;
+ * checked once at the start): nothing is written to Qdrant here.  The keys
+ * of missing and stale rows, and of orphaned points (the id itself when it
+ * is the key, else the key columns of the point's payload, checked by
+ * recomputing the id), go to that `run` as keyed backfill requests of at
+ * most RECON_REQUEST_KEYS keys (bf_request), which it carries out between
+ * watermarks like any backfill (docs/backfill.md); with [http] listen this
+ * command waits until the run reports them done.
  */
 #include "reconcile.h"
 
@@ -30,7 +39,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backfill.h"
+#include "backfill_cmd.h"
 #include "log.h"
+#include "pgtypes.h"
 #include "qdrant_client.h"
 #include "qop.h"
 #include "replication.h"
@@ -45,6 +57,7 @@
 #define RECON_SAMPLE 10     /* ids listed per kind and table */
 #define RECON_PROGRESS_MS 5000
 #define RECON_TOL 1e-6      /* vector tolerance, docs/reconcile.md */
+#define RECON_REQUEST_KEYS 5000 /* keys per backfill request handed to a running sync */
 #define RECON_TABLE_HINT_MAX ((size_t)1 << 20) /* points_count trusted this far for the first table size */
 
 /* ---- digests ------------------------------------------------------------- */
@@ -622,6 +635,14 @@ typedef struct recon_table {
     size_t npend;
     qop_list fixes; /* operations waiting to be pushed */
     int64_t last_log;
+    bool handover;           /* --fix with an active slot: collect keys for the run instead */
+    const snap_table *st;    /* the described table (handover: key columns and types) */
+    bfm_keyset keys;         /* handover: the keys to hand over */
+    size_t keys_cap;
+    pt_id *orph;             /* handover: orphaned points whose key is to be recovered */
+    size_t norph, orph_cap;
+    uint64_t unrecoverable;  /* handover: orphans whose key is neither their id nor in their payload */
+    json_t *unrec_sample;
 } recon_table;
 
 static void add_sample(recon_table *rt, drift_kind k, const pt_id *id, const char *key)
@@ -638,11 +659,32 @@ static void add_sample(recon_table *rt, drift_kind k, const pt_id *id, const cha
     json_array_append_new(rt->sample[k], o);
 }
 
+/* handover: one key (its columns' texts, copied) to hand over. */
+static void add_key(recon_table *rt, const char *const *texts)
+{
+    bfm_keyset *k = &rt->keys;
+
+    if (k->n == rt->keys_cap) {
+        rt->keys_cap = rt->keys_cap ? rt->keys_cap * 2 : 256;
+        k->v = xrealloc(k->v, rt->keys_cap * (size_t)k->arity * sizeof *k->v);
+    }
+    for (int c = 0; c < k->arity; c++)
+        k->v[k->n * (size_t)k->arity + (size_t)c] = xstrdup(texts[c]);
+    k->n++;
+}
+
 static int push_fix(recon_table *rt, qop *op)
 {
     qop *q;
 
     if (!rt->opt->fix) {
+        qop_free_fields(op);
+        return 0;
+    }
+    if (rt->handover) { /* op->key_vals set by recon_row */
+        if (op->key_vals && op->nkeys == rt->keys.arity)
+            add_key(rt, (const char *const *)op->key_vals);
+        rt->fix_ops++;
         qop_free_fields(op);
         return 0;
     }
@@ -889,6 +931,14 @@ static p2q_status recon_row(void *arg, const snap_table *t, const pgo_tuple *tup
         log_error("internal error: unexpected mapping of a whole row", "table", rt->name, NULL);
         goto cleanup;
     }
+    if (rt->handover && !op->key_vals) { /* the row's key, for the request */
+        op->nkeys = map_nkeys(t->map);
+        op->key_vals = xcalloc((size_t)op->nkeys, sizeof *op->key_vals);
+        for (int k = 0; k < op->nkeys; k++) {
+            const pgo_datum *d = &tup->cols[map_key_col(t->map, k)];
+            op->key_vals[k] = xstrndup(d->data ? d->data : "", d->len);
+        }
+    }
     slot = id_find(&rt->ids, &id);
     if (info.null_vector) {
         rt->null_vector_rows++;
@@ -937,6 +987,111 @@ cleanup:
     return rc;
 }
 
+/* handover: the key of an orphan whose id is its key text, or whose key
+ * columns are in payload (NULL: none), if the id they give is the orphan's. */
+static bool recover_key(recon_table *rt, const pt_id *id, const json_t *payload)
+{
+    const table_map *map = rt->st->map;
+    int nkeys = map_nkeys(map);
+    uint32_t typids[PGO_MAX_ATTS];
+    char *texts[PGO_MAX_ATTS] = {0};
+    char idt[48];
+    buf got;
+    bool ok = false;
+
+    for (int k = 0; k < nkeys; k++)
+        typids[k] = rt->st->rel->attrs[map_key_col(map, k)].typid;
+    id_text(id, idt);
+    if (!payload) {
+        /* the id is the key: one int or uuid column, ids not forced to UUIDv5 */
+        bool is_int = typids[0] == INT2OID || typids[0] == INT4OID || typids[0] == INT8OID;
+        if (nkeys != 1 || rt->tcfg->id_mode_uuid5 || !(is_int ? !id->uuid : typids[0] == UUIDOID && id->uuid))
+            return false;
+        texts[0] = id->uuid ? xstrndup(idt + 1, strlen(idt) - 2) : xstrdup(idt);
+    } else {
+        for (int k = 0; k < nkeys; k++) {
+            const json_t *v = json_object_get(payload, rt->st->rel->attrs[map_key_col(map, k)].name);
+            const char *num;
+            size_t len;
+            if (json_is_string(v) && qd_json_big_number(v, &num, &len))
+                texts[k] = xstrndup(num, len);
+            else if (json_is_string(v))
+                texts[k] = xstrdup(json_string_value(v));
+            else if (json_is_integer(v))
+                texts[k] = xasprintf("%lld", (long long)json_integer_value(v));
+            else
+                goto cleanup; /* absent, null, or a form whose key text is lost */
+        }
+    }
+    buf_init(&got);
+    map_point_id(nkeys, typids, (const char *const *)texts, rt->tcfg->id_mode_uuid5, &got);
+    ok = strcmp(got.data, idt) == 0;
+    buf_free(&got);
+    if (ok)
+        add_key(rt, (const char *const *)texts);
+cleanup:
+    for (int k = 0; k < nkeys; k++)
+        free(texts[k]);
+    return ok;
+}
+
+static void unrecoverable(recon_table *rt, const pt_id *id)
+{
+    rt->unrecoverable++;
+    if (json_array_size(rt->unrec_sample) < RECON_SAMPLE)
+        json_array_append_new(rt->unrec_sample, id_to_json(id));
+}
+
+/* handover: the orphans' keys, from their ids or (retrieved) payloads. */
+static int recover_orphans(recon_table *rt)
+{
+    pt_id *need = xcalloc(rt->norph + 1, sizeof *need);
+    size_t nneed = 0;
+    qd_result res = {0};
+    buf body;
+    char idt[48];
+    int rc = -1;
+
+    buf_init(&body);
+    for (size_t i = 0; i < rt->norph; i++)
+        if (!recover_key(rt, &rt->orph[i], NULL))
+            need[nneed++] = rt->orph[i];
+    for (size_t at = 0; at < nneed; at += RECON_VERIFY) {
+        size_t n = nneed - at < RECON_VERIFY ? nneed - at : RECON_VERIFY;
+        buf_reset(&body);
+        buf_puts(&body, "{\"ids\":[");
+        for (size_t i = 0; i < n; i++)
+            buf_printf(&body, "%s%s", i ? "," : "", id_text(&need[at + i], idt));
+        buf_puts(&body, "],\"with_payload\":true,\"with_vector\":false}");
+        qd_result_clear(&res);
+        if (qd_collection_request(rt->qd, "POST", rt->tcfg->collection, "/points", body.data, body.len, &res) != 0) {
+            describe_failure("cannot retrieve orphaned points to read their keys", rt, &res);
+            goto cleanup;
+        }
+        for (size_t i = 0; i < n; i++) {
+            const json_t *rec, *found = NULL;
+            size_t j;
+            json_array_foreach (res.result, j, rec) {
+                pt_id got;
+                if (id_from_json(json_object_get(rec, "id"), &got) == 0 && id_cmp(&got, &need[at + i]) == 0) {
+                    found = rec;
+                    break;
+                }
+            }
+            if (!found) /* deleted meanwhile: nothing left to repair */
+                continue;
+            if (!recover_key(rt, &need[at + i], json_object_get(found, "payload")))
+                unrecoverable(rt, &need[at + i]);
+        }
+    }
+    rc = 0;
+cleanup:
+    qd_result_clear(&res);
+    buf_free(&body);
+    free(need);
+    return rc;
+}
+
 /* 4. Points no row met. */
 static int find_orphans(recon_table *rt)
 {
@@ -952,6 +1107,14 @@ static int find_orphans(recon_table *rt)
         add_sample(rt, K_ORPHANED, &id, NULL);
         if (!rt->opt->fix)
             continue;
+        if (rt->handover) {
+            if (rt->norph == rt->orph_cap) {
+                rt->orph_cap = rt->orph_cap ? rt->orph_cap * 2 : 64;
+                rt->orph = xrealloc(rt->orph, rt->orph_cap * sizeof *rt->orph);
+            }
+            rt->orph[rt->norph++] = id;
+            continue;
+        }
         buf_init(&b);
         op.point_id = xstrdup(id_text(&id, idt));
         buf_printf(&b, "{\"delete\":{\"points\":[%s]}}", op.point_id);
@@ -963,7 +1126,7 @@ static int find_orphans(recon_table *rt)
         if (push_fix(rt, &op) != 0)
             return -1;
     }
-    return 0;
+    return rt->handover ? recover_orphans(rt) : 0;
 }
 
 static uint64_t drift(const recon_table *rt)
@@ -971,13 +1134,13 @@ static uint64_t drift(const recon_table *rt)
     return rt->count[K_MISSING] + rt->count[K_ORPHANED] + rt->count[K_STALE];
 }
 
-static void print_text(const recon_table *rt, bool fixed)
+static void print_text(const recon_table *rt, const char *fixed)
 {
     printf("table %s -> collection %s: %llu rows, %llu points", rt->name, rt->tcfg->collection,
            (unsigned long long)rt->rows, (unsigned long long)rt->points);
     if (rt->null_vector_rows)
         printf(" (%llu rows with a NULL vector have no point)", (unsigned long long)rt->null_vector_rows);
-    printf(": %s\n", drift(rt) == 0 ? "in sync" : fixed ? "drift fixed" : "drift");
+    printf(": %s\n", drift(rt) == 0 ? "in sync" : fixed ? fixed : "drift");
     for (int k = 0; k < K_N; k++) {
         size_t i;
         json_t *o;
@@ -995,6 +1158,18 @@ static void print_text(const recon_table *rt, bool fixed)
         }
         printf("\n");
     }
+    if (rt->unrecoverable) {
+        size_t i;
+        json_t *o;
+        printf("  %llu orphaned point%s left: the key is neither the point id nor in the payload",
+               (unsigned long long)rt->unrecoverable, rt->unrecoverable == 1 ? "" : "s");
+        json_array_foreach (rt->unrec_sample, i, o) {
+            char *id = json_dumps(o, JSON_ENCODE_ANY);
+            printf("%s%s", i ? ", " : "  e.g. ", id);
+            free(id);
+        }
+        printf("\n  stop the sync and run pg2qdrant reconcile --fix, or delete them\n");
+    }
 }
 
 static json_t *table_json(const recon_table *rt, bool fixed)
@@ -1011,6 +1186,9 @@ static json_t *table_json(const recon_table *rt, bool fixed)
         }
         json_object_set_new(o, kind_names[k], d);
     }
+    if (rt->handover)
+        json_object_set_new(o, "unrecoverable_orphans", json_pack("{s:I,s:O}", "count", (json_int_t)rt->unrecoverable,
+                                                                   "sample", rt->unrec_sample));
     return o;
 }
 
@@ -1026,6 +1204,10 @@ static void recon_table_free(recon_table *rt)
     free(rt->ids.slots);
     recon_space_free(&rt->space);
     qop_list_free(&rt->fixes);
+    rt->keys.table = NULL; /* borrowed */
+    bfm_keyset_free(&rt->keys);
+    free(rt->orph);
+    json_decref(rt->unrec_sample);
 }
 
 /* One table: P2Q_OK done (drift counted in rt), or P2Q_ERR_CONFIG (logged). */
@@ -1041,8 +1223,12 @@ static p2q_status reconcile_table(recon_table *rt, PGconn *conn)
     for (int k = 0; k < K_N; k++)
         rt->sample[k] = json_array();
     /* The mapping first: a config error shows before a long scroll. */
+    rt->unrec_sample = json_array();
     if ((rc = snap_describe(conn, rt->cfg, rt->tcfg, rt->cfg->source.publication, &st)) != P2Q_OK)
         return P2Q_ERR_CONFIG;
+    rt->st = &st;
+    rt->keys.table = (char *)rt->tcfg->qualified; /* borrowed */
+    rt->keys.arity = map_nkeys(st.map);
     if (read_collection(rt, &expected) != 0) {
         rc = P2Q_ERR_CONFIG;
         goto cleanup;
@@ -1064,7 +1250,7 @@ static p2q_status reconcile_table(recon_table *rt, PGconn *conn)
         rc = P2Q_ERR_CONFIG;
         goto cleanup;
     }
-    if (rt->opt->fix && rt->fix_ops > 0) {
+    if (rt->opt->fix && rt->fix_ops > 0 && !rt->handover) {
         char n[24];
         snprintf(n, sizeof n, "%llu", (unsigned long long)rt->fix_ops);
         if (sink_drain(rt->s, 0, rt->stop, NULL, NULL) != P2Q_OK) {
@@ -1076,8 +1262,54 @@ static p2q_status reconcile_table(recon_table *rt, PGconn *conn)
     }
     rc = P2Q_OK;
 cleanup:
+    rt->st = NULL;
     snap_table_free(&st);
     return rc;
+}
+
+/* Whether a process holds cfg's slot (a `run` streams): 1 yes, 0 no (or no
+ * such slot), -1 error (logged). */
+static int slot_active(const p2q_config *cfg, PGconn *conn)
+{
+    const char *p[1] = {cfg->source.slot};
+    PGresult *res = PQexecParams(conn, "SELECT active FROM pg_catalog.pg_replication_slots WHERE slot_name = $1", 1,
+                                 NULL, p, NULL, NULL, 0);
+    int rc = -1;
+
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        char why[600];
+        repl_error_line(res, conn, why, sizeof why);
+        log_error("cannot read pg_replication_slots", "slot", cfg->source.slot, "error", why, NULL);
+    } else {
+        rc = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    }
+    PQclear(res);
+    return rc;
+}
+
+/* handover: rt's keys as requests of at most RECON_REQUEST_KEYS keys; their
+ * ids appended to ids.  0, or -1 (logged). */
+static int hand_over(const recon_table *rt, PGconn *conn, strlist *ids)
+{
+    char id[64], err[512];
+
+    for (size_t at = 0; at < rt->keys.n; at += RECON_REQUEST_KEYS) {
+        bfm_keyset part = rt->keys;
+        const char *table = rt->tcfg->qualified;
+        char n[24];
+        part.n = rt->keys.n - at < RECON_REQUEST_KEYS ? rt->keys.n - at : RECON_REQUEST_KEYS;
+        part.v = rt->keys.v + at * (size_t)rt->keys.arity;
+        if (bf_request(rt->cfg, conn, &table, 1, &part, 1, id, sizeof id, err, sizeof err) != 0) {
+            log_error("reconcile --fix: cannot write the backfill request into the WAL", "table", rt->name, "error",
+                      err, NULL);
+            return -1;
+        }
+        snprintf(n, sizeof n, "%zu", part.n);
+        log_info("reconcile --fix: repairs handed to the running sync as a backfill request", "table", rt->name,
+                 "id", id, "keys", n, "slot", rt->cfg->source.slot, "lsn", err, NULL);
+        strlist_add(ids, "%s", id);
+    }
+    return 0;
 }
 
 p2q_status recon_command(const p2q_config *cfg, const recon_options *opt, volatile sig_atomic_t *stop,
@@ -1091,7 +1323,10 @@ p2q_status recon_command(const p2q_config *cfg, const recon_options *opt, volati
     char err[512];
     int nidx, drifting = 0;
     p2q_status code = P2Q_ERR_CONFIG;
-    uint64_t totals[K_N] = {0};
+    uint64_t totals[K_N] = {0}, unrecoverable = 0;
+    bool handover = false, handed_failed = false;
+    strlist ids = {0};
+    const char *handed_state = NULL; /* handover: "done", "failed", "requested" */
 
     *drift_left = false;
     if ((nidx = snap_select_tables(cfg, opt->tables, opt->ntables, idx)) < 0)
@@ -1101,7 +1336,20 @@ p2q_status recon_command(const p2q_config *cfg, const recon_options *opt, volati
         log_error("cannot initialise the HTTP client", "ca_file", cfg->qdrant.ca_file, NULL);
         goto cleanup;
     }
+    if (repl_connect(cfg->source.dsn, false, stop, &conn, err, sizeof err) != 0) {
+        log_error("cannot connect to PostgreSQL", "error", err, NULL); /* exit 2, as before */
+        goto cleanup;
+    }
     if (opt->fix) {
+        int a = slot_active(cfg, conn);
+        if (a < 0)
+            goto cleanup;
+        handover = a == 1;
+        if (handover)
+            log_info("reconcile --fix: the slot is active (a sync is running): the repairs are handed to it as "
+                     "backfill requests", "slot", cfg->source.slot, NULL);
+    }
+    if (opt->fix && !handover) {
         /* The sink's own client: reads go on while repairs are in flight. */
         qd_fix = qd_client_new(cfg->qdrant.url, cfg->qdrant.api_key, cfg->qdrant.timeout_ms);
         if (!qd_fix || qd_client_set_ca_file(qd_fix, cfg->qdrant.ca_file) != 0) {
@@ -1111,21 +1359,21 @@ p2q_status recon_command(const p2q_config *cfg, const recon_options *opt, volati
         sink_env env = {.cfg = cfg, .qd = qd_fix};
         s = sink_new(&env);
     }
-    if (repl_connect(cfg->source.dsn, false, stop, &conn, err, sizeof err) != 0) {
-        log_error("cannot connect to PostgreSQL", "error", err, NULL); /* exit 2, as before */
-        goto cleanup;
-    }
     for (int i = 0; i < nidx; i++) {
-        recon_table rt = {.cfg = cfg, .opt = opt, .stop = stop, .qd = qd, .s = s, .tcfg = &cfg->tables[idx[i]]};
+        recon_table rt = {.cfg = cfg, .opt = opt, .stop = stop, .qd = qd, .s = s, .tcfg = &cfg->tables[idx[i]],
+                          .handover = handover};
         p2q_status rc = reconcile_table(&rt, conn);
 
+        if (rc == P2Q_OK && handover && hand_over(&rt, conn, &ids) != 0)
+            rc = P2Q_ERR_CONFIG;
         if (rc == P2Q_OK) {
+            unrecoverable += rt.unrecoverable;
             if (drift(&rt))
                 drifting++;
             for (int k = 0; k < K_N; k++)
                 totals[k] += rt.count[k];
             if (opt->output == RECON_TEXT)
-                print_text(&rt, opt->fix);
+                print_text(&rt, handover ? "drift handed to the running sync" : opt->fix ? "drift fixed" : NULL);
             else
                 json_array_append_new(json_object_get(report, "tables"), table_json(&rt, opt->fix && drift(&rt) > 0));
         }
@@ -1133,8 +1381,42 @@ p2q_status recon_command(const p2q_config *cfg, const recon_options *opt, volati
         if (rc != P2Q_OK)
             goto cleanup;
     }
+    if (handover && ids.n > 0) {
+        if (opt->output == RECON_TEXT) {
+            printf("reconcile: backfill request%s written for the running sync:", ids.n == 1 ? "" : "s");
+            for (int i = 0; i < ids.n; i++)
+                printf(" %s", ids.items[i]);
+            printf("\n");
+            fflush(stdout);
+        }
+        if (cfg->http.listen[0]) {
+            p2q_status w = bf_wait_done(cfg, (const char *const *)ids.items, ids.n, opt->timeout_ms, stop);
+            handed_failed = w != P2Q_OK;
+            handed_state = handed_failed ? "failed" : "done";
+        } else {
+            handed_state = "requested";
+            log_info("reconcile --fix: [http] listen is not set, so not waiting; the run's log and /status "
+                     "report the requests", NULL);
+        }
+    }
     if (opt->output == RECON_TEXT) {
-        if (drifting == 0)
+        if (handover && drifting > 0)
+            printf("reconcile: drift in %d of %d table%s (missing %llu, orphaned %llu, stale %llu): %s\n", drifting,
+                   nidx, nidx == 1 ? "" : "s", (unsigned long long)totals[K_MISSING],
+                   (unsigned long long)totals[K_ORPHANED], (unsigned long long)totals[K_STALE],
+                   !handed_state                          ? "nothing could be handed over"
+                   : strcmp(handed_state, "done") == 0    ? "the running sync repaired it"
+                   : strcmp(handed_state, "failed") == 0  ? "the running sync did not report the repair done"
+                                                          : "handed to the running sync (not waiting: no [http] "
+                                                            "listen)");
+        if (unrecoverable > 0)
+            printf("reconcile: %llu orphaned point%s left (key not recoverable from id or payload): stop the sync "
+                   "and run pg2qdrant reconcile --fix, or delete %s\n",
+                   (unsigned long long)unrecoverable, unrecoverable == 1 ? "" : "s",
+                   unrecoverable == 1 ? "it" : "them");
+        if (handover && drifting > 0) {
+            /* said above */
+        } else if (drifting == 0)
             printf("reconcile: %d table%s in sync\n", nidx, nidx == 1 ? "" : "s");
         else
             printf("reconcile: drift in %d of %d table%s (missing %llu, orphaned %llu, stale %llu)%s\n", drifting,
@@ -1147,14 +1429,24 @@ p2q_status recon_command(const p2q_config *cfg, const recon_options *opt, volati
         json_object_set_new(report, "fixed", json_boolean(opt->fix && drifting > 0));
         for (int k = 0; k < K_N; k++)
             json_object_set_new(report, kind_names[k], json_integer((json_int_t)totals[k]));
+        if (handover) {
+            json_t *a = json_array();
+            for (int i = 0; i < ids.n; i++)
+                json_array_append_new(a, json_string(ids.items[i]));
+            json_object_set_new(report, "handed_over", json_true());
+            json_object_set_new(report, "requests", a);
+            json_object_set_new(report, "requests_state", handed_state ? json_string(handed_state) : json_null());
+            json_object_set_new(report, "unrecoverable_orphans", json_integer((json_int_t)unrecoverable));
+        }
         text = json_dumps(report, JSON_COMPACT);
         printf("%s\n", text);
         free(text);
     }
     fflush(stdout);
-    *drift_left = drifting > 0 && !opt->fix;
+    *drift_left = (drifting > 0 && !opt->fix) || unrecoverable > 0 || handed_failed;
     code = P2Q_OK;
 cleanup:
+    strlist_free(&ids);
     if (conn)
         PQfinish(conn);
     sink_free(s);

@@ -759,7 +759,7 @@ static p2q_status request_backfill_at_start(sync_state *st)
         log_error("cannot connect to PostgreSQL to request the backfill at start", "error", err, NULL);
         return rc == P2Q_ERR_CONFIG ? P2Q_ERR_CONFIG : P2Q_RETRY;
     }
-    if (bf_request(st->cfg, conn, NULL, 0, id, sizeof id, err, sizeof err) != 0) {
+    if (bf_request(st->cfg, conn, NULL, 0, NULL, 0, id, sizeof id, err, sizeof err) != 0) {
         log_error("cannot write the backfill request of snapshot = always into the WAL", "error", err, NULL);
         rc = PQstatus(conn) == CONNECTION_OK ? P2Q_ERR_FATAL : P2Q_RETRY;
     } else {

@@ -13,6 +13,12 @@ input: --table not configured (exit 2 naming it), --wait without [http] listen (
 malformed message with the prefix (skipped, the stream goes on), another slot's request
 (ignored), a REPLICA IDENTITY FULL table without a unique key (the backfill fails saying why,
 --wait exits 1), a table dropped while its backfill runs (that table fails, the sync goes on).
+
+reconcile --fix while the sync runs (SPEC §9 "other paths"): drift planted in Qdrant under the same
+writer (points deleted, payloads changed, orphans with an int id and with a composite key read from
+their payload) is handed to the run as keyed backfill requests, which converge exactly; a second
+reconcile finds nothing; an orphan of an id_mode = uuid5 table with an empty payload cannot be keyed:
+reported, left, exit 1.
 """
 
 import json
@@ -24,6 +30,7 @@ import sys
 import threading
 import time
 import urllib.request
+import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -63,7 +70,11 @@ DROPPED = Table(oracle.TableSpec("public.b_gone", "b_gone", ["id"], {"": "v"}),
                 "CREATE TABLE b_gone (id int PRIMARY KEY, v real[])",
                 {"vectors": {"size": 2, "distance": "Dot"}},
                 ["collection = b_gone", "vector = v"])
-ALL = TABLES + [FULL, DROPPED]
+U5 = Table(oracle.TableSpec("public.b_u5", "b_u5", ["id"], {"": "v"}, id_mode="uuid5"),
+           "CREATE TABLE b_u5 (id int PRIMARY KEY, v real[], note text)",
+           {"vectors": {"size": 2, "distance": "Dot"}},
+           ["collection = b_u5", "vector = v", "id_mode = uuid5"])
+ALL = TABLES + [FULL, DROPPED, U5]
 
 
 def setup(pg):
@@ -89,10 +100,11 @@ def commit_lsn(pg, body):
     return [line for line in out.splitlines() if line.strip()][-1].strip()
 
 
-def writer(pg, stats, stop):
-    """~100 transactions a second on the backfilled tables (one psql per batch of 10)."""
-    rnd = random.Random(13)
-    i = 0
+def writer(pg, stats, stop, base=0):
+    """~100 transactions a second on the backfilled tables (one psql per batch of 10); base: where the
+    numbering of the new and moved keys starts (a second writer must not meet the first one's keys)."""
+    rnd = random.Random(13 + base)
+    i = base
     while not stop.is_set():
         t0 = time.monotonic()
         parts = []
@@ -112,7 +124,7 @@ COMMIT;""" % {"i": i, "a": a, "b": b, "new": 10 * N_ITEMS + i, "moved": 20 * N_I
               "c": rnd.randint(1, N_ITEMS), "dn": rnd.randint(1, N_DOCS // 3), "un": rnd.randint(1, N_UUID),
               "nv": rnd.randint(1, N_ITEMS)})
         stats["lsn"] = commit_lsn(pg, "\n".join(parts) + "\nBEGIN")
-        stats["txns"] = i
+        stats["txns"] = i - base
         left = 0.1 - (time.monotonic() - t0)
         if left > 0:
             time.sleep(left)
@@ -257,6 +269,127 @@ def scenario_late_visibility(args, pg, q, sync, cfg, http_port, ok):
             stalled.release()
 
 
+def uuid5(text):
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, text))
+
+
+def docs_id(region, n):
+    return uuid5(json.dumps([region, str(n)], separators=(",", ":"), ensure_ascii=False))
+
+
+def plant_drift(pg, q):
+    """Drift behind the sync's back, in Qdrant only (the rows are the writer's)."""
+    def req(method, path, body):
+        status, resp = q.request(method, path + "?wait=true", body)
+        check(status == 200, "%s %s: %s %s" % (method, path, status, resp))
+    items = [int(x) for x in pg.psql("SELECT id FROM b_items WHERE embedding IS NOT NULL AND id <= %d "
+                                     "ORDER BY id LIMIT 1300" % N_ITEMS, db=DB).split()]
+    req("POST", "/collections/b_items/points/delete", {"points": items[:1000]})    # missing: 1000 + 260 + 10 keys
+    req("POST", "/collections/b_items/points/payload", {"payload": {"note": "tampered"}, "points": items[1000:1260]})
+    req("PUT", "/collections/b_items/points", {"points": [                                          # orphaned:
+        {"id": 9000000 + i, "vector": [1, 2, 3, 4], "payload": {}} for i in range(10)]})           # the id is the key
+    docs = [line.split("|") for line in pg.psql("SELECT region, n FROM b_docs WHERE region = 'süd' ORDER BY n "
+                                                "LIMIT 30", db=DB).split()]
+    req("POST", "/collections/b_docs/points/delete", {"points": [docs_id(r, n) for r, n in docs[:20]]})
+    req("POST", "/collections/b_docs/points/payload", {"payload": {"title": "tampered"},
+                                                       "points": [docs_id(r, n) for r, n in docs[20:]]})
+    req("PUT", "/collections/b_docs/points", {"points": [                                           # orphaned: the
+        {"id": docs_id("xx", i), "vector": [1, 0, 0], "payload": {"region": "xx", "n": i, "title": "orphan"}}
+        for i in range(10)]})                                                                       # key in the payload
+    return len(items[:1260]) + 10, len(docs) + 10
+
+
+def reconcile_handover(args, pg, q, sync, cfg, http_port, ok):
+    """reconcile --fix while the run streams and writes go on: handed over as keyed requests."""
+    stats = {"lsn": None, "txns": 0}
+    stop = threading.Event()
+    th = threading.Thread(target=writer, args=(pg, stats, stop, 100000))
+    th.start()
+    try:
+        time.sleep(1)
+        n_items, n_docs = plant_drift(pg, q)
+        rc, out, err = run_cmd(args.pg2qdrant, ["reconcile", "-c", cfg, "--fix", "--timeout", "120s",
+                                                "--table", "public.b_items", "--table", "public.b_docs"],
+                               timeout=300)
+        check(rc == 0, "reconcile --fix with a running sync: exit %s\n%s\n%s" % (rc, out, err[-3000:]))
+        check("handed to the running sync" in out and "backfill request" in out,
+              "reconcile --fix did not hand its repairs to the run:\n%s" % out)
+        ids = out.split("written for the running sync:")[1].split("\n")[0].split()
+        check(len(ids) >= 2, "want a request per drifting table, got %s:\n%s" % (ids, out))
+        chunks = []
+        for rid in ids:
+            e = finished(http_port, rid)
+            check(e and e["state"] == "done", "request %s: %s" % (rid, e))
+            chunks.append(e["chunks_done"])
+        # 1270 planted keys, plus what the writer changed that the stream had not applied yet when
+        # reconcile compared (more under valgrind): at least 3 chunks of CHUNK keys
+        check(chunks[0] >= 3, "b_items' 1270+ keys in chunks of %d: want 3 chunks or more, got %s" % (CHUNK, chunks))
+        check(sync.log_text().count("backfill requested") >= 2 and "keys=" in sync.log_text(),
+              "the run did not log the keyed requests:\n%s" % sync.log_tail(20))
+    finally:
+        stop.set()
+        th.join(60)
+    converge(pg, q, sync, stats["lsn"], "reconcile --fix handed to the run under writes")
+    rc, out, err = run_cmd(args.pg2qdrant, ["reconcile", "-c", cfg, "--table", "public.b_items", "--table",
+                                            "public.b_docs"], timeout=300)
+    check(rc == 0 and "in sync" in out, "a second reconcile: exit %s\n%s" % (rc, out))
+    ok("reconcile --fix with the sync running and %d tx meanwhile: drift of b_items (%d points) and b_docs (%d, "
+       "orphans keyed from their payload) handed over as %d keyed requests (chunks %s), converges exactly, "
+       "a second reconcile is in sync" % (stats["txns"], n_items, n_docs, len(ids), chunks))
+
+    # a keyed request interrupted by SIGKILL: its message stays held, the restarted run does it again
+    keys = [int(x) for x in pg.psql("SELECT id FROM b_items WHERE embedding IS NOT NULL ORDER BY id DESC LIMIT 1500",
+                                    db=DB).split()]
+    status, _ = q.request("POST", "/collections/b_items/points/delete?wait=true", {"points": keys})
+    check(status == 200, "deleting b_items points: %s" % status)
+    q.slow_writes(200, count=100000)
+    msg = json.dumps({"type": "backfill", "slot": SLOT, "id": "keyed-resume",
+                      "keys": {"b_items": [[str(k)] for k in keys]}})
+    pg.psql("SELECT pg_logical_emit_message(true, 'pg2qdrant', '%s')" % msg, db=DB)
+
+    def one_chunk():
+        check(sync.alive(), "run exited:\n%s" % sync.log_tail(30))
+        b = http_status(http_port)["backfill"]
+        return b["id"] == "keyed-resume" and b["state"] == "running" and b["chunks_done"] >= 1
+    wait_until(one_chunk, 60, "the keyed request's first chunk", interval=0.05)
+    sync.kill9()
+    q.slow_writes(0)
+    sync.start()
+    wait_until(lambda: finished(http_port, "keyed-resume") or not sync.alive(), 120,
+               "the keyed request to be done again after the restart")
+    e = finished(http_port, "keyed-resume")
+    check(e and e["state"] == "done" and e["rows_done"] == len(keys), "keyed request after SIGKILL: %s" % e)
+    check("resuming an interrupted backfill" not in sync.log_text(), "a keyed request's watermark was adopted:\n%s"
+          % sync.log_tail(20))
+    lsn = commit_lsn(pg, "UPDATE b_uuid SET label = 'after keyed resume' WHERE id = md5('3')::uuid")
+    converge(pg, q, sync, lsn, "a keyed request interrupted by SIGKILL")
+    ok("a keyed request of %d keys killed after its first chunk: the restarted run gets the request again from "
+       "the WAL and does it whole (%d chunks), converges" % (len(keys), e["chunks_done"]))
+
+    # uuid5 ids: an orphan with its key in the payload is deleted; one with an empty payload is left, exit 1
+    status, _ = q.request("PUT", "/collections/b_u5/points?wait=true", {"points": [
+        {"id": uuid5("7"), "vector": [1, 1], "payload": {"id": 7, "note": "orphan"}},
+        {"id": uuid5("8"), "vector": [1, 1], "payload": {}}]})
+    check(status == 200, "planting b_u5 orphans: %s" % status)
+    rc, out, err = run_cmd(args.pg2qdrant, ["reconcile", "-c", cfg, "--fix", "--table", "public.b_u5",
+                                            "--output", "json", "--timeout", "60s"], timeout=120)
+    check(rc == 1, "an orphan whose key cannot be recovered: exit %s (want 1)\n%s\n%s" % (rc, out, err[-2000:]))
+    doc = json.loads(out.strip().splitlines()[-1])
+    check(doc.get("handed_over") is True and len(doc.get("requests", [])) == 1 and doc.get("unrecoverable_orphans") == 1
+          and doc.get("requests_state") == "done", "reconcile --output json: %s" % doc)
+    t = doc["tables"][0]
+    check(t["unrecoverable_orphans"]["sample"] == [uuid5("8")], "unrecoverable sample: %s" % t)
+    rc, out, err = run_cmd(args.pg2qdrant, ["reconcile", "-c", cfg, "--fix", "--table", "public.b_u5"], timeout=120)
+    check(rc == 1 and "stop the sync and run pg2qdrant reconcile --fix, or delete" in out,
+          "the unrecoverable orphan's message: exit %s\n%s" % (rc, out))
+    status, resp = q.request("POST", "/collections/b_u5/points", {"ids": [uuid5("7"), uuid5("8")]})
+    check(status == 200 and [p["id"] for p in resp["result"]] == [uuid5("8")],
+          "b_u5: want the keyed orphan deleted and the other left: %s" % resp)
+    q.request("POST", "/collections/b_u5/points/delete?wait=true", {"points": [uuid5("8")]})
+    ok("uuid5 table: the orphan keyed by its payload is deleted through the run; one with an empty payload is "
+       "reported (json: unrecoverable_orphans 1), left, exit 1")
+
+
 def run(args):
     if os.path.isdir(args.workdir):
         shutil.rmtree(args.workdir)
@@ -369,14 +502,20 @@ def run(args):
         rc1 = []
         t1 = threading.Thread(target=lambda: rc1.append(run_cmd(args.pg2qdrant, [
             "backfill", "-c", cfg, "--table", "public.b_items", "--wait", "--timeout", "120s"])))
+        q.slow_writes(20, count=50)  # the first request is still running when the second arrives
         t1.start()
+        wait_until(lambda: http_status(http_port)["backfill"]["table"] == "public.b_items" or rc1, 60,
+                   "the first request to run")
         rc, out, err = run_cmd(args.pg2qdrant, ["backfill", "-c", cfg, "--table", "public.b_uuid", "--wait",
                                                 "--timeout", "120s"])
         t1.join(150)
+        q.slow_writes(0)
         check(rc == 0, "backfill --wait (queued): exit %s\n%s" % (rc, err[-1500:]))
         check(rc1 and rc1[0][0] == 0, "backfill --wait: %s" % (rc1[0][:1] if rc1 else "no answer"))
         check("queued behind" in sync.log_text(), "the second request was not queued:\n%s" % sync.log_tail(20))
         ok("backfill --wait exits 0 when done; a request made while one runs is queued and carried out")
+
+        reconcile_handover(args, pg, q, sync, cfg, http_port, ok)
 
         # REPLICA IDENTITY FULL without a unique key: fails saying why, --wait exits 1, the sync goes on
         rc, out, err = run_cmd(args.pg2qdrant, ["backfill", "-c", cfg, "--table", "public.b_full", "--wait",

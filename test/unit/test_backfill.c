@@ -28,7 +28,7 @@ static void test_request_round_trip(void **state)
     char err[200];
 
     buf_init(&b);
-    bfm_format_request(&b, "slot1", "r-1", tables, 2);
+    bfm_format_request(&b, "slot1", "r-1", tables, 2, NULL, 0);
     assert_int_equal(bfm_parse(b.data, b.len, &m, err, sizeof err), 0);
     assert_int_equal(m.kind, BFM_REQUEST);
     assert_string_equal(m.slot, "slot1");
@@ -38,10 +38,74 @@ static void test_request_round_trip(void **state)
     bfm_free(&m);
     /* no tables: every configured one */
     buf_reset(&b);
-    bfm_format_request(&b, "s", "r-2", NULL, 0);
+    bfm_format_request(&b, "s", "r-2", NULL, 0, NULL, 0);
     assert_string_equal(b.data, "{\"type\":\"backfill\",\"slot\":\"s\",\"tables\":[],\"id\":\"r-2\"}");
     assert_int_equal(bfm_parse(b.data, b.len, &m, err, sizeof err), 0);
     assert_int_equal(m.tables.n, 0);
+    assert_false(m.keyed);
+    assert_int_equal(m.nkeys, 0);
+    bfm_free(&m);
+    buf_free(&b);
+}
+
+/* A keyed request (reconcile --fix handing over): keys per table, in the
+ * mapping's key column order, round trip; its watermarks say "keyed". */
+static void test_keyed_request_round_trip(void **state)
+{
+    char *k1[] = {"eu", "42", "us", "7\"x"}, *k2[] = {"5"};
+    const char *tables[] = {"public.t", "public.u"};
+    bfm_keyset ks[2] = {{.table = "public.t", .arity = 2, .n = 2, .v = k1},
+                        {.table = "public.u", .arity = 1, .n = 1, .v = k2}};
+    bfm w = {.kind = BFM_LOW, .slot = "s", .id = "r", .run = "abc", .chunk = 1, .table = "public.t", .keyed = true};
+    buf b;
+    bfm m;
+    char err[200];
+
+    buf_init(&b);
+    bfm_format_request(&b, "s", "r-3", tables, 2, ks, 2);
+    assert_non_null(strstr(b.data, "\"keys\":{\"public.t\":[[\"eu\",\"42\"],[\"us\",\"7\\\"x\"]],\"public.u\":[[\"5\"]]}"));
+    assert_int_equal(bfm_parse(b.data, b.len, &m, err, sizeof err), 0);
+    assert_true(m.keyed);
+    assert_int_equal(m.nkeys, 2);
+    assert_string_equal(m.keys[0].table, "public.t");
+    assert_int_equal(m.keys[0].arity, 2);
+    assert_int_equal(m.keys[0].n, 2);
+    assert_string_equal(m.keys[0].v[2], "us");
+    assert_string_equal(m.keys[0].v[3], "7\"x");
+    assert_string_equal(m.keys[1].table, "public.u");
+    assert_int_equal(m.keys[1].arity, 1);
+    assert_string_equal(m.keys[1].v[0], "5");
+    {
+        bfm_keyset *t = bfm_keysets_take(m.keys, m.nkeys);
+        assert_null(m.keys[0].table);
+        assert_string_equal(t[1].v[0], "5");
+        for (int i = 0; i < 2; i++)
+            bfm_keyset_free(&t[i]);
+        free(t);
+    }
+    bfm_free(&m);
+    /* an empty key list is a keyed request with nothing to read */
+    {
+        const char *j = "{\"type\":\"backfill\",\"slot\":\"s\",\"id\":\"x\",\"keys\":{\"public.t\":[]}}";
+        assert_int_equal(bfm_parse(j, strlen(j), &m, err, sizeof err), 0);
+        assert_true(m.keyed);
+        assert_int_equal(m.nkeys, 1);
+        assert_int_equal(m.keys[0].n, 0);
+        bfm_free(&m);
+    }
+    /* watermarks of a keyed request carry the marker; others do not */
+    buf_reset(&b);
+    bfm_format_wm(&b, &w);
+    assert_non_null(strstr(b.data, "\"keyed\":true"));
+    assert_int_equal(bfm_parse(b.data, b.len, &m, err, sizeof err), 0);
+    assert_true(m.keyed);
+    bfm_free(&m);
+    w.keyed = false;
+    buf_reset(&b);
+    bfm_format_wm(&b, &w);
+    assert_null(strstr(b.data, "keyed"));
+    assert_int_equal(bfm_parse(b.data, b.len, &m, err, sizeof err), 0);
+    assert_false(m.keyed);
     bfm_free(&m);
     buf_free(&b);
 }
@@ -102,6 +166,14 @@ static void test_malformed_messages(void **state)
         {"{\"type\":\"wm\",\"phase\":\"low\",\"slot\":\"s\",\"id\":\"x\",\"run\":\"r\",\"chunk\":-1,\"table\":\"t\"}",
          "\"chunk\" is not a non-negative integer"},
         {"{\"type\":\"backfill\",\"slot\":\"s\",\"slot\":\"t\",\"id\":\"x\"}", "not a JSON object"},
+        {"{\"type\":\"backfill\",\"slot\":\"s\",\"id\":\"x\",\"keys\":[]}", "\"keys\" is not an object"},
+        {"{\"type\":\"backfill\",\"slot\":\"s\",\"id\":\"x\",\"keys\":{\"t\":\"1\"}}", "\"keys\" of t is not an array"},
+        {"{\"type\":\"backfill\",\"slot\":\"s\",\"id\":\"x\",\"keys\":{\"t\":[\"1\"]}}", "not a non-empty array"},
+        {"{\"type\":\"backfill\",\"slot\":\"s\",\"id\":\"x\",\"keys\":{\"t\":[[]]}}", "not a non-empty array"},
+        {"{\"type\":\"backfill\",\"slot\":\"s\",\"id\":\"x\",\"keys\":{\"t\":[[\"a\",\"1\"],[\"b\"]]}}",
+         "differ in their number of columns"},
+        {"{\"type\":\"backfill\",\"slot\":\"s\",\"id\":\"x\",\"keys\":{\"t\":[[\"a\",1]]}}", "holds something other than strings"},
+        {"{\"type\":\"backfill\",\"slot\":\"s\",\"id\":\"x\",\"keys\":{\"t\":[[null]]}}", "holds something other than strings"},
     };
     char err[200];
     bfm m;
@@ -585,6 +657,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_request_round_trip),
         cmocka_unit_test(test_watermark_round_trip),
+        cmocka_unit_test(test_keyed_request_round_trip),
         cmocka_unit_test(test_malformed_messages),
         cmocka_unit_test(test_window_basics),
         cmocka_unit_test(test_model_check),
