@@ -82,14 +82,18 @@ struct backfill {
     char *select_sql;  /* the chunk query of the current table, without/with a key condition */
     char *select_from_sql;
     char *select_keys_sql; /* keyed: WHERE (key) IN (SELECT * FROM ROWS FROM (unnest($1::t1[]), ...)) */
-    PGresult *rows;    /* the chunk read, waiting for its high watermark */
+    qop_list chunk_ops; /* the chunk's rows, mapped as they arrived (single-row mode), waiting for its
+                         * high watermark; their lsn is set then */
+    int chunk_nrows;    /* rows of the table in the chunk */
+    bool rows_ready;    /* the chunk's query is complete */
+    PGresult *last_row; /* ordered chunk: the newest row (its key is where the next chunk starts) */
+    char *row_error;    /* a row that could not be mapped (the chunk fails its table) */
     bfm_list chunk_to; /* its last key */
     bool window_seen;  /* the low watermark of the current chunk came back */
     bf_window win;
     bf_snapshot snap;  /* the chunk read's snapshot (backfill_wm.h: why) */
     bf_ring ring;      /* the xids the stream delivered */
     uint64_t lw_at;    /* ring.n when the chunk's low watermark came back */
-    int snap_row;      /* the row of rows that has the snapshot, or -1 */
     uint64_t rereads;  /* chunks read again because a transaction was late to become visible */
     int late_in_row;   /* ... in a row for the current chunk */
     int64_t next_chunk_at; /* after such a re-read: not before this (now_ms) */
@@ -141,8 +145,13 @@ static void release(backfill *b, ack_txn *t)
 
 static void drop_chunk(backfill *b)
 {
-    PQclear(b->rows);
-    b->rows = NULL;
+    qop_list_free(&b->chunk_ops);
+    b->chunk_nrows = 0;
+    b->rows_ready = false;
+    PQclear(b->last_row);
+    b->last_row = NULL;
+    free(b->row_error);
+    b->row_error = NULL;
     bfs_free(&b->snap);
     bfm_list_free(&b->chunk_to);
     bfw_close(&b->win);
@@ -580,6 +589,11 @@ static bool send_query(backfill *b, const char *sql, int nparams, const char *co
         conn_lost(b, "sending a query");
         return false;
     }
+    /* A chunk arrives row by row and is mapped as it arrives (on_row): the
+     * connection is drained while we map, so PostgreSQL never waits on a
+     * full socket, and memory holds the operations, not a whole result. */
+    if (b->phase == BF_READING)
+        (void)PQsetSingleRowMode(b->conn); /* cannot fail right after the send; on_result checks */
     b->busy = true;
     b->sent_in = b->phase;
     return true;
@@ -1017,22 +1031,47 @@ static void row_key(const backfill *b, const PGresult *res, int row, bfm_list *o
         out->v[out->n++] = xstrdup(PQgetvalue(res, row, map_key_col(b->table.map, k)));
 }
 
-/* The chunk's snapshot: the last column of the one row that has it
- * (b->snap_row; in a keyed chunk that row is the snapshot's alone). */
-static bool read_snapshot(backfill *b, const PGresult *res)
+/* One row of the chunk (single-row mode; res is taken).  The statement's
+ * snapshot is in the last column of one row: in an ordered chunk a row of
+ * the table, in a keyed chunk a row of its own.  Every other row is mapped
+ * now; the operations wait for the high watermark in chunk_ops. */
+static void on_row(backfill *b, PGresult *res)
 {
-    int n = PQntuples(res), col = PQnfields(res) - 1;
+    int col = PQnfields(res) - 1;
+    map_info info;
+    char err[600];
 
-    bfs_free(&b->snap);
-    b->snap_row = -1;
-    if (n == 0)
-        return !b->cur->keyed; /* an ordered chunk: nothing to apply, nothing to check */
-    for (int i = 0; i < n; i++)
-        if (!PQgetisnull(res, i, col)) {
-            b->snap_row = i;
-            return bfs_parse(&b->snap, PQgetvalue(res, i, col)) == 0;
+    if (b->row_error) { /* the chunk fails: drain it */
+        PQclear(res);
+        return;
+    }
+    if (!PQgetisnull(res, 0, col)) {
+        if (b->snap.valid || bfs_parse(&b->snap, PQgetvalue(res, 0, col)) != 0) {
+            b->row_error = xstrdup("a chunk's answer carries no valid snapshot in its last column");
+            PQclear(res);
+            return;
         }
-    return false;
+        if (b->cur->keyed) {
+            PQclear(res);
+            return;
+        }
+    }
+    if (!b->tup)
+        b->tup = xcalloc(1, sizeof *b->tup);
+    snap_result_tuple(res, 0, b->tup);
+    b->tup->ncols--; /* the snapshot column */
+    if (map_row(b->table.map, b->tup, 0, &b->chunk_ops, &info, err, sizeof err) != 0) {
+        b->row_error = xstrdup(err);
+        PQclear(res);
+        return;
+    }
+    b->chunk_nrows++;
+    if (b->cur->keyed) {
+        PQclear(res);
+    } else {
+        PQclear(b->last_row);
+        b->last_row = res;
+    }
 }
 
 /* One finished query of the backfill. */
@@ -1060,19 +1099,29 @@ static void on_result(backfill *b, PGresult *res)
     case BF_READING:
         if (PQresultStatus(res) != PGRES_TUPLES_OK)
             goto sql_error;
-        if (!read_snapshot(b, res)) {
-            PQclear(res);
+        if (PQntuples(res) > 0 && !b->row_error) /* rows come one by one (send_query) */
+            b->row_error = xstrdup("internal error: a chunk's rows did not come in single-row mode");
+        PQclear(res);
+        if (!b->row_error && !b->snap.valid && (b->chunk_nrows > 0 || b->cur->keyed))
+            b->row_error = xstrdup("a chunk's answer carries no snapshot (pg_current_snapshot())");
+        if (b->row_error) {
+            char *e = b->row_error;
+            b->row_error = NULL;
             drop_chunk(b);
-            fail_table(b, "a chunk's answer carries no valid snapshot in its last column (pg_current_snapshot())");
+            fail_table(b, e);
+            free(e);
             return;
         }
-        b->rows = res;
+        b->rows_ready = true;
         b->t_read = now_ms();
         bfm_list_free(&b->chunk_to);
-        if (PQntuples(res) > 0 && !b->cur->keyed) /* ordered: the last row's key is where the next chunk starts */
-            row_key(b, res, PQntuples(res) - 1, &b->chunk_to);
+        if (b->last_row) { /* ordered: the last row's key is where the next chunk starts */
+            row_key(b, b->last_row, 0, &b->chunk_to);
+            PQclear(b->last_row);
+            b->last_row = NULL;
+        }
         b->phase = BF_HW_SENT;
-        send_watermark(b, BFM_HIGH, (uint64_t)(PQntuples(res) - (b->cur->keyed && b->snap_row >= 0)));
+        send_watermark(b, BFM_HIGH, (uint64_t)b->chunk_nrows);
         return;
     case BF_HW_SENT:
         if (PQresultStatus(res) != PGRES_TUPLES_OK)
@@ -1124,6 +1173,13 @@ p2q_status bf_progress(backfill *b, short revents)
     }
     while (!PQisBusy(b->conn)) {
         res = PQgetResult(b->conn);
+        if (res && PQresultStatus(res) == PGRES_SINGLE_TUPLE) {
+            if (b->phase == BF_READING && b->sent_in == BF_READING)
+                on_row(b, res);
+            else
+                PQclear(res); /* an abandoned chunk */
+            continue;
+        }
         if (res) {
             if (!b->pending)
                 b->pending = res;
@@ -1164,11 +1220,8 @@ static void log_progress(backfill *b, bool done)
 static p2q_status apply_chunk(backfill *b, lsn_t lsn, qop_list *out)
 {
     bf_req *r = b->cur;
-    qop_list ops = {0};
-    map_info info;
-    char err[600];
-    PGresult *rows = b->rows;
-    int nres = PQntuples(rows), n = nres - (b->cur->keyed && b->snap_row >= 0); /* n: the table's rows */
+    qop_list ops;
+    int n = b->chunk_nrows;
     size_t dropped;
     int64_t t_hw = now_ms(), read_ms = b->t_read - b->t_start;
     bool more = r->keyed ? keyed_more(b) : n >= b->env.cfg->sync.backfill_chunk_rows;
@@ -1201,12 +1254,18 @@ static p2q_status apply_chunk(backfill *b, lsn_t lsn, qop_list *out)
         return P2Q_OK;
     }
     b->late_in_row = 0;
-    /* The next chunk's low watermark goes out before this chunk is mapped,
-     * so PostgreSQL reads it while we map (its window opens only when that
-     * watermark comes back in the stream, after this function).  Its rows
-     * are mapped at its own high watermark, which the stream reaches only
-     * while the sink has room: memory holds one more chunk result at most. */
-    b->rows = NULL;
+    ops = b->chunk_ops; /* mapped as the rows arrived (on_row) */
+    memset(&b->chunk_ops, 0, sizeof b->chunk_ops);
+    b->chunk_nrows = 0;
+    b->rows_ready = false;
+    bfs_free(&b->snap); /* checked: the next chunk brings its own */
+    for (size_t i = 0; i < ops.n; i++)
+        ops.items[i].lsn = lsn;
+    /* The next chunk's low watermark goes out at once, so PostgreSQL reads
+     * it while this chunk is filtered and pushed (its window opens only when
+     * that watermark comes back in the stream, after this function).  It
+     * starts only while the sink has room: memory holds this chunk's
+     * operations in the sink and the next one's being read. */
     if (more) {
         bfm_list_free(&r->from);
         r->from = b->chunk_to;
@@ -1220,21 +1279,6 @@ static p2q_status apply_chunk(backfill *b, lsn_t lsn, qop_list *out)
             b->phase = BF_NEED_CHUNK;
         }
     }
-    if (!b->tup)
-        b->tup = xcalloc(1, sizeof *b->tup);
-    for (int i = 0; i < nres; i++) {
-        if (r->keyed && i == b->snap_row)
-            continue;
-        snap_result_tuple(rows, i, b->tup);
-        b->tup->ncols--; /* the snapshot column */
-        if (map_row(b->table.map, b->tup, lsn, &ops, &info, err, sizeof err) != 0) {
-            qop_list_free(&ops);
-            PQclear(rows);
-            fail_table(b, err);
-            return P2Q_OK;
-        }
-    }
-    PQclear(rows);
     if (r->keyed)
         keyed_deletes(b, lsn, &ops);
     if (!b->window_seen) /* cannot happen: the low watermark precedes in the WAL; be safe */
@@ -1254,7 +1298,7 @@ static p2q_status apply_chunk(backfill *b, lsn_t lsn, qop_list *out)
         snprintf(ms[1], sizeof ms[1], "%lld", (long long)(t_hw - b->t_read));
         snprintf(ms[2], sizeof ms[2], "%lld", (long long)(now_ms() - t_hw));
         log_debug("backfill chunk at its high watermark", "table", b->table.name, "chunk", c, "rows", k,
-                  "changed_meanwhile", d, "read_ms", ms[0], "to_high_ms", ms[1], "map_ms", ms[2], NULL);
+                  "changed_meanwhile", d, "read_and_map_ms", ms[0], "to_high_ms", ms[1], "apply_ms", ms[2], NULL);
     }
     r->rows_done += (uint64_t)n;
     r->chunks_done++;
@@ -1293,7 +1337,7 @@ static p2q_status own_watermark(backfill *b, const bfm *m, lsn_t lsn, bool in_tx
     }
     /* The high watermark may come back before its emit's answer was read
      * (BF_HW_SENT): the rows are here either way; that answer is dropped. */
-    if ((b->phase != BF_HW_WAIT && b->phase != BF_HW_SENT) || !b->rows) {
+    if ((b->phase != BF_HW_WAIT && b->phase != BF_HW_SENT) || !b->rows_ready) {
         log_info("a backfill high watermark came back without its chunk's rows (the connection was lost "
                  "meanwhile); the chunk is read again", "id", m->id, "table", m->table, NULL);
         drop_chunk(b);
