@@ -54,7 +54,7 @@ typedef struct bf_env {
     const p2q_config *cfg;         /* borrowed */
     ack_tracker *acks;             /* borrowed: holds on watermark transactions */
     struct p2q_metrics *metrics;   /* borrowed; NULL: none */
-    const struct sink *sink;       /* borrowed: how much is queued (how far the backfill may run ahead) */
+    struct sink *sink;             /* borrowed: where chunks go, a batch at a time (bf_step) */
     volatile sig_atomic_t *stop;   /* borrowed */
 } bf_env;
 

@@ -113,6 +113,11 @@ void sink_push(sink *s, qop_list *ops, ack_txn txn);
 
 /* Operations queued (in flight included) and the bytes of their JSON. */
 size_t sink_queued_ops(const sink *s);
+/* Operations queued and not sent yet. */
+size_t sink_unsent_ops(const sink *s);
+/* The key the sink orders an operation by: a hash of (collection, point
+ * id), never 0; 0 for an operation that is a barrier (truncate, read-back). */
+uint64_t sink_op_key(const qop *op);
 size_t sink_queued_bytes(const sink *s);
 /* A request is in flight or waiting for its retry. */
 bool sink_busy(const sink *s);

@@ -98,6 +98,16 @@ struct backfill {
     int late_in_row;   /* ... in a row for the current chunk */
     int64_t next_chunk_at; /* after such a re-read: not before this (now_ms) */
     ack_txn wm_hold;   /* the newest watermark's transaction, held */
+    /* Chunks applied at their high watermark and fed to the sink a batch at
+     * a time (feed), so a streamed change never waits behind a whole chunk:
+     * held.items[held_head..n), each counted in its high watermark's
+     * transaction (held_txn, parallel) when it was applied.  A streamed
+     * change of a held point first sends the held operations up to it. */
+    qop_list held;
+    ack_txn *held_txn;
+    size_t held_head, held_cap;
+    keyset held_keys;
+    uint64_t held_overtaken; /* streamed changes that sent held operations first */
     int64_t table_start_ms, last_log_ms;
     uint64_t table_rows;
     bool busy;         /* a query is in flight on conn ... */
@@ -158,6 +168,69 @@ static void drop_chunk(backfill *b)
     b->window_seen = false;
 }
 
+static size_t held_left(const backfill *b)
+{
+    return b->held.n - b->held_head;
+}
+
+/* Sends the first n held operations to the sink (in order, each with its
+ * transaction's ticket). */
+static void feed(backfill *b, size_t n)
+{
+    qop_list run = {0};
+
+    while (n > 0 && b->held_head < b->held.n) {
+        ack_txn txn = b->held_txn[b->held_head];
+        while (n > 0 && b->held_head < b->held.n && b->held_txn[b->held_head] == txn) {
+            qop *op = &b->held.items[b->held_head++];
+            keyset_del(&b->held_keys, sink_op_key(op));
+            *qop_list_push(&run) = *op;
+            memset(op, 0, sizeof *op);
+            n--;
+        }
+        sink_push(b->env.sink, &run, txn);
+    }
+    qop_list_free(&run);
+    if (b->held_head == b->held.n) {
+        qop_list_clear(&b->held);
+        b->held_head = 0;
+    }
+}
+
+/* Holds ops (taking their fields; ops is left empty), counted in txn. */
+static void hold_ops(backfill *b, qop_list *ops, ack_txn txn)
+{
+    if (b->held_head > 0) { /* the sent prefix goes */
+        size_t left = held_left(b);
+        memmove(b->held.items, b->held.items + b->held_head, left * sizeof *b->held.items);
+        memmove(b->held_txn, b->held_txn + b->held_head, left * sizeof *b->held_txn);
+        b->held.n = left;
+        b->held_head = 0;
+    }
+    if (b->held.n + ops->n > b->held_cap) {
+        b->held_cap = (b->held.n + ops->n) * 2;
+        b->held_txn = xrealloc(b->held_txn, b->held_cap * sizeof *b->held_txn);
+    }
+    for (size_t i = 0; i < ops->n; i++) {
+        b->held_txn[b->held.n] = txn;
+        keyset_add(&b->held_keys, sink_op_key(&ops->items[i]));
+        *qop_list_push(&b->held) = ops->items[i];
+        memset(&ops->items[i], 0, sizeof ops->items[i]);
+    }
+    ops->n = 0;
+}
+
+/* Frees the held operations without sending them (their transactions'
+ * entries were dropped: a new session). */
+static void drop_held(backfill *b)
+{
+    qop_list_free(&b->held);
+    free(b->held_txn);
+    b->held_txn = NULL;
+    b->held_head = b->held_cap = 0;
+    keyset_clear(&b->held_keys);
+}
+
 static void drop_table(backfill *b)
 {
     drop_chunk(b);
@@ -176,6 +249,7 @@ void bf_session_start(backfill *b)
 
     /* Holds died with the ack tracker's in-flight entries (ack_reset_inflight). */
     drop_table(b);
+    drop_held(b);
     req_free(b->cur);
     b->cur = NULL;
     while ((r = b->queue)) {
@@ -203,6 +277,7 @@ void bf_free(backfill *b)
     bf_session_start(b);
     bfw_free(&b->win);
     bfr_free(&b->ring);
+    keyset_free(&b->held_keys);
     for (int i = 0; i < b->nhistory; i++) {
         free(b->history[i].id);
         free(b->history[i].error);
@@ -267,6 +342,7 @@ static void publish(backfill *b)
                                             : 0));
     json_object_set_new(o, "chunks_done", json_integer(b->cur ? (json_int_t)b->cur->chunks_done : 0));
     json_object_set_new(o, "chunks_read_again", json_integer((json_int_t)b->rereads));
+    json_object_set_new(o, "held_sent_early", json_integer((json_int_t)b->held_overtaken));
     json_object_set_new(o, "last_error", b->last_error ? json_string(b->last_error) : json_null());
     for (bf_req *r = b->queue; r; r = r->next)
         json_array_append_new(q, json_string(r->id));
@@ -964,6 +1040,14 @@ static void start_chunk(backfill *b)
 
 p2q_status bf_step(backfill *b, bool sink_full)
 {
+    /* Held chunk operations go to the sink a batch at a time, when it has
+     * less than a batch waiting: a streamed change queued now waits behind
+     * about one batch of the backfill, not a whole chunk. */
+    if (b->env.sink && held_left(b) > 0) {
+        size_t batch = b->env.cfg->sync.batch_points > 0 ? (size_t)b->env.cfg->sync.batch_points : 1;
+        while (held_left(b) > 0 && sink_unsent_ops(b->env.sink) < batch)
+            feed(b, batch);
+    }
     for (int guard = 0; guard < 64; guard++) {
         if (*b->env.stop || b->busy)
             return P2Q_OK;
@@ -984,7 +1068,7 @@ p2q_status bf_step(backfill *b, bool sink_full)
             continue;
         }
         if (b->phase == BF_NEED_CHUNK) {
-            if (now_ms() < b->next_chunk_at || sink_full || (b->env.sink && sink_queued_ops(b->env.sink) >=
+            if (now_ms() < b->next_chunk_at || sink_full || (b->env.sink && sink_queued_ops(b->env.sink) + held_left(b) >=
                                                  (size_t)b->env.cfg->sync.backfill_chunk_rows) ||
                 !ensure_conn(b))
                 return P2Q_OK;
@@ -1217,7 +1301,7 @@ static void log_progress(backfill *b, bool done)
 
 /* Our high watermark came back: the chunk's rows, minus those the window
  * saw change, go to out (pushed by the caller in the watermark's txn). */
-static p2q_status apply_chunk(backfill *b, lsn_t lsn, qop_list *out)
+static p2q_status apply_chunk(backfill *b, lsn_t lsn, bool in_txn, ack_txn txn, qop_list *out)
 {
     bf_req *r = b->cur;
     qop_list ops;
@@ -1228,7 +1312,8 @@ static p2q_status apply_chunk(backfill *b, lsn_t lsn, qop_list *out)
     /* at most this chunk and less than one more queued in the sink: the
      * backfill runs at most about two chunks ahead of Qdrant's
      * acknowledgements (what a restart reads again) */
-    bool room = !b->env.sink || sink_queued_ops(b->env.sink) < (size_t)b->env.cfg->sync.backfill_chunk_rows;
+    bool room = !b->env.sink ||
+                sink_queued_ops(b->env.sink) + held_left(b) < (size_t)b->env.cfg->sync.backfill_chunk_rows;
     uint32_t late;
 
     /* A transaction the stream delivered before the low watermark that the
@@ -1285,9 +1370,19 @@ static p2q_status apply_chunk(backfill *b, lsn_t lsn, qop_list *out)
         bfw_observe(&b->win, &(qop){.kind = QOP_DELETE_ALL, .table = b->table.cfg});
     dropped = bfw_filter(&b->win, &ops);
     b->window_seen = false;
-    for (size_t i = 0; i < ops.n; i++)
-        *qop_list_push(out) = ops.items[i];
-    ops.n = 0;
+    if (in_txn && b->env.sink) {
+        /* counted in the high watermark's transaction now, sent a batch at a time (bf_step) */
+        if (ops.n && ack_add_ops(b->env.acks, txn, ops.n) != 0) {
+            log_error("internal error: the acknowledgement tracker refused a backfill chunk", NULL);
+            qop_list_free(&ops);
+            return P2Q_ERR_FATAL;
+        }
+        hold_ops(b, &ops, txn);
+    } else {
+        for (size_t i = 0; i < ops.n; i++)
+            *qop_list_push(out) = ops.items[i];
+        ops.n = 0;
+    }
     qop_list_free(&ops);
     if (log_enabled(LOG_DEBUG)) {
         char c[24], d[24], k[24], ms[3][24];
@@ -1344,7 +1439,7 @@ static p2q_status own_watermark(backfill *b, const bfm *m, lsn_t lsn, bool in_tx
         b->phase = BF_NEED_CHUNK;
         return P2Q_OK;
     }
-    return apply_chunk(b, lsn, out);
+    return apply_chunk(b, lsn, in_txn, txn, out);
 }
 
 p2q_status bf_on_message(backfill *b, const pgo_msg *m, lsn_t lsn, bool in_txn, ack_txn txn, qop_list *out)
@@ -1386,10 +1481,29 @@ void bf_on_begin(backfill *b, uint32_t xid)
 
 void bf_observe(backfill *b, const qop_list *ops, size_t from)
 {
-    if (!b->win.table)
-        return;
-    for (size_t i = from; i < ops->n; i++)
-        bfw_observe(&b->win, &ops->items[i]);
+    for (size_t i = from; i < ops->n; i++) {
+        const qop *op = &ops->items[i];
+        if (b->win.table)
+            bfw_observe(&b->win, op);
+        if (held_left(b) > 0) {
+            /* a held operation on the same point goes first (a barrier: all of them) */
+            uint64_t key = sink_op_key(op);
+            size_t before = held_left(b);
+            if (key == 0)
+                feed(b, held_left(b));
+            while (key != 0 && keyset_has(&b->held_keys, key))
+                feed(b, 1);
+            if (held_left(b) != before) {
+                b->held_overtaken++;
+                if (log_enabled(LOG_DEBUG)) {
+                    char n[24];
+                    snprintf(n, sizeof n, "%zu", before - held_left(b));
+                    log_debug("a streamed change of a held backfill point: the held operations up to it go first",
+                              "point", op->point_id ? op->point_id : "(all)", "sent", n, NULL);
+                }
+            }
+        }
+    }
 }
 
 void bf_on_relation(backfill *b, const rel_entry *rel)

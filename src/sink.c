@@ -203,7 +203,7 @@ static void reserve_tail(sink *s, size_t n)
 
 /* FNV-1a of the collection name and the point id's JSON; 0 (a barrier)
  * for an operation without a point id (truncate) or a read-back. */
-static uint64_t item_key(const qop *op)
+uint64_t sink_op_key(const qop *op)
 {
     uint64_t h = 1469598103934665603ULL;
 
@@ -227,7 +227,7 @@ void sink_push(sink *s, qop_list *ops, ack_txn txn)
         it->op = ops->items[i];
         it->txn = txn;
         it->queued_ms = now;
-        it->key = item_key(&it->op);
+        it->key = sink_op_key(&it->op);
         it->state = ITEM_UNSENT;
         s->bytes += it->op.json_len;
         s->unsent++;
@@ -235,6 +235,11 @@ void sink_push(sink *s, qop_list *ops, ack_txn txn)
         memset(&ops->items[i], 0, sizeof ops->items[i]);
     }
     ops->n = 0;
+}
+
+size_t sink_unsent_ops(const sink *s)
+{
+    return s->unsent;
 }
 
 size_t sink_queued_ops(const sink *s)
@@ -548,7 +553,7 @@ static int refetch_head(sink *s, bool *removed)
         s->scan_n = 0;
         it->op = out.items[0];
         memset(&out.items[0], 0, sizeof out.items[0]);
-        it->key = item_key(&it->op);
+        it->key = sink_op_key(&it->op);
         s->bytes += it->op.json_len;
         if (it->state == ITEM_UNSENT)
             s->unsent_bytes += it->op.json_len;

@@ -652,6 +652,8 @@ static p2q_status stream(sync_state *st)
         /* the online backfill: the next chunk when due (not while the sink is full) */
         if ((rc = bf_step(st->bf, sink_full(st->sink))) != 0)
             return rc;
+        if ((rc = sink_kick(st->sink, r != 0 || paused || catching_up(st))) != 0) /* what bf_step fed */
+            return rc;
         {
             int wait = sync_poll_timeout_ms(st->last_status_ms + st->cfg->source.status_interval_ms - now_ms(),
                                             ack_confirmed(st->acks) != st->sent_flush, sink_timeout_ms(st->sink),

@@ -32,6 +32,13 @@ DB = "bench"
 COLS = "id, embedding, name, price, tags, updated, in_stock"
 
 
+def cpu_seconds(pid):
+    """utime + stime of a process (all its threads), in seconds."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def vm_hwm_mib(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -96,6 +103,7 @@ VACUUM ANALYZE items;
             if time.monotonic() > deadline or run.poll() is not None:
                 sys.exit("run did not start:\n" + open(log_path).read()[-3000:])
             time.sleep(0.1)
+        cpu0, qcpu0 = cpu_seconds(run.pid), cpu_seconds(q.proc.pid)
         t0 = time.monotonic()
         r = subprocess.run([args.pg2qdrant, "backfill", "-c", cfg, "--wait", "--timeout", "30min"],
                            capture_output=True, text=True)
@@ -103,15 +111,18 @@ VACUUM ANALYZE items;
         if r.returncode != 0:
             sys.exit("backfill --wait exited %d:\n%s" % (r.returncode, r.stderr[-3000:]))
         hwm = vm_hwm_mib(run.pid)
+        cpu, qcpu = cpu_seconds(run.pid) - cpu0, cpu_seconds(q.proc.pid) - qcpu0
         run.terminate()
         run.wait(60)
         res = {"rows": n, "dim": dim, "chunk_rows": args.chunk_rows,
                "copy_seconds": round(copy_s, 2), "copy_rows_per_s": round(n / copy_s),
                "backfill_seconds": round(bf_s, 2), "backfill_rows_per_s": round(n / bf_s),
-               "ratio": round(copy_s / bf_s, 2), "run_peak_rss_mib": round(hwm, 1)}
+               "ratio": round(copy_s / bf_s, 2), "run_peak_rss_mib": round(hwm, 1),
+               "run_cpu_seconds": round(cpu, 2), "server_cpu_seconds": round(qcpu, 2)}
         print("COPY (SELECT ...) TO STDOUT %9d rows %7.2f s %9.0f rows/s" % (n, copy_s, n / copy_s))
         print("pg2qdrant backfill --wait   %9d rows %7.2f s %9.0f rows/s  (%.2fx COPY)  run peak RSS %.1f MiB"
               % (n, bf_s, n / bf_s, copy_s / bf_s, hwm))
+        print("CPU during the backfill: run %.2f s, Qdrant test server %.2f s" % (cpu, qcpu))
         print(json.dumps(res))
     if not args.keep:
         shutil.rmtree(args.workdir, ignore_errors=True)

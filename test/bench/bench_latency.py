@@ -51,6 +51,10 @@ def parse_args():
     ap.add_argument("--json", action="store_true", help="print the figures as JSON too (one object per phase)")
     ap.add_argument("--tap", action="store_true", help="measure through the HTTP tap even with the test server "
                     "(to compare the tap with the apply log)")
+    ap.add_argument("--backfill-rows", type=int, default=0,
+                    help="also load a table bulk of N rows and keep `pg2qdrant backfill --table public.bulk` "
+                         "running through every phase (a new request whenever one is done): the streamed latency "
+                         "of items during an online backfill")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (logs, config, apply log)")
     return ap.parse_args()
 
@@ -108,6 +112,31 @@ class VisibleTimes:
 
 def writes_so_far(q):
     return q.visible.writes if q.visible else q.request("GET", "/__test/stats")[1].get("writes", 0)
+
+
+class BackfillLoop:
+    """Keeps an online backfill of public.bulk running: `pg2qdrant backfill --wait` again and again."""
+
+    def __init__(self, binary, config):
+        import threading
+        self.binary, self.config = binary, config
+        self.stop = threading.Event()
+        self.done = 0
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self.stop.is_set():
+            r = subprocess.run([self.binary, "backfill", "-c", self.config, "--table", "public.bulk", "--wait",
+                                "--timeout", "10min"], capture_output=True, text=True)
+            if r.returncode != 0:
+                log("backfill --wait exited %d:\n%s" % (r.returncode, r.stderr[-2000:]))
+                return
+            self.done += 1
+
+    def finish(self):
+        self.stop.set()
+        self.thread.join(600)
 
 
 def phase(pg, q, proc, txgen, rate, first, args, applied):
@@ -185,6 +214,20 @@ def main():
             pg.psql(benchlib.TABLE_DDL.format(t="items", extra=", committed_at timestamptz") + ";\n"
                     "CREATE PUBLICATION %s FOR TABLE items;\n" % benchlib.PUBLICATION, db=benchlib.DB)
             config = benchlib.write_config(os.path.join(workdir, "pg2qdrant.ini"), pg, qurl, SLOT, True)
+            backfill = None
+            if args.backfill_rows:
+                st, body = q.request("PUT", "/collections/bulk", {"vectors": {"size": benchlib.DIM,
+                                                                             "distance": "Cosine"}})
+                if st != 200:
+                    raise harness.HarnessError("creating the collection bulk: %s %s" % (st, body))
+                pg.psql(benchlib.TABLE_DDL.format(t="bulk", extra="") + ";\n"
+                        "ALTER PUBLICATION %s ADD TABLE bulk;\n"
+                        "INSERT INTO bulk (%s) SELECT %s FROM (SELECT g AS i FROM generate_series(1, %d) g) s;\n"
+                        "ANALYZE bulk;\n" % (benchlib.PUBLICATION, benchlib.COLUMNS,
+                                              benchlib.ROW_EXPRS.replace("$1::bigint", "i"), args.backfill_rows),
+                        db=benchlib.DB, timeout=1800)
+                with open(config, "a") as f:
+                    f.write("\n[table public.bulk]\ncollection = bulk\nid = id\nvector = embedding\npayload = *\n")
             logpath = os.path.join(workdir, "pg2qdrant.log")
             proc = benchlib.start_pg2qdrant(args.pg2qdrant, config, logpath, args.log_level)
             deadline = time.monotonic() + 60
@@ -195,12 +238,22 @@ def main():
                 time.sleep(0.1)
             applied = {}
             first = 1
+            if args.backfill_rows:
+                backfill = BackfillLoop(args.pg2qdrant, config)
+                time.sleep(2)
             for rate in rates:
-                log("phase: %g transactions/s for %g s" % (rate, args.seconds))
+                log("phase: %g transactions/s for %g s%s" % (rate, args.seconds, ", during an online backfill of "
+                                                              "%d rows (repeated)" % args.backfill_rows
+                                                              if backfill else ""))
                 res = phase(pg, q, proc, txgen, rate, first, args, applied)
+                if backfill:
+                    res["backfills_done"] = backfill.done
+                    res["backfill_rows"] = args.backfill_rows
                 results.append(res)
                 first += res["transactions"] + 1000
                 time.sleep(1)
+            if backfill:
+                backfill.finish()
             res_hwm = benchlib.proc_status_kb(proc.pid, "VmHWM")
             code, _ = benchlib.stop(proc)
             if code != 0:

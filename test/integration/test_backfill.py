@@ -269,6 +269,46 @@ def scenario_late_visibility(args, pg, q, sync, cfg, http_port, ok):
             stalled.release()
 
 
+def scenario_held_points(args, pg, q, sync, http_port, ok):
+    """A chunk applied at its high watermark goes to the sink a batch at a time; a streamed change of
+    one of its points that arrives meanwhile must not overtake it (the held operations up to that
+    point are sent first).  Run with 5000-row chunks and one request at a time against a slowed
+    Qdrant, so that most of a chunk waits in the engine."""
+    items = TABLES[0]
+    cfg = os.path.join(args.workdir, "held.ini")
+    write_config(cfg, pg, q, ALL, slot=SLOT, http_port=http_port,
+                 sync_lines=["snapshot = never", "batch_points = 256", "flush_interval = 20ms",
+                             "backfill_chunk_rows = 5000", "parallel_requests = 1"])
+    sync.stop()
+    held = Sync(args.pg2qdrant, cfg, args.workdir, name="held")
+    held.start()
+    wait_until(lambda: "streaming started" in held.log_text() or not held.alive(), 60, "streaming to start")
+    q.slow_writes(100, count=60)  # Qdrant slow: the chunks stay held for a while
+    try:
+        rc, out, err = run_cmd(args.pg2qdrant, ["backfill", "-c", cfg, "--table", "public.b_items"])
+        check(rc == 0, "backfill: exit %s\n%s" % (rc, err[-1500:]))
+        rid = out.strip().splitlines()[-1]
+        wait_until(lambda: http_status(http_port)["backfill"]["chunks_done"] >= 1 or finished(http_port, rid), 60,
+                   "two chunks to be applied")
+        # one transaction changing 3000 random rows all over the table: some are held right now
+        pg.psql("UPDATE b_items SET note = 'held ' || id, n = -id WHERE id %% 7 = 3 AND id <= %d" % N_ITEMS, db=DB)
+        wait_until(lambda: finished(http_port, rid) or not held.alive(), 120, "the backfill of b_items to finish")
+    finally:
+        q.slow_writes(0)
+    check(held.alive(), "run exited:\n%s" % held.log_tail(30))
+    wait_until(lambda: not differences(pg, q, [items]) or not held.alive(), CONVERGE_TIMEOUT,
+               "b_items to equal its table")
+    early = http_status(http_port)["backfill"]["held_sent_early"]
+    held.stop()
+    sync.start()
+    wait_until(lambda: "streaming started" in sync.log_text() or not sync.alive(), 60,
+               "streaming to start again")
+    check(early >= 1, "no streamed change met a held backfill point (held_sent_early %s): the scenario tests "
+          "nothing" % early)
+    ok("streamed changes of points whose chunk was still held (Qdrant slowed to 100 ms a write): the held "
+       "operations went first %d times; b_items equals its table" % early)
+
+
 def uuid5(text):
     return str(uuid.uuid5(uuid.NAMESPACE_URL, text))
 
@@ -448,6 +488,7 @@ def run(args):
            "another prefix passed over; the stream goes on")
 
         scenario_late_visibility(args, pg, q, sync, cfg, http_port, ok)
+        scenario_held_points(args, pg, q, sync, http_port, ok)
 
         # the backfill under ~100 tx/s, SIGKILL at ~40 %, resume
         stats = {"lsn": None, "txns": 0}
