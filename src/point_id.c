@@ -194,5 +194,7 @@ void map_point_id(int nkeys, const uint32_t *key_typids, const char *const *key_
     }
     uuid5(ns_url, name.data, name.len, u);
     buf_free(&name);
-    buf_printf(out, "\"%s\"", u);
+    buf_putc(out, '"');
+    buf_append(out, u, 36);
+    buf_putc(out, '"');
 }

@@ -332,7 +332,11 @@ static int row_key_of(const table_map *m, const pgo_tuple *tup, const pgo_tuple 
             goto cleanup;
         }
         texts[i] = xstrndup(d->data, d->len);
-        buf_printf(&k->text, "%s%s=%s", i ? "," : "", m->cols[c].name, texts[i]);
+        if (i) /* name=value[,name=value]: per row, so no printf */
+            buf_putc(&k->text, ',');
+        buf_puts(&k->text, m->cols[c].name);
+        buf_putc(&k->text, '=');
+        buf_append(&k->text, d->data, d->len);
     }
     map_point_id(m->nkeys, m->key_typids, (const char *const *)texts, m->cfg->id_mode_uuid5, &k->id);
     k->vals = texts;

@@ -291,6 +291,15 @@ static void test_dense_array_rejected(void **state)
     assert_vec_err(pgtext_dense_array, "{01,2}", "element 1 is not a finite number");
     assert_vec_err(pgtext_dense_array, "{1,2.}", "element 2 is not a finite number");
     assert_vec_err(pgtext_dense_array, "{1,\"2\"}", "element 2 is not a finite number");
+    /* the one-pass automaton (is_json_number_list) against the element path */
+    assert_vec(pgtext_dense_array, "{-0,0.5e10,1E-5,10,-10.25E+3}", "[-0,0.5e10,1E-5,10,-10.25E+3]");
+    assert_vec_err(pgtext_dense_array, "{1e,2}", "element 1 is not a finite number");
+    assert_vec_err(pgtext_dense_array, "{.5}", "element 1 is not a finite number");
+    assert_vec_err(pgtext_dense_array, "{1,,2}", "element 2 is not a finite number");
+    assert_vec_err(pgtext_dense_array, "{--1}", "element 1 is not a finite number");
+    assert_vec_err(pgtext_dense_array, "{2,1e+}", "element 2 is not a finite number");
+    assert_vec_err(pgtext_dense_array, "{-}", "element 1 is not a finite number");
+    assert_vec_err(pgtext_dense_array, "{1,-0.}", "element 2 is not a finite number");
 }
 
 static void test_pgvector(void **state)
