@@ -5,14 +5,18 @@
  * "pg2qdrant", backfill_wm.h).  The engine reads each requested table in
  * key order, one chunk of [sync] backfill_chunk_rows rows per short query
  * on its own plain connection (asynchronously: the loop polls its socket
- * beside the replication connection's), with a low and a high watermark
- * message written into the WAL around each read.  The stream's changes of
- * the table between the two watermarks are remembered (bf_observe); when
- * the high watermark comes back in the stream, the chunk's rows whose
- * point changed meanwhile are dropped and the rest are handed to the
- * caller to push into the sink inside the watermark's transaction, so the
- * ack tracker confirms the high watermark only after Qdrant acknowledged
- * the chunk.
+ * beside the replication connection's, rows in single-row mode, mapped as
+ * they arrive), with a low and a high watermark message written into the
+ * WAL around each read.  The stream's changes of the table between the two
+ * watermarks are remembered (bf_observe); when the high watermark comes
+ * back in the stream, the chunk's rows whose point changed meanwhile are
+ * dropped (and the whole chunk is read again when a transaction streamed
+ * before the low watermark was not yet visible to the read: backfill_wm.h),
+ * the rest are counted in the watermark's transaction, so the ack tracker
+ * confirms the high watermark only after Qdrant acknowledged the chunk, and
+ * fed to the sink a batch at a time (bf_step) so streamed changes do not
+ * wait behind a whole chunk; a streamed change of a held point sends the
+ * held operations up to it first (bf_observe).
  *
  * A keyed request ("keys", from reconcile --fix) reads only those keys, by
  * WHERE (key) IN (...), in chunks of at most backfill_chunk_rows keys with
@@ -73,8 +77,9 @@ void bf_session_start(backfill *b);
 /*
  * A Message of the stream at lsn.  in_txn/txn: the open transaction (a
  * transactional message arrives inside one).  The operations of a chunk
- * whose high watermark this is are appended to out, to be pushed by the
- * caller in txn.  Returns P2Q_OK or P2Q_ERR_FATAL (the ack tracker refused
+ * whose high watermark this is are counted in txn and held (fed to the
+ * sink by bf_step); only without a transaction or a sink are they appended
+ * to out, for the caller to push.  Returns P2Q_OK or P2Q_ERR_FATAL (the ack tracker refused
  * a ticket; logged).
  */
 p2q_status bf_on_message(backfill *b, const pgo_msg *m, lsn_t lsn, bool in_txn, ack_txn txn, qop_list *out);
@@ -85,7 +90,9 @@ p2q_status bf_on_message(backfill *b, const pgo_msg *m, lsn_t lsn, bool in_txn, 
 void bf_on_begin(backfill *b, uint32_t xid);
 
 /* Operations the stream produced (ops->items[from..n)), before they go to
- * the sink: remembered when a chunk's window is open on their table. */
+ * the sink: remembered when a chunk's window is open on their table; a held
+ * chunk operation on the same point (all of them for a barrier: truncate,
+ * read-back) goes to the sink first. */
 void bf_observe(backfill *b, const qop_list *ops, size_t from);
 
 /* A Relation message: a table being backfilled whose columns changed
@@ -93,9 +100,11 @@ void bf_observe(backfill *b, const qop_list *ops, size_t from);
 void bf_on_relation(backfill *b, const rel_entry *rel);
 
 /*
- * The loop's turn: starts the next chunk when one is due (a table to read,
- * the previous chunk pushed, sink_full false and fewer than
- * backfill_chunk_rows operations queued in the sink).  Returns P2Q_OK (failures
+ * The loop's turn: feeds held chunk operations to the sink while less than
+ * a batch (batch_points) is unsent there, then starts the next chunk when
+ * one is due (a table to read, the previous chunk applied, sink_full false
+ * and fewer than backfill_chunk_rows operations queued in the sink and
+ * held).  The caller kicks the sink afterwards.  Returns P2Q_OK (failures
  * of the backfill are the backfill's, logged; the sync goes on).
  */
 p2q_status bf_step(backfill *b, bool sink_full);
