@@ -114,6 +114,12 @@ void sink_push(sink *s, qop_list *ops, ack_txn txn);
 /* Operations queued (in flight included) and the bytes of their JSON. */
 size_t sink_queued_ops(const sink *s);
 size_t sink_queued_bytes(const sink *s);
+/* The number of operations pushed so far (a mark), and whether Qdrant
+ * acknowledged every operation pushed before mark (gone from the queue or
+ * acknowledged in it; a reset forgets the queue: true). */
+uint64_t sink_mark(const sink *s);
+bool sink_done_upto(const sink *s, uint64_t mark);
+
 /* A request is in flight or waiting for its retry. */
 bool sink_busy(const sink *s);
 
