@@ -70,8 +70,10 @@ void rb_on_backfill_finish(rebuild *r, const char *id, const char *error);
 
 /* Copies of ops->items[from..n) that must also go to a new generation
  * (the table in its backfill or switch phase, no collection of their own)
- * are appended to ops. */
-void rb_dual(const rebuild *r, qop_list *ops, size_t from);
+ * are appended to out.  The caller pushes them after the transaction's own
+ * operations (at its commit): interleaved one by one they would make every
+ * batch one operation long. */
+void rb_dual(const rebuild *r, const qop_list *ops, size_t from, qop_list *out);
 
 /* The loop's turn: the next step when due.  Returns P2Q_OK (failures are
  * the rebuild's, logged). */

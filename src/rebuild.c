@@ -322,18 +322,16 @@ void rb_on_backfill_finish(rebuild *r, const char *id, const char *error)
     q->bf_error = error ? xstrdup(error) : NULL;
 }
 
-void rb_dual(const rebuild *r, qop_list *ops, size_t from)
+void rb_dual(const rebuild *r, const qop_list *ops, size_t from, qop_list *out)
 {
     const rb_req *q = r->cur;
-    size_t n = ops->n;
 
     if (!q || (q->phase != RB_BACKFILL && q->phase != RB_SWITCH) || !q->new_coll)
         return;
-    for (size_t i = from; i < n; i++) {
+    for (size_t i = from; i < ops->n; i++) {
         if (ops->items[i].table != q->t || ops->items[i].collection)
             continue;
-        qop *c = qop_list_push(ops); /* may move ops->items */
-        qop_copy(c, &ops->items[i], q->new_coll);
+        qop_copy(qop_list_push(out), &ops->items[i], q->new_coll);
     }
 }
 

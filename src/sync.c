@@ -72,6 +72,7 @@ typedef struct sync_state {
     pgo_msg *msg;      /* decode target, reused (large) */
     pgo_options opts;
     qop_list txn_ops;  /* operations of the open transaction */
+    qop_list dual_ops; /* their copies for a rebuild's new generation, pushed at the commit (rebuild.h) */
     bool in_txn;
     ack_txn txn;
     lsn_t txn_final_lsn;  /* the open transaction's Begin: final_lsn, commit_ts ... */
@@ -406,7 +407,7 @@ static p2q_status on_change(sync_state *st, const pgo_msg *m, lsn_t lsn)
         return P2Q_ERR_FATAL;
     }
     bf_observe(st->bf, &st->txn_ops, 0);
-    rb_dual(st->rb, &st->txn_ops, 0); /* a rebuild's new generation gets a copy */
+    rb_dual(st->rb, &st->txn_ops, 0, &st->dual_ops); /* a rebuild's new generation gets a copy */
     if (push_ops(st) != 0)
         return P2Q_ERR_FATAL;
     metrics_count_change(st->metrics, rel->nspname, rel->relname,
@@ -428,7 +429,7 @@ static p2q_status on_truncate(sync_state *st, const pgo_msg *m, lsn_t lsn)
         }
         map_truncate(rel->map, lsn, &st->txn_ops);
         bf_observe(st->bf, &st->txn_ops, 0);
-        rb_dual(st->rb, &st->txn_ops, 0);
+        rb_dual(st->rb, &st->txn_ops, 0, &st->dual_ops);
         if (push_ops(st) != 0)
             return P2Q_ERR_FATAL;
         metrics_count_change(st->metrics, rel->nspname, rel->relname, METRICS_TRUNCATE, 1);
@@ -442,6 +443,16 @@ static p2q_status on_commit(sync_state *st, const pgo_msg *m)
     if (!st->in_txn) {
         log_error("protocol error: Commit without Begin", NULL);
         return P2Q_ERR_FATAL;
+    }
+    if (st->dual_ops.n) { /* the copies for a rebuild's new generation, after the transaction's own */
+        qop_list own = st->txn_ops;
+        st->txn_ops = st->dual_ops;
+        st->dual_ops = own;
+        if (push_ops(st) != 0)
+            return P2Q_ERR_FATAL;
+        own = st->txn_ops;
+        st->txn_ops = st->dual_ops;
+        st->dual_ops = own;
     }
     if (ack_commit(st->acks, st->txn, m->u.commit.end_lsn) != 0) {
         char t[24], l[LSN_BUFSZ];
@@ -505,7 +516,7 @@ static p2q_status on_message(sync_state *st, const char *data, size_t len, lsn_t
             log_error("internal error: backfill rows outside a transaction", NULL);
             return P2Q_ERR_FATAL;
         }
-        rb_dual(st->rb, &st->txn_ops, 0); /* another backfill's rows of a table being rebuilt */
+        rb_dual(st->rb, &st->txn_ops, 0, &st->dual_ops); /* another backfill's rows of a table being rebuilt */
         return push_ops(st);
     case PGO_ORIGIN:
         return P2Q_OK;
@@ -899,6 +910,7 @@ static void end_session(sync_state *st)
     st->conn = NULL;
     st->in_txn = false;
     qop_list_clear(&st->txn_ops);
+    qop_list_clear(&st->dual_ops);
     sink_reset(st->sink);
     /* The server resends everything after the confirmed position. */
     ack_reset_inflight(st->acks);
@@ -1014,5 +1026,6 @@ cleanup:
     ack_free(st.acks);
     free(st.msg);
     qop_list_free(&st.txn_ops);
+    qop_list_free(&st.dual_ops);
     return code;
 }

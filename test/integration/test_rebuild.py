@@ -187,7 +187,7 @@ def run(args):
                    threading.Thread(target=reader, args=(q, rstats, stop), daemon=True)]
         for t in threads:
             t.start()
-        q.slow_writes(15)  # every request 15 ms late: the rebuild takes seconds, the reader sees all of it
+        q.slow_writes(10)  # every request 10 ms late: the rebuild takes seconds, the reader sees all of it
         rc, out, err = run_cmd(args.pg2qdrant, ["rebuild", "-c", cfg, "--table", "public.r_items", "--wait",
                                                 "--timeout", "300s"])
         q.slow_writes(0)
