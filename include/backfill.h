@@ -60,6 +60,13 @@ typedef struct bf_env {
     struct p2q_metrics *metrics;   /* borrowed; NULL: none */
     struct sink *sink;             /* borrowed: where chunks go, a batch at a time (bf_step) */
     volatile sig_atomic_t *stop;   /* borrowed */
+    /* A request finished (error NULL: done; else its failures), for the
+     * rebuild that waits for its backfill (rebuild.h).  NULL: none. */
+    void (*on_finish)(void *arg, const char *id, const char *error);
+    /* A rebuild request in the stream (decoded; m borrowed for the call),
+     * handed over as it came (rebuild.h).  NULL: ignored. */
+    p2q_status (*on_rebuild)(void *arg, const bfm *m, lsn_t lsn, bool in_txn, ack_txn txn);
+    void *arg;
 } bf_env;
 
 /* env is copied.  Never NULL. */
@@ -130,6 +137,19 @@ int bf_timeout_ms(const backfill *b);
  */
 int bf_request(const p2q_config *cfg, PGconn *conn, const char *const *tables, int ntables, const bfm_keyset *keys,
                int nkeys, char *id, size_t idlen, char *err, size_t errlen);
+
+/*
+ * Queues a backfill of table (qualified name) whose rows go to collection
+ * (qop.collection) instead of the table's: a rebuild's new generation.  It
+ * holds nothing in the ack tracker (the rebuild request's hold covers it);
+ * its watermarks carry the collection, and a restarted run ignores them
+ * (the rebuild request comes back and asks again).  id: the request's id
+ * (unique per session).  env.on_finish tells when it ends.
+ */
+void bf_enqueue_for(backfill *b, const char *id, const char *table, const char *collection);
+
+/* Rows read so far by the running request id (0 when it is not running). */
+uint64_t bf_rows_done(const backfill *b, const char *id);
 
 /* Whether a backfill is running or queued (for tests and logs). */
 bool bf_active(const backfill *b);

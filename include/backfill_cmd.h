@@ -32,4 +32,14 @@ p2q_status bf_command(const p2q_config *cfg, char *const *tables, int ntables, b
 p2q_status bf_wait_done(const p2q_config *cfg, const char *const *ids, int nids, int64_t timeout_ms,
                         volatile sig_atomic_t *stop);
 
+/*
+ * `pg2qdrant rebuild --table T... [--wait] [--timeout DUR]` (SPEC §10,
+ * docs/rebuild.md): checks that each table's collection is a Qdrant alias
+ * (else P2Q_ERR_CONFIG with the steps to move it behind one, logged),
+ * writes {"type":"rebuild",...} into the WAL and prints its id; with wait,
+ * follows /status "rebuild" until it is finished.  Returns as bf_command.
+ */
+p2q_status rb_command(const p2q_config *cfg, char *const *tables, int ntables, bool wait, int64_t timeout_ms,
+                      volatile sig_atomic_t *stop);
+
 #endif

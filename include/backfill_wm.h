@@ -21,6 +21,11 @@
  *              rows: the chunk's last key and row count (high only).
  *              "keyed":true on the watermarks of a keyed request (a
  *              restarted run gets the request itself again and ignores them).
+ *              "collection":C on the watermarks of a rebuild's backfill
+ *              (its rows go to the new generation C; a restarted run gets
+ *              the rebuild request again and ignores them, docs/rebuild.md).
+ *   rebuild    {"type":"rebuild","slot":S,"id":ID,"tables":["public.t",...]}
+ *              (SPEC §10: tables required, at least one)
  */
 #ifndef P2Q_BACKFILL_WM_H
 #define P2Q_BACKFILL_WM_H
@@ -35,7 +40,7 @@
 
 #define BF_PREFIX "pg2qdrant"
 
-typedef enum { BFM_REQUEST, BFM_LOW, BFM_HIGH } bfm_kind;
+typedef enum { BFM_REQUEST, BFM_LOW, BFM_HIGH, BFM_REBUILD } bfm_kind;
 
 /* A list of owned strings; has: the JSON value was an array (not null). */
 typedef struct bfm_list {
@@ -67,6 +72,7 @@ typedef struct bfm {
     bfm_keyset *keys; /* request: "keys", nkeys tables (NULL/0: not keyed) */
     int nkeys;
     bool keyed;       /* request: "keys" was present; watermark: "keyed":true */
+    char *collection; /* watermark of a rebuild's backfill: its target collection; else NULL */
 } bfm;
 
 /*
@@ -90,6 +96,8 @@ bfm_keyset *bfm_keysets_take(bfm_keyset *ks, int n);
 void bfm_format_request(buf *out, const char *slot, const char *id, const char *const *tables, int ntables,
                         const bfm_keyset *keys, int nkeys);
 void bfm_format_wm(buf *out, const bfm *m);
+/* The JSON of a rebuild request (ntables >= 1), appended to out. */
+void bfm_format_rebuild(buf *out, const char *slot, const char *id, const char *const *tables, int ntables);
 
 /*
  * The watermark window of one chunk: the point ids (qop.point_id) of the

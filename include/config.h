@@ -43,6 +43,9 @@ typedef struct table_cfg {
     bool payload_all;   /* payload = *  (the default) */
     char **payload_columns;
     int n_payload_columns;
+    bool alias;         /* `collection` is a Qdrant alias (create_collections makes generation 1 behind it, SPEC §10) */
+    char *create_params; /* JSON object, the body of PUT /collections/{c} for new generations; NULL: copy the old one's */
+    bool keep_old_collections; /* a rebuild keeps the previous generation */
     char *file;         /* where the section starts, for error messages */
     int line;
 } table_cfg;

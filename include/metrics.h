@@ -111,6 +111,13 @@ void metrics_set_snapshot(p2q_metrics *m, const char *state, uint64_t rows_done,
 void metrics_set_backfill(p2q_metrics *m, const char *status_json);
 void metrics_count_backfill_rows(p2q_metrics *m, const char *schema, const char *name, uint64_t n);
 
+/* The rebuild behind an alias (SPEC §10): its /status object as JSON text
+ * (copied; rebuild.c renders it), its phase as a number for /metrics
+ * (0 idle, 1 create, 2 backfill, 3 switch, 4 drop), and one more rebuild
+ * ended with result "done" or "failed". */
+void metrics_set_rebuild(p2q_metrics *m, const char *status_json, int phase);
+void metrics_count_rebuild(p2q_metrics *m, bool failed);
+
 /* ---- reader side ---------------------------------------------------- */
 
 typedef struct metrics_table {
@@ -134,6 +141,9 @@ typedef struct metrics_snap {
     char snapshot_state[METRICS_STATE_LEN];
     uint64_t snapshot_rows_done, snapshot_rows_total_estimate;
     char *backfill_json; /* owned: the /status "backfill" object; NULL: idle, nothing yet */
+    char *rebuild_json;  /* owned: the /status "rebuild" object; NULL: idle, nothing yet */
+    int rebuild_phase;
+    uint64_t rebuilds_done, rebuilds_failed;
     metrics_table *tables; /* owned, in order of first sight */
     size_t n_tables;
     uint64_t changes_total;

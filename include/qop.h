@@ -35,6 +35,8 @@ typedef struct qop {
     char **key_vals;        /* owned: the key columns' text forms (nkeys), for partial updates and
                              * QOP_REFETCH, so the sink can read the row back; else NULL */
     int nkeys;
+    char *collection;       /* owned: the target collection when not table->collection (a rebuild's new
+                             * generation, docs/rebuild.md); NULL: table->collection */
 } qop;
 
 typedef struct qop_list {
@@ -51,5 +53,10 @@ void qop_free_fields(qop *q);
 void qop_list_clear(qop_list *l);
 void qop_list_free(qop_list *l);
 const char *qop_kind_name(qop_kind k);
+/* The collection op is written to: op->collection, else its table's. */
+const char *qop_collection(const qop *op);
+/* A deep copy of src into dst (every owned field duplicated), with
+ * collection set to a copy of collection (NULL: src's). */
+void qop_copy(qop *dst, const qop *src, const char *collection);
 
 #endif

@@ -119,6 +119,12 @@ size_t sink_unsent_ops(const sink *s);
  * id), never 0; 0 for an operation that is a barrier (truncate, read-back). */
 uint64_t sink_op_key(const qop *op);
 size_t sink_queued_bytes(const sink *s);
+/* The number of operations pushed so far (a mark), and whether Qdrant
+ * acknowledged every operation pushed before mark (gone from the queue or
+ * acknowledged in it; a reset forgets the queue: true). */
+uint64_t sink_mark(const sink *s);
+bool sink_done_upto(const sink *s, uint64_t mark);
+
 /* A request is in flight or waiting for its retry. */
 bool sink_busy(const sink *s);
 

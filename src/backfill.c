@@ -57,6 +57,7 @@ typedef struct bf_req {
     bfm_keyset *keys; /* keyed: the keys per table (table: "schema.name" as in tables) */
     int nkeys;
     size_t key_pos;   /* keyed: the current table's keys before this one are done */
+    char *collection; /* a rebuild's backfill (bf_enqueue_for): the target collection; else NULL */
     struct bf_req *next;
 } bf_req;
 
@@ -143,6 +144,7 @@ static void req_free(bf_req *r)
         bfm_keyset_free(&r->keys[i]);
     free(r->keys);
     free(r->errors);
+    free(r->collection);
     free(r);
 }
 
@@ -287,6 +289,11 @@ void bf_free(backfill *b)
     if (b->conn)
         PQfinish(b->conn);
     free(b);
+}
+
+uint64_t bf_rows_done(const backfill *b, const char *id)
+{
+    return b->cur && id && strcmp(b->cur->id, id) == 0 ? b->cur->rows_done : 0;
 }
 
 bool bf_active(const backfill *b)
@@ -517,13 +524,31 @@ static p2q_status on_request(backfill *b, bfm *m, bool in_txn, ack_txn txn, lsn_
     return P2Q_OK;
 }
 
+void bf_enqueue_for(backfill *b, const char *id, const char *table, const char *collection)
+{
+    bf_req *r = xcalloc(1, sizeof *r);
+
+    strlist_add(&b->seen, "%s", id);
+    r->id = xstrdup(id);
+    r->tables.has = true;
+    r->tables.v = xcalloc(2, sizeof(char *));
+    r->tables.v[r->tables.n++] = xstrdup(table);
+    r->collection = xstrdup(collection);
+    log_info(b->cur || b->queue ? "backfill into a new collection queued behind the one running"
+                                : "backfill into a new collection",
+             "id", id, "table", table, "collection", collection, NULL);
+    enqueue(b, r);
+    publish(b);
+}
+
 /* A watermark of an earlier session (a restart, a reconnect): the
  * backfill it belongs to was interrupted; it goes on from this chunk. */
 static p2q_status adopt(backfill *b, const bfm *m, bool in_txn, ack_txn txn)
 {
     bf_req *r;
 
-    if (m->keyed) { /* a keyed request holds its own message: that comes back and is done again */
+    if (m->keyed || m->collection) { /* a keyed request holds its own message, a rebuild's backfill the rebuild
+                                       * request: that comes back and is done again */
         log_debug("watermark of a keyed backfill of an earlier session; ignored", "id", m->id, NULL);
         return P2Q_OK;
     }
@@ -570,6 +595,8 @@ static void finish_request(backfill *b)
             log_info("backfill done", "id", r->id, "rows", rows, "chunks", chunks, NULL);
     }
     history_add(b, r->id, r->errors, r->rows_done, r->chunks_done);
+    if (b->env.on_finish)
+        b->env.on_finish(b->env.arg, r->id, r->errors);
     drop_table(b);
     req_free(r);
     b->cur = NULL;
@@ -680,7 +707,7 @@ static const char emit_sql[] = "SELECT pg_catalog.pg_logical_emit_message(true, 
 static bool send_watermark(backfill *b, bfm_kind kind, uint64_t rows)
 {
     bfm m = {.kind = kind, .slot = b->env.cfg->source.slot, .id = b->cur->id, .run = b->run, .chunk = b->chunk,
-             .table = b->cur->tables.v[0], .rows = rows, .keyed = b->cur->keyed};
+             .table = b->cur->tables.v[0], .rows = rows, .keyed = b->cur->keyed, .collection = b->cur->collection};
     buf json;
     const char *params[1];
     bool ok;
@@ -1370,6 +1397,9 @@ static p2q_status apply_chunk(backfill *b, lsn_t lsn, bool in_txn, ack_txn txn, 
         bfw_observe(&b->win, &(qop){.kind = QOP_DELETE_ALL, .table = b->table.cfg});
     dropped = bfw_filter(&b->win, &ops);
     b->window_seen = false;
+    if (r->collection) /* a rebuild's backfill: into the new generation */
+        for (size_t i = 0; i < ops.n; i++)
+            ops.items[i].collection = xstrdup(r->collection);
     if (in_txn && b->env.sink) {
         /* counted in the high watermark's transaction now, sent a batch at a time (bf_step) */
         if (ops.n && ack_add_ops(b->env.acks, txn, ops.n) != 0) {
@@ -1459,7 +1489,10 @@ p2q_status bf_on_message(backfill *b, const pgo_msg *m, lsn_t lsn, bool in_txn, 
         log_debug("backfill message for another slot; ignored", "slot", msg.slot, "id", msg.id, NULL);
         goto cleanup;
     }
-    if (msg.kind == BFM_REQUEST) {
+    if (msg.kind == BFM_REBUILD) {
+        if (b->env.on_rebuild)
+            rc = b->env.on_rebuild(b->env.arg, &msg, lsn, in_txn, txn);
+    } else if (msg.kind == BFM_REQUEST) {
         rc = on_request(b, &msg, in_txn, txn, lsn);
     } else if (strcmp(msg.run, b->run) != 0) {
         rc = adopt(b, &msg, in_txn, txn);

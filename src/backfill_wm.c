@@ -59,6 +59,7 @@ void bfm_free(bfm *m)
     free(m->id);
     free(m->run);
     free(m->table);
+    free(m->collection);
     bfm_list_free(&m->tables);
     bfm_list_free(&m->from);
     bfm_list_free(&m->to);
@@ -217,6 +218,14 @@ int bfm_parse(const char *content, size_t len, bfm *out, char *err, size_t errle
             get_u64(o, "rows", false, &out->rows, err, errlen) != 0)
             goto cleanup;
         out->keyed = json_is_true(json_object_get(o, "keyed"));
+        if (get_str(o, "collection", false, &out->collection, err, errlen) != 0)
+            goto cleanup;
+    } else if (strcmp(type, "rebuild") == 0) {
+        out->kind = BFM_REBUILD;
+        if (out->tables.n == 0) {
+            snprintf(err, errlen, "\"tables\" of a rebuild request is missing or empty");
+            goto cleanup;
+        }
     } else {
         snprintf(err, errlen, "unknown \"type\"");
         goto cleanup;
@@ -296,6 +305,21 @@ void bfm_format_wm(buf *out, const bfm *m)
     }
     if (m->keyed)
         json_object_set_new(o, "keyed", json_true());
+    if (m->collection)
+        json_object_set_new(o, "collection", json_string(m->collection));
+    dump(out, o);
+}
+
+void bfm_format_rebuild(buf *out, const char *slot, const char *id, const char *const *tables, int ntables)
+{
+    json_t *o = json_object(), *a = json_array();
+
+    for (int i = 0; i < ntables; i++)
+        json_array_append_new(a, json_string(tables[i]));
+    json_object_set_new(o, "type", json_string("rebuild"));
+    json_object_set_new(o, "slot", json_string(slot));
+    json_object_set_new(o, "id", json_string(id));
+    json_object_set_new(o, "tables", a);
     dump(out, o);
 }
 

@@ -28,6 +28,7 @@
 #include <strings.h>
 
 #include <ini.h>
+#include <jansson.h>
 #include <libpq-fe.h>
 
 #include "util.h"
@@ -463,7 +464,8 @@ static void key_set(p2q_config *cfg, strlist *errs, const key_spec *k, const cha
 
 typedef enum { SEC_KEYS, SEC_TABLE, SEC_SKIP } section_kind;
 
-enum { TK_COLLECTION = 1, TK_ID = 2, TK_ID_MODE = 4, TK_PAYLOAD = 8, TK_DISTANCE = 16 };
+enum { TK_COLLECTION = 1, TK_ID = 2, TK_ID_MODE = 4, TK_PAYLOAD = 8, TK_DISTANCE = 16, TK_ALIAS = 32,
+       TK_CREATE_PARAMS = 64, TK_KEEP_OLD = 128 };
 
 typedef struct section {
     section_kind kind;
@@ -768,6 +770,25 @@ static void table_key(load_state *st, section *sec, const char *key, const char 
                 why = NULL;
             }
         }
+    } else if (strcmp(key, "alias") == 0 || strcmp(key, "keep_old_collections") == 0) {
+        bool alias = key[0] == 'a';
+        if (table_seen(st, sec, alias ? TK_ALIAS : TK_KEEP_OLD, key))
+            return;
+        if (config_parse_bool(value, alias ? &t->alias : &t->keep_old_collections) < 0)
+            why = "expected true or false";
+    } else if (strcmp(key, "create_params") == 0) {
+        json_error_t jerr;
+        json_t *j;
+        if (table_seen(st, sec, TK_CREATE_PARAMS, key))
+            return;
+        j = json_loads(value, 0, &jerr);
+        if (!j)
+            why = "expected a JSON object (the body of PUT /collections/{name}); it does not parse";
+        else if (!json_is_object(j))
+            why = "expected a JSON object (the body of PUT /collections/{name})";
+        else
+            t->create_params = xstrdup(value);
+        json_decref(j);
     } else if (strcmp(key, "payload") == 0) {
         if (table_seen(st, sec, TK_PAYLOAD, key))
             return;
@@ -1134,6 +1155,7 @@ void config_free(p2q_config *cfg)
         free(t->quoted);
         free(t->collection);
         free(t->distance);
+        free(t->create_params);
         free_list(t->id_columns, t->n_id_columns);
         for (int j = 0; j < t->n_vectors; j++) {
             free(t->vectors[j].name);

@@ -50,6 +50,7 @@ static const char usage_text[] =
     "  check-lag      slot health for monitoring (Nagios, JSON, Prometheus); exit 0/1/2/3\n"
     "  slot           create|drop|status the replication slot\n"
     "  backfill       ask the running sync to re-read tables online, while it streams\n"
+    "  rebuild        build a table's collection anew behind its alias and switch readers over\n"
     "\n"
     "Options (every command):\n"
     "  -c, --config FILE        config file (default: $PG2QDRANT_CONFIG, else " CONFIG_DEFAULT_PATH ")\n"
@@ -114,6 +115,15 @@ static const struct {
                  "  --timeout D     with --wait: give up after D (30s, 15min, 2h); the backfill goes on\n"
                  "See docs/backfill.md.  Exit: 0 requested (with --wait: done), 1 failed or timed out,\n"
                  "2 usage/config error (e.g. a --table not in the config, --wait without [http] listen).\n"},
+    {"rebuild", "Usage: pg2qdrant rebuild [-c FILE] --table T... [--wait] [--timeout DURATION]\n"
+                "Asks the run consuming [source] slot to build each table's collection anew behind its Qdrant\n"
+                "alias ([table] collection): a new generation <alias>_g<N> with [table] create_params (or the\n"
+                "current one's parameters), filled by an online backfill while every change goes to both, then\n"
+                "the alias is switched in one call and the old generation deleted (keep_old_collections).\n"
+                "  --wait          follow the run's /status ([http] listen) until the rebuild is finished\n"
+                "  --timeout D     with --wait: give up after D; the rebuild goes on\n"
+                "See docs/rebuild.md.  Exit: 0 requested (with --wait: done), 1 failed or timed out,\n"
+                "2 usage/config error (a table whose collection is not an alias: the steps are printed).\n"},
 };
 
 #define CLI_MAX_TABLES 256
@@ -348,6 +358,10 @@ static p2q_status cmd_snapshot_reconcile(const cli *c, const p2q_config *cfg, in
         srandom((unsigned)getpid() ^ (unsigned)now_ms());
         return bf_command(cfg, c->tables, c->ntables, c->wait, timeout_ms, &stop_requested);
     }
+    if (strcmp(c->command, "rebuild") == 0) {
+        srandom((unsigned)getpid() ^ (unsigned)now_ms());
+        return rb_command(cfg, c->tables, c->ntables, c->wait, timeout_ms, &stop_requested);
+    }
     {
         recon_options opt = {.tables = c->tables,
                              .ntables = c->ntables,
@@ -427,11 +441,11 @@ int main(int argc, char **argv)
     if (c.lag.output && strcmp(c.command, "check-lag") != 0 && strcmp(c.command, "reconcile") != 0)
         return usage_error("option %s is only for check-lag and reconcile", "--output");
     if (c.ntables > 0 && strcmp(c.command, "snapshot") != 0 && strcmp(c.command, "reconcile") != 0 &&
-        strcmp(c.command, "backfill") != 0)
-        return usage_error("option %s is only for snapshot, reconcile and backfill", "--table");
-    if ((c.wait || c.timeout) && strcmp(c.command, "backfill") != 0 &&
+        strcmp(c.command, "backfill") != 0 && strcmp(c.command, "rebuild") != 0)
+        return usage_error("option %s is only for snapshot, reconcile, backfill and rebuild", "--table");
+    if ((c.wait || c.timeout) && strcmp(c.command, "backfill") != 0 && strcmp(c.command, "rebuild") != 0 &&
         !(c.timeout && !c.wait && strcmp(c.command, "reconcile") == 0))
-        return usage_error("option %s is only for backfill", c.wait ? "--wait" : "--timeout");
+        return usage_error("option %s is only for backfill and rebuild", c.wait ? "--wait" : "--timeout");
     if (c.timeout && !c.wait && strcmp(c.command, "reconcile") != 0)
         return usage_error("option %s needs --wait", "--timeout");
     if (c.timeout && strcmp(c.command, "reconcile") == 0 && !c.fix)
@@ -455,7 +469,7 @@ int main(int argc, char **argv)
     }
     if (strcmp(c.command, "run") != 0 && strcmp(c.command, "check-config") != 0 &&
         strcmp(c.command, "snapshot") != 0 && strcmp(c.command, "reconcile") != 0 &&
-        strcmp(c.command, "backfill") != 0) {
+        strcmp(c.command, "backfill") != 0 && strcmp(c.command, "rebuild") != 0) {
         fprintf(stderr, "pg2qdrant: '%s' is not implemented in this version\n", c.command);
         return strcmp(c.command, "check-lag") == 0 ? 3 : EXIT_CONFIG;
     }
@@ -468,7 +482,7 @@ int main(int argc, char **argv)
         bool drift = false;
         p2q_status st;
         if (strcmp(c.command, "snapshot") == 0 || strcmp(c.command, "reconcile") == 0 ||
-            strcmp(c.command, "backfill") == 0)
+            strcmp(c.command, "backfill") == 0 || strcmp(c.command, "rebuild") == 0)
             st = cmd_snapshot_reconcile(&c, &cfg, timeout_ms, &drift);
         else
             st = strcmp(c.command, "run") == 0 ? cmd_run(&cfg) : check_config_command(&cfg);

@@ -251,6 +251,25 @@ void metrics_set_backfill(p2q_metrics *m, const char *status_json)
     });
 }
 
+void metrics_set_rebuild(p2q_metrics *m, const char *status_json, int phase)
+{
+    LOCKED(m, {
+        free(m->v.rebuild_json);
+        m->v.rebuild_json = status_json ? xstrdup(status_json) : NULL;
+        m->v.rebuild_phase = phase;
+    });
+}
+
+void metrics_count_rebuild(p2q_metrics *m, bool failed)
+{
+    LOCKED(m, {
+        if (failed)
+            m->v.rebuilds_failed++;
+        else
+            m->v.rebuilds_done++;
+    });
+}
+
 void metrics_count_backfill_rows(p2q_metrics *m, const char *schema, const char *name, uint64_t n)
 {
     LOCKED(m, table_entry(m, schema ? schema : "", name ? name : "")->backfill_rows += n);
@@ -275,6 +294,7 @@ void metrics_snapshot_at(p2q_metrics *m, int64_t mono_ms, int64_t pg_us, metrics
     *out = m->v;
     out->slot = xstrdup(m->v.slot);
     out->backfill_json = m->v.backfill_json ? xstrdup(m->v.backfill_json) : NULL;
+    out->rebuild_json = m->v.rebuild_json ? xstrdup(m->v.rebuild_json) : NULL;
     out->tables = m->v.n_tables ? xmalloc(m->v.n_tables * sizeof *out->tables) : NULL;
     for (size_t i = 0; i < m->v.n_tables; i++) {
         out->tables[i] = m->v.tables[i];
@@ -304,6 +324,8 @@ void metrics_snap_free(metrics_snap *s)
     free(s->slot);
     free(s->backfill_json);
     s->backfill_json = NULL;
+    free(s->rebuild_json);
+    s->rebuild_json = NULL;
     s->tables = NULL;
     s->n_tables = 0;
     s->slot = NULL;
@@ -369,6 +391,13 @@ void metrics_render_status(const metrics_snap *s, buf *out)
                                    : "{\"state\":\"idle\",\"id\":null,\"table\":null,\"rows_done\":0,"
                                      "\"rows_total_estimate\":0,\"chunks_done\":0,\"last_error\":null,"
                                      "\"queued\":[],\"finished\":[]}");
+    buf_putc(out, ',');
+
+    json_key(out, "rebuild");
+    buf_puts(out, s->rebuild_json ? s->rebuild_json
+                                  : "{\"state\":\"idle\",\"id\":null,\"phase\":null,\"table\":null,"
+                                    "\"alias\":null,\"generation\":null,\"old_collection\":null,"
+                                    "\"new_collection\":null,\"rows_done\":0,\"error\":null,\"finished\":[]}");
     buf_putc(out, ',');
 
     json_key(out, "changes");
@@ -471,6 +500,14 @@ void metrics_render_prometheus(const metrics_snap *s, buf *out)
         prom_label(out, s->tables[i].table);
         buf_printf(out, "} %llu\n", (unsigned long long)s->tables[i].backfill_rows);
     }
+
+    prom_head(out, "pg2qdrant_rebuild_phase", "gauge",
+              "Phase of the running rebuild behind an alias (SPEC 10): 0 idle, 1 create, 2 backfill, 3 switch, "
+              "4 drop.");
+    buf_printf(out, "pg2qdrant_rebuild_phase %d\n", s->rebuild_phase);
+    prom_head(out, "pg2qdrant_rebuilds_total", "counter", "Rebuilds behind an alias that ended, by result.");
+    buf_printf(out, "pg2qdrant_rebuilds_total{result=\"done\"} %llu\n", (unsigned long long)s->rebuilds_done);
+    buf_printf(out, "pg2qdrant_rebuilds_total{result=\"failed\"} %llu\n", (unsigned long long)s->rebuilds_failed);
 
     prom_head(out, "pg2qdrant_batches_total", "counter",
               "Qdrant batch requests by result: ok, retry (transient failure, retried), rejected (deterministic).");

@@ -26,6 +26,7 @@ void qop_free_fields(qop *q)
     for (int k = 0; k < q->nkeys; k++)
         free(q->key_vals[k]);
     free(q->key_vals);
+    free(q->collection);
     memset(q, 0, sizeof *q);
 }
 
@@ -55,4 +56,30 @@ const char *qop_kind_name(qop_kind k)
     case QOP_REFETCH: return "refetch";
     }
     return "unknown";
+}
+
+const char *qop_collection(const qop *op)
+{
+    return op->collection ? op->collection : op->table->collection;
+}
+
+void qop_copy(qop *dst, const qop *src, const char *collection)
+{
+    *dst = *src;
+    dst->json = NULL;
+    if (src->json) {
+        dst->json = xmalloc(src->json_len + 1);
+        memcpy(dst->json, src->json, src->json_len);
+        dst->json[src->json_len] = '\0';
+    }
+    dst->point_id = src->point_id ? xstrdup(src->point_id) : NULL;
+    dst->key_text = src->key_text ? xstrdup(src->key_text) : NULL;
+    dst->key_vals = NULL;
+    if (src->key_vals) {
+        dst->key_vals = xcalloc((size_t)src->nkeys + 1, sizeof(char *));
+        for (int k = 0; k < src->nkeys; k++)
+            dst->key_vals[k] = src->key_vals[k] ? xstrdup(src->key_vals[k]) : NULL;
+    }
+    collection = collection ? collection : src->collection;
+    dst->collection = collection ? xstrdup(collection) : NULL;
 }

@@ -113,6 +113,7 @@ struct sink {
 
     int dead_fd;
     sink_stats stats;
+    uint64_t pushed; /* items pushed ever (sink_mark) */
 };
 
 sink *sink_new(const sink_env *env)
@@ -201,8 +202,12 @@ static void reserve_tail(sink *s, size_t n)
     }
 }
 
-/* FNV-1a of the collection name and the point id's JSON; 0 (a barrier)
- * for an operation without a point id (truncate) or a read-back. */
+/* FNV-1a of the table's collection name and the point id's JSON; 0 (a
+ * barrier) for an operation without a point id (truncate) or a read-back.
+ * A copy written to another collection (qop.collection: a rebuild's new
+ * generation) has the key of its table's, on purpose: a point's operations
+ * on the alias and on the generation behind it are never in flight at once,
+ * so per-point order holds across the alias switch (docs/rebuild.md). */
 uint64_t sink_op_key(const qop *op)
 {
     uint64_t h = 1469598103934665603ULL;
@@ -222,6 +227,7 @@ void sink_push(sink *s, qop_list *ops, ack_txn txn)
     int64_t now = now_ms();
 
     reserve_tail(s, ops->n);
+    s->pushed += ops->n;
     for (size_t i = 0; i < ops->n; i++) {
         sink_item *it = &s->items[s->tail++];
         it->op = ops->items[i];
@@ -412,7 +418,7 @@ static void log_rejected(const qop *op, const char *why)
     char *table = table_name(op);
 
     log_error("Qdrant rejected an operation; stopping with the slot before its transaction", "table", table,
-              "collection", op->table->collection, "key", op->key_text ? op->key_text : "", "op",
+              "collection", qop_collection(op), "key", op->key_text ? op->key_text : "", "op",
               qop_kind_name(op->kind), "lsn", lsn_fmt(op->lsn, lsn), "error", why, NULL);
     free(table);
 }
@@ -426,11 +432,15 @@ static void json_field(buf *b, const char *key, const char *value)
     buf_json_str(b, value ? value : "", value ? strlen(value) : 0);
 }
 
+static int dead_letter_line(sink *s, const table_cfg *t, const char *collection, const char *key,
+                            const char *point_id, const char *kind, lsn_t at, const char *why, const char *op_json,
+                            size_t op_len);
+
 /* Appends one JSON line for op to dead_letter_file and fsyncs it. */
 static int dead_letter(sink *s, const qop *op, const char *why)
 {
-    return sink_dead_letter(s, op->table, op->key_text, op->point_id, qop_kind_name(op->kind), op->lsn, why,
-                            op->json, op->json_len);
+    return dead_letter_line(s, op->table, qop_collection(op), op->key_text, op->point_id, qop_kind_name(op->kind),
+                            op->lsn, why, op->json, op->json_len);
 }
 
 /*
@@ -471,6 +481,13 @@ static int dead_letter_open(const char *path)
 int sink_dead_letter(sink *s, const table_cfg *t, const char *key, const char *point_id, const char *kind,
                      lsn_t at, const char *why, const char *op_json, size_t op_len)
 {
+    return dead_letter_line(s, t, t->collection, key, point_id, kind, at, why, op_json, op_len);
+}
+
+static int dead_letter_line(sink *s, const table_cfg *t, const char *collection, const char *key,
+                            const char *point_id, const char *kind, lsn_t at, const char *why, const char *op_json,
+                            size_t op_len)
+{
     const char *path = s->env.cfg->sync.dead_letter_file;
     char lsn[LSN_BUFSZ], ts[40];
     char *table = xasprintf("%s.%s", t->schema, t->name);
@@ -487,7 +504,7 @@ int sink_dead_letter(sink *s, const table_cfg *t, const char *key, const char *p
     buf_putc(&line, ',');
     json_field(&line, "table", table);
     buf_putc(&line, ',');
-    json_field(&line, "collection", t->collection);
+    json_field(&line, "collection", collection);
     buf_putc(&line, ',');
     json_field(&line, "key", key);
     buf_puts(&line, ",\"point_id\":");
@@ -546,6 +563,8 @@ static int refetch_head(sink *s, bool *removed)
     if (out.n == 0) {
         rc = pop_done(s, 1);
     } else {
+        char *collection = it->op.collection; /* the row read back goes where the operation went */
+        it->op.collection = NULL;
         s->bytes -= it->op.json_len;
         if (it->state == ITEM_UNSENT)
             s->unsent_bytes -= it->op.json_len;
@@ -553,6 +572,10 @@ static int refetch_head(sink *s, bool *removed)
         s->scan_n = 0;
         it->op = out.items[0];
         memset(&out.items[0], 0, sizeof out.items[0]);
+        if (collection) {
+            free(it->op.collection);
+            it->op.collection = collection;
+        }
         it->key = sink_op_key(&it->op);
         s->bytes += it->op.json_len;
         if (it->state == ITEM_UNSENT)
@@ -625,7 +648,10 @@ static size_t next_batch(sink *s, size_t start, bool *full)
         if (it->state == ITEM_UNSENT && it->key != 0 && key_in_flight(s, it->key))
             break; /* not full: the batch may grow past it once that request is answered */
         if (s->scan_n >= limit_points || it->state != ITEM_UNSENT || it->key == 0 ||
-            it->op.table != first->op.table || s->scan_bytes + 1 + it->op.json_len > limit_bytes) {
+            it->op.table != first->op.table ||
+            (it->op.collection != first->op.collection &&
+             strcmp(qop_collection(&it->op), qop_collection(&first->op)) != 0) ||
+            s->scan_bytes + 1 + it->op.json_len > limit_bytes) {
             s->scan_full = true;
             break;
         }
@@ -733,7 +759,7 @@ static int send_request(sink *s, int k)
     qd_result res;
     char why[600];
 
-    if (qd_batch_start(s->env.qd, k, s->items[r->first].op.table->collection, r->parts, r->nparts, &res) != 0) {
+    if (qd_batch_start(s->env.qd, k, qop_collection(&s->items[r->first].op), r->parts, r->nparts, &res) != 0) {
         log_error("cannot start a Qdrant request", "error", qd_result_describe(&res, why, sizeof why), NULL);
         qd_result_clear(&res);
         return SINK_FATAL;
@@ -933,13 +959,13 @@ static int rejected(sink *s, const qd_result *res, const char *why, size_t n)
     /* Not about an operation: no bisection, no dead letters. */
     switch (res->outcome) {
     case QD_AUTH:
-        log_error("Qdrant refused the credentials; check [qdrant] api_key", "collection", op->table->collection,
+        log_error("Qdrant refused the credentials; check [qdrant] api_key", "collection", qop_collection(op),
                   "error", why, NULL);
         return SINK_FATAL;
     case QD_NOT_QDRANT:
         log_error("the answer is not Qdrant's (a proxy, a redirect or another server at [qdrant] url?); stopping "
                   "with the slot before the transaction",
-                  "url", qd_client_url(s->env.qd), "collection", op->table->collection, "error", why, NULL);
+                  "url", qd_client_url(s->env.qd), "collection", qop_collection(op), "error", why, NULL);
         return SINK_FATAL;
     case QD_OK:
     case QD_TRANSIENT: /* not here: sink_progress handles them */
@@ -949,9 +975,9 @@ static int rejected(sink *s, const qd_result *res, const char *why, size_t n)
     case QD_POINT_MISSING:
     case QD_REJECTED: break;
     }
-    if (!s->env.create_collection && collection_missing(res)) {
+    if ((!s->env.create_collection || op->collection) && collection_missing(res)) {
         log_error("the collection does not exist; create it or set [qdrant] create_collections = true",
-                  "collection", op->table->collection, "error", why, NULL);
+                  "collection", qop_collection(op), "error", why, NULL);
         return SINK_FATAL;
     }
     if (n > 1) {
@@ -1041,7 +1067,7 @@ static int finish(sink *s, int k, int r, const qd_result *res)
         report(s, "retry", res, q->n);
         s->stats.retries++;
         snprintf_utf8(ms, sizeof ms, "%lld", (long long)wait);
-        log_warn("Qdrant request failed, retrying", "collection", s->items[q->first].op.table->collection, "error",
+        log_warn("Qdrant request failed, retrying", "collection", qop_collection(&s->items[q->first].op), "error",
                  why, "retry_in_ms", ms, NULL);
         /* The same request again after the backoff; its points stay held, so nothing
          * touching them starts meanwhile, while other requests go on. */
@@ -1120,4 +1146,19 @@ int sink_drain(sink *s, int64_t deadline_ms, volatile sig_atomic_t *stop, int (*
         if ((rc = sink_progress(s)) != SINK_OK)
             return rc;
     }
+}
+
+uint64_t sink_mark(const sink *s)
+{
+    return s->pushed;
+}
+
+bool sink_done_upto(const sink *s, uint64_t mark)
+{
+    uint64_t first = s->pushed - queued(s); /* the sequence number of items[head] */
+
+    for (size_t i = s->head; first < mark && i < s->tail; i++, first++)
+        if (s->items[i].state != ITEM_ACKED)
+            return false;
+    return true;
 }

@@ -31,6 +31,7 @@
 
 #include "ack_tracker.h"
 #include "backfill.h"
+#include "rebuild.h"
 #include "collection.h"
 #include "log.h"
 #include "metrics.h"
@@ -67,9 +68,11 @@ typedef struct sync_state {
     sink *sink;
     p2q_metrics *metrics; /* borrowed; NULL: no endpoint server */
     backfill *bf;      /* the online backfill (SPEC §9, backfill.h) */
+    rebuild *rb;       /* rebuilds behind an alias (SPEC §10, rebuild.h) */
     pgo_msg *msg;      /* decode target, reused (large) */
     pgo_options opts;
     qop_list txn_ops;  /* operations of the open transaction */
+    qop_list dual_ops; /* their copies for a rebuild's new generation, pushed at the commit (rebuild.h) */
     bool in_txn;
     ack_txn txn;
     lsn_t txn_final_lsn;  /* the open transaction's Begin: final_lsn, commit_ts ... */
@@ -404,6 +407,7 @@ static p2q_status on_change(sync_state *st, const pgo_msg *m, lsn_t lsn)
         return P2Q_ERR_FATAL;
     }
     bf_observe(st->bf, &st->txn_ops, 0);
+    rb_dual(st->rb, &st->txn_ops, 0, &st->dual_ops); /* a rebuild's new generation gets a copy */
     if (push_ops(st) != 0)
         return P2Q_ERR_FATAL;
     metrics_count_change(st->metrics, rel->nspname, rel->relname,
@@ -425,6 +429,7 @@ static p2q_status on_truncate(sync_state *st, const pgo_msg *m, lsn_t lsn)
         }
         map_truncate(rel->map, lsn, &st->txn_ops);
         bf_observe(st->bf, &st->txn_ops, 0);
+        rb_dual(st->rb, &st->txn_ops, 0, &st->dual_ops);
         if (push_ops(st) != 0)
             return P2Q_ERR_FATAL;
         metrics_count_change(st->metrics, rel->nspname, rel->relname, METRICS_TRUNCATE, 1);
@@ -438,6 +443,16 @@ static p2q_status on_commit(sync_state *st, const pgo_msg *m)
     if (!st->in_txn) {
         log_error("protocol error: Commit without Begin", NULL);
         return P2Q_ERR_FATAL;
+    }
+    if (st->dual_ops.n) { /* the copies for a rebuild's new generation, after the transaction's own */
+        qop_list own = st->txn_ops;
+        st->txn_ops = st->dual_ops;
+        st->dual_ops = own;
+        if (push_ops(st) != 0)
+            return P2Q_ERR_FATAL;
+        own = st->txn_ops;
+        st->txn_ops = st->dual_ops;
+        st->dual_ops = own;
     }
     if (ack_commit(st->acks, st->txn, m->u.commit.end_lsn) != 0) {
         char t[24], l[LSN_BUFSZ];
@@ -501,6 +516,7 @@ static p2q_status on_message(sync_state *st, const char *data, size_t len, lsn_t
             log_error("internal error: backfill rows outside a transaction", NULL);
             return P2Q_ERR_FATAL;
         }
+        rb_dual(st->rb, &st->txn_ops, 0, &st->dual_ops); /* another backfill's rows of a table being rebuilt */
         return push_ops(st);
     case PGO_ORIGIN:
         return P2Q_OK;
@@ -652,18 +668,22 @@ static p2q_status stream(sync_state *st)
         /* the online backfill: the next chunk when due (not while the sink is full) */
         if ((rc = bf_step(st->bf, sink_full(st->sink))) != 0)
             return rc;
+        if ((rc = rb_step(st->rb)) != 0)
+            return rc;
         if ((rc = sink_kick(st->sink, r != 0 || paused || catching_up(st))) != 0) /* what bf_step fed */
             return rc;
         {
             int wait = sync_poll_timeout_ms(st->last_status_ms + st->cfg->source.status_interval_ms - now_ms(),
                                             ack_confirmed(st->acks) != st->sent_flush, sink_timeout_ms(st->sink),
                                             n == READ_BURST);
-            int bf_wait = bf_timeout_ms(st->bf);
+            int bf_wait = bf_timeout_ms(st->bf), rb_wait = rb_timeout_ms(st->rb);
             struct pollfd pfd[2] = {{.fd = PQsocket(st->conn), .events = paused ? 0 : POLLIN}};
             int nfd = bf_pollfd(st->bf, &pfd[1]) ? 2 : 1;
 
             if (bf_wait >= 0 && (wait < 0 || bf_wait < wait))
                 wait = bf_wait;
+            if (rb_wait >= 0 && (wait < 0 || rb_wait < wait))
+                wait = rb_wait;
             if (pfd[0].fd < 0) {
                 log_error("invalid socket for the replication connection", NULL);
                 return P2Q_RETRY;
@@ -892,13 +912,31 @@ static void end_session(sync_state *st)
     st->conn = NULL;
     st->in_txn = false;
     qop_list_clear(&st->txn_ops);
+    qop_list_clear(&st->dual_ops);
     sink_reset(st->sink);
     /* The server resends everything after the confirmed position. */
     ack_reset_inflight(st->acks);
     bf_session_start(st->bf); /* its holds went with the tracker's entries; the stream brings them again */
+    rb_session_start(st->rb);
     st->opts.in_stream = false;
     metrics_set_pg_connected(st->metrics, false);
     metrics_set_inflight(st->metrics, 0, 0);
+}
+
+/* The backfill's hooks for the rebuild (backfill.h bf_env). */
+static void on_backfill_finish(void *arg, const char *id, const char *error)
+{
+    sync_state *st = arg;
+
+    if (st->rb)
+        rb_on_backfill_finish(st->rb, id, error);
+}
+
+static p2q_status on_rebuild(void *arg, const bfm *m, lsn_t lsn, bool in_txn, ack_txn txn)
+{
+    sync_state *st = arg;
+
+    return st->rb ? rb_on_request(st->rb, m, lsn, in_txn, txn) : P2Q_OK;
 }
 
 p2q_status sync_run(const p2q_config *cfg, volatile sig_atomic_t *stop, p2q_metrics *metrics)
@@ -936,8 +974,12 @@ p2q_status sync_run(const p2q_config *cfg, volatile sig_atomic_t *stop, p2q_metr
         st.sink = sink_new(&env);
     }
     {
-        bf_env be = {.cfg = cfg, .acks = st.acks, .metrics = metrics, .stop = stop, .sink = st.sink};
+        bf_env be = {.cfg = cfg, .acks = st.acks, .metrics = metrics, .stop = stop, .sink = st.sink,
+                     .on_finish = on_backfill_finish, .on_rebuild = on_rebuild, .arg = &st};
+        rb_env re = {.cfg = cfg, .qd = st.qd, .sink = st.sink, .acks = st.acks, .metrics = metrics};
         st.bf = bf_new(&be);
+        re.bf = st.bf;
+        st.rb = rb_new(&re);
     }
     srandom((unsigned)now_ms());
 
@@ -978,6 +1020,7 @@ p2q_status sync_run(const p2q_config *cfg, volatile sig_atomic_t *stop, p2q_metr
 cleanup:
     if (st.sql)
         PQfinish(st.sql);
+    rb_free(st.rb);
     bf_free(st.bf);
     sink_free(st.sink);
     qd_client_free(st.qd);
@@ -985,5 +1028,6 @@ cleanup:
     ack_free(st.acks);
     free(st.msg);
     qop_list_free(&st.txn_ops);
+    qop_list_free(&st.dual_ops);
     return code;
 }

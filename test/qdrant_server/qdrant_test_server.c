@@ -1107,6 +1107,8 @@ typedef struct coll {
     char *name;
     json_t *vectors_json;   /* "vectors" as created, owned; NULL if none */
     json_t *sparse_json;    /* "sparse_vectors" as created, owned; NULL if none */
+    json_t *hnsw_json;      /* "hnsw_config" as created (merged over the defaults in GET), owned; NULL if none */
+    json_t *metadata;       /* "metadata" as created, owned; NULL if none */
     json_t *payload_schema; /* field name -> {"data_type":...}, owned */
     vcfg *cfg;
     size_t ncfg;
@@ -1128,6 +1130,8 @@ static void coll_free(coll *c)
     free(c->name);
     json_decref(c->vectors_json);
     json_decref(c->sparse_json);
+    json_decref(c->hnsw_json);
+    json_decref(c->metadata);
     json_decref(c->payload_schema);
     for (size_t i = 0; i < c->ncfg; i++)
         free(c->cfg[i].name);
@@ -1352,6 +1356,39 @@ static int parse_create_collection(pctx *c, const json_t *body, const char *name
                      line, column);
             c->e->zero_time = true;
             goto cleanup;
+        }
+    }
+    {
+        /* HnswConfigDiff: its integers are usize (a negative one is serde's
+         * "invalid value"); kept and shown by GET /collections/{c} */
+        const json_t *hnsw = json_object_get(body, "hnsw_config");
+        if (hnsw && !json_is_null(hnsw)) {
+            if (!json_is_object(hnsw)) {
+                type_err(c, hnsw, "struct HnswConfigDiff");
+                goto cleanup;
+            }
+            json_object_foreach ((json_t *)hnsw, k, x) {
+                if (strcmp(k, "on_disk") == 0 || strcmp(k, "inline_storage") == 0) {
+                    if (!json_is_boolean(x) && !json_is_null(x)) {
+                        type_err(c, x, "a boolean");
+                        goto cleanup;
+                    }
+                } else if (!json_is_null(x) && (!json_is_integer(x) || json_integer_value(x) < 0)) {
+                    type_err(c, x, "usize");
+                    goto cleanup;
+                }
+            }
+            col->hnsw_json = json_deep_copy(hnsw);
+        }
+    }
+    {
+        const json_t *meta = json_object_get(body, "metadata");
+        if (meta && !json_is_null(meta)) {
+            if (!json_is_object(meta)) {
+                type_err(c, meta, "a map");
+                goto cleanup;
+            }
+            col->metadata = json_deep_copy(meta);
         }
     }
     if (sparse && !json_is_null(sparse)) {
@@ -3315,13 +3352,29 @@ static void sb_collection_info(sbuf *b, const coll *c)
         sb_puts(b, ",\"sparse_vectors\":");
         sb_json(b, c->sparse_json);
     }
-    sb_puts(b, "},\"hnsw_config\":{\"m\":16,\"ef_construct\":100,\"full_scan_threshold\":10000,"
-               "\"max_indexing_threads\":0,\"on_disk\":false},"
-               "\"optimizer_config\":{\"deleted_threshold\":0.2,\"vacuum_min_vector_number\":1000,"
+    {
+        json_t *h = json_pack("{s:i,s:i,s:i,s:i,s:b}", "m", 16, "ef_construct", 100, "full_scan_threshold", 10000,
+                              "max_indexing_threads", 0, "on_disk", 0);
+        const char *k;
+        json_t *x;
+        if (c->hnsw_json)
+            json_object_foreach (c->hnsw_json, k, x)
+                if (!json_is_null(x))
+                    json_object_set(h, k, x);
+        sb_puts(b, "},\"hnsw_config\":");
+        sb_json(b, h);
+        json_decref(h);
+    }
+    sb_puts(b, ",\"optimizer_config\":{\"deleted_threshold\":0.2,\"vacuum_min_vector_number\":1000,"
                "\"default_segment_number\":0,\"max_segment_size\":null,\"memmap_threshold\":null,"
                "\"indexing_threshold\":10000,\"flush_interval_sec\":5,\"max_optimization_threads\":null},"
                "\"wal_config\":{\"wal_capacity_mb\":32,\"wal_segments_ahead\":0,\"wal_retain_closed\":1},"
-               "\"quantization_config\":null,\"strict_mode_config\":{\"enabled\":false}},\"payload_schema\":");
+               "\"quantization_config\":null,\"strict_mode_config\":{\"enabled\":false}");
+    if (c->metadata) {
+        sb_puts(b, ",\"metadata\":");
+        sb_json(b, c->metadata);
+    }
+    sb_puts(b, "},\"payload_schema\":");
     sb_json(b, c->payload_schema);
     sb_putc(b, '}');
 }

@@ -17,6 +17,8 @@
 #include <cmocka.h>
 
 #include "backfill_wm.h"
+#include "rebuild.h"
+#include <jansson.h>
 
 /* ---- messages ---- */
 
@@ -652,10 +654,111 @@ static void test_visibility_model_catches_window_alone(void **state)
     assert_true(failures > 0);
 }
 
+/* ---- rebuild (SPEC §10): the request, generation names, the bodies ---------------------------- */
+
+static void test_rebuild_request(void **state)
+{
+    const char *tables[] = {"public.items", "s.t"};
+    char err[200];
+    buf b;
+    bfm m;
+
+    (void)state;
+    buf_init(&b);
+    bfm_format_rebuild(&b, "slot1", "rb-1", tables, 2);
+    assert_int_equal(bfm_parse(b.data, b.len, &m, err, sizeof err), 0);
+    assert_int_equal(m.kind, BFM_REBUILD);
+    assert_string_equal(m.slot, "slot1");
+    assert_string_equal(m.id, "rb-1");
+    assert_int_equal(m.tables.n, 2);
+    assert_string_equal(m.tables.v[1], "s.t");
+    bfm_free(&m);
+    buf_free(&b);
+    /* a rebuild names its tables */
+    assert_int_equal(bfm_parse("{\"type\":\"rebuild\",\"slot\":\"s\",\"id\":\"x\",\"tables\":[]}", 50, &m, err,
+                               sizeof err), -1);
+    assert_non_null(strstr(err, "tables"));
+    bfm_free(&m);
+    /* a watermark of a rebuild's backfill carries its collection */
+    {
+        bfm w = {.kind = BFM_LOW, .slot = "s", .id = "i", .run = "r", .table = "public.t", .collection = "a_g2"};
+        buf_init(&b);
+        bfm_format_wm(&b, &w);
+        assert_int_equal(bfm_parse(b.data, b.len, &m, err, sizeof err), 0);
+        assert_string_equal(m.collection, "a_g2");
+        bfm_free(&m);
+        buf_free(&b);
+    }
+}
+
+static void test_generation_names(void **state)
+{
+    const char *names[] = {"items_g1", "items_g12", "items_g3", "items_gx", "items_g", "items_g07", "other_g99",
+                           "items", "itemsx_g50"};
+    const char *taken[] = {"items_g13", "items_g14"};
+    const char *none[] = {"x"};
+
+    (void)state;
+    assert_int_equal(rb_generation_of("items", "items_g1"), 1);
+    assert_int_equal(rb_generation_of("items", "items_g12"), 12);
+    assert_int_equal(rb_generation_of("items", "items_g07"), 0);
+    assert_int_equal(rb_generation_of("items", "items_gx"), 0);
+    assert_int_equal(rb_generation_of("items", "itemsx_g50"), 0);
+    assert_int_equal(rb_generation_of("items", "items_g99999999999999999999"), 0);
+    /* highest + 1, a name taken by an alias skipped: never overwritten */
+    assert_int_equal(rb_next_generation("items", names, 9, taken, 2), 15);
+    assert_int_equal(rb_next_generation("items", names, 9, NULL, 0), 13);
+    assert_int_equal(rb_next_generation("items", none, 1, NULL, 0), 1);
+}
+
+static void test_create_and_switch_bodies(void **state)
+{
+    const char *info = "{\"status\":\"green\",\"config\":{\"params\":{\"vectors\":{\"size\":4,\"distance\":\"Dot\"},"
+                       "\"shard_number\":1,\"on_disk_payload\":true,\"sparse_vectors\":{\"s\":{}}},"
+                       "\"hnsw_config\":{\"m\":20,\"ef_construct\":100},\"optimizer_config\":{\"x\":1},"
+                       "\"quantization_config\":null}}";
+    json_t *in = json_loads(info, 0, NULL), *out;
+    char err[200];
+    buf b;
+
+    (void)state;
+    buf_init(&b);
+    assert_int_equal(rb_create_body(NULL, in, "rb-9", &b, err, sizeof err), 0);
+    out = json_loads(b.data, 0, NULL);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(out, "vectors"), "size")), 4);
+    assert_non_null(json_object_get(json_object_get(out, "sparse_vectors"), "s"));
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(out, "hnsw_config"), "m")), 20);
+    assert_null(json_object_get(out, "quantization_config")); /* null: left out */
+    assert_null(json_object_get(out, "optimizer_config"));    /* not a CreateCollection key */
+    assert_string_equal(json_string_value(json_object_get(json_object_get(out, "metadata"), "pg2qdrant_rebuild")),
+                        "rb-9");
+    json_decref(out);
+    buf_reset(&b);
+    /* create_params win; the metadata is added to the user's */
+    assert_int_equal(rb_create_body("{\"vectors\":{\"size\":4,\"distance\":\"Cosine\"},\"metadata\":{\"a\":1}}", in,
+                                    "rb-9", &b, err, sizeof err), 0);
+    out = json_loads(b.data, 0, NULL);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(out, "vectors"), "distance")), "Cosine");
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(out, "metadata"), "a")), 1);
+    assert_non_null(json_object_get(json_object_get(out, "metadata"), "pg2qdrant_rebuild"));
+    json_decref(out);
+    buf_reset(&b);
+    assert_int_equal(rb_create_body("[1]", in, "rb-9", &b, err, sizeof err), -1);
+    buf_reset(&b);
+    rb_switch_body("items", "items_g2", &b);
+    assert_string_equal(b.data, "{\"actions\":[{\"delete_alias\":{\"alias_name\":\"items\"}},{\"create_alias\":"
+                                "{\"collection_name\":\"items_g2\",\"alias_name\":\"items\"}}]}");
+    buf_free(&b);
+    json_decref(in);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_request_round_trip),
+        cmocka_unit_test(test_rebuild_request),
+        cmocka_unit_test(test_generation_names),
+        cmocka_unit_test(test_create_and_switch_bodies),
         cmocka_unit_test(test_watermark_round_trip),
         cmocka_unit_test(test_keyed_request_round_trip),
         cmocka_unit_test(test_malformed_messages),

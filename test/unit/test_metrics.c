@@ -80,7 +80,7 @@ static void test_status_keys_of_spec(void **state)
     static const char *keys[] = {"slot",           "state",          "received_lsn", "confirmed_lsn", "server_wal_end",
                                  "lag_bytes",      "lag_seconds",    "inflight_bytes", "inflight_txns", "snapshot",
                                  "changes",        "batches",        "retries",      "dead_letters",  "last_error",
-                                 "uptime_seconds", "backfill"};
+                                 "uptime_seconds", "backfill", "rebuild"};
     p2q_metrics *m = metrics_new("my_slot");
     json_t *doc = status_json(m, now_ms(), 0), *snap;
     const char *k;
@@ -263,6 +263,8 @@ static void test_prometheus_names_and_types(void **state)
         {"pg2qdrant_dead_letters_total", "counter"},
         {"pg2qdrant_up", "gauge"},
         {"pg2qdrant_backfill_rows_total", "counter"},
+        {"pg2qdrant_rebuild_phase", "gauge"},
+        {"pg2qdrant_rebuilds_total", "counter"},
     };
     p2q_metrics *m = metrics_new("s");
     char *text, *line, *save = NULL;
@@ -298,7 +300,7 @@ static void test_prometheus_names_and_types(void **state)
             fail_msg("sample of an unknown family: %s", line);
         assert_non_null(strchr(line, ' '));
     }
-    assert_int_equal(n_types, 11);
+    assert_int_equal(n_types, 13);
     free(text);
     metrics_free(m);
 }
