@@ -291,6 +291,11 @@ void bf_free(backfill *b)
     free(b);
 }
 
+size_t bf_held_ops(const backfill *b)
+{
+    return held_left(b);
+}
+
 uint64_t bf_rows_done(const backfill *b, const char *id)
 {
     return b->cur && id && strcmp(b->cur->id, id) == 0 ? b->cur->rows_done : 0;

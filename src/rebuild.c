@@ -750,6 +750,8 @@ p2q_status rb_step(rebuild *r)
             free(why);
             break;
         }
+        if (bf_held_ops(r->env.bf) > 0)
+            break; /* the last chunks are still being fed to the sink */
         q->mark = sink_mark(r->env.sink); /* everything pushed so far, the last chunk included */
         q->marked = true;
         q->phase = RB_SWITCH;

@@ -56,6 +56,10 @@ def main():
     ap.add_argument("--chunk-rows", type=int, default=10000)
     ap.add_argument("--workdir", default="/tmp/p2q-bench-backfill")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (run.log at debug level)")
+    ap.add_argument("--rebuild", action="store_true",
+                    help="items is an alias (of items_g1); after the backfill, also time `pg2qdrant rebuild "
+                         "--table public.items --wait` (a new generation filled online, the alias switched, the "
+                         "old one dropped) and report it against the backfill")
     args = ap.parse_args()
     install_signal_cleanup()
     if os.path.isdir(args.workdir):
@@ -75,8 +79,13 @@ INSERT INTO items
   FROM generate_series(1, %d) g;
 VACUUM ANALYZE items;
 """ % (dim, n), db=DB, timeout=7200)
-        status, resp = q.request("PUT", "/collections/items", {"vectors": {"size": dim, "distance": "Dot"}})
+        status, resp = q.request("PUT", "/collections/items_g1" if args.rebuild else "/collections/items",
+                                 {"vectors": {"size": dim, "distance": "Dot"}})
         assert status == 200, resp
+        if args.rebuild:
+            status, resp = q.request("POST", "/collections/aliases", {"actions": [
+                {"create_alias": {"collection_name": "items_g1", "alias_name": "items"}}]})
+            assert status == 200, resp
         port = free_port()
         cfg = os.path.join(args.workdir, "bench.ini")
         with open(cfg, "w") as f:
@@ -112,6 +121,15 @@ VACUUM ANALYZE items;
             sys.exit("backfill --wait exited %d:\n%s" % (r.returncode, r.stderr[-3000:]))
         hwm = vm_hwm_mib(run.pid)
         cpu, qcpu = cpu_seconds(run.pid) - cpu0, cpu_seconds(q.proc.pid) - qcpu0
+        rb_s = None
+        if args.rebuild:
+            t0 = time.monotonic()
+            r = subprocess.run([args.pg2qdrant, "rebuild", "-c", cfg, "--table", "public.items", "--wait",
+                                "--timeout", "30min"], capture_output=True, text=True)
+            rb_s = time.monotonic() - t0
+            if r.returncode != 0:
+                sys.exit("rebuild --wait exited %d:\n%s" % (r.returncode, r.stderr[-3000:]))
+            hwm = vm_hwm_mib(run.pid)
         run.terminate()
         run.wait(60)
         res = {"rows": n, "dim": dim, "chunk_rows": args.chunk_rows,
@@ -119,10 +137,15 @@ VACUUM ANALYZE items;
                "backfill_seconds": round(bf_s, 2), "backfill_rows_per_s": round(n / bf_s),
                "ratio": round(copy_s / bf_s, 2), "run_peak_rss_mib": round(hwm, 1),
                "run_cpu_seconds": round(cpu, 2), "server_cpu_seconds": round(qcpu, 2)}
+        if rb_s is not None:
+            res.update({"rebuild_seconds": round(rb_s, 2), "rebuild_vs_backfill": round(rb_s / bf_s, 2)})
         print("COPY (SELECT ...) TO STDOUT %9d rows %7.2f s %9.0f rows/s" % (n, copy_s, n / copy_s))
         print("pg2qdrant backfill --wait   %9d rows %7.2f s %9.0f rows/s  (%.2fx COPY)  run peak RSS %.1f MiB"
               % (n, bf_s, n / bf_s, copy_s / bf_s, hwm))
         print("CPU during the backfill: run %.2f s, Qdrant test server %.2f s" % (cpu, qcpu))
+        if rb_s is not None:
+            print("pg2qdrant rebuild --wait    %9d rows %7.2f s %9.0f rows/s  (%.2fx the backfill's time)  "
+                  "run peak RSS %.1f MiB" % (n, rb_s, n / rb_s, rb_s / bf_s, hwm))
         print(json.dumps(res))
     if not args.keep:
         shutil.rmtree(args.workdir, ignore_errors=True)
