@@ -1125,6 +1125,8 @@ int bf_timeout_ms(const backfill *b)
 {
     int64_t left;
 
+    if (b->phase == BF_IDLE && b->queue)
+        return 0; /* queued after this turn's bf_step (a rebuild's backfill): start it now */
     if (b->phase == BF_NEED_CHUNK && b->conn && !b->busy && b->next_chunk_at > now_ms()) {
         left = b->next_chunk_at - now_ms();
         return left > 1000 ? 1000 : (int)left;
