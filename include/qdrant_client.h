@@ -144,6 +144,15 @@ typedef struct qd_part {
 int qd_batch_start(qd_client *c, int lane, const char *collection, const qd_part *parts, size_t nparts,
                    qd_result *res);
 bool qd_batch_in_flight(const qd_client *c, int lane);
+/*
+ * Any request, asynchronous on an idle lane like qd_batch_start, completed
+ * by qd_batch_check: method on path (the path and query) when collection is
+ * NULL, else on /collections/{collection}{path} (collection URL-encoded).
+ * body (may be NULL) must stay valid until the request completes or is
+ * aborted.  0 when started, -1 with res filled.
+ */
+int qd_async_start(qd_client *c, int lane, const char *method, const char *collection, const char *path,
+                   const char *body, size_t body_len, qd_result *res);
 size_t qd_batch_count(const qd_client *c);
 int qd_wait(qd_client *c, struct pollfd *fds, int nfds, int timeout_ms);
 int qd_batch_check(qd_client *c, int *lane, qd_result *res);

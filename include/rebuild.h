@@ -46,7 +46,8 @@ typedef struct rebuild rebuild;
 
 typedef struct rb_env {
     const p2q_config *cfg;       /* borrowed */
-    qd_client *qd;               /* borrowed: its synchronous handle */
+    qd_client *qd;               /* borrowed: its URL, key and CA file for the rebuild's own client (its requests
+                                  * run asynchronously on a client of its own, never blocking the loop) */
     const struct sink *sink;     /* borrowed: marks (everything pushed before the switch acknowledged) */
     backfill *bf;                /* borrowed: the backfill into the new generation */
     ack_tracker *acks;           /* borrowed: the request's hold */

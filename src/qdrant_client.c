@@ -796,6 +796,39 @@ int qd_batch_start(qd_client *c, int lane, const char *collection, const qd_part
     return 0;
 }
 
+int qd_async_start(qd_client *c, int lane, const char *method, const char *collection, const char *path,
+                   const char *body, size_t body_len, qd_result *res)
+{
+    qd_xfer *x;
+
+    result_init(res);
+    if (!(x = lane_xfer(c, lane, res)))
+        return -1;
+    if (x->in_multi) {
+        snprintf_utf8(res->error, sizeof res->error, "a request is already in flight on lane %d", lane);
+        res->curl_code = CURLE_FAILED_INIT;
+        return -1;
+    }
+    free(x->batch_path);
+    x->batch_path = collection ? collection_path(c, collection, path) : xstrdup(path);
+    if (!x->batch_path) {
+        res->curl_code = CURLE_OUT_OF_MEMORY;
+        snprintf_utf8(res->error, sizeof res->error, "cannot URL-encode the collection name");
+        return -1;
+    }
+    if (request_prepare(x, method, x->batch_path, body, body_len, res) != 0)
+        return -1;
+    if (curl_multi_add_handle(c->multi, x->curl) != CURLM_OK) {
+        res->curl_code = CURLE_FAILED_INIT;
+        snprintf_utf8(res->error, sizeof res->error, "cannot start the request");
+        return -1;
+    }
+    x->in_multi = true;
+    x->start_ms = now_ms();
+    curl_multi_perform(c->multi, &c->running);
+    return 0;
+}
+
 bool qd_batch_in_flight(const qd_client *c, int lane)
 {
     for (int i = 0; i < QD_MAX_LANES; i++)

@@ -4,6 +4,7 @@
  */
 #include "rebuild.h"
 
+#include <curl/curl.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,8 +48,20 @@ typedef struct rb_done {
     char *id, *error;
 } rb_done;
 
+/* One answered request of the current step (see call()). */
+typedef struct rb_call {
+    char *key; /* method, collection, path and body */
+    qd_result res;
+    bool ok;
+} rb_call;
+
 struct rebuild {
     rb_env env;
+    qd_client *qd;        /* the rebuild's own: one asynchronous request at a time, lane 0 */
+    rb_call *calls;       /* the current step's answered requests, in order */
+    int ncalls, capcalls;
+    char *pending_key;    /* the request in flight, or NULL */
+    char *pending_body;
     rb_req *cur, *queue;
     strlist seen;
     rb_done history[RB_HISTORY];
@@ -168,8 +181,105 @@ rebuild *rb_new(const rb_env *env)
     rebuild *r = xcalloc(1, sizeof *r);
 
     r->env = *env;
+    r->qd = qd_client_new(env->cfg->qdrant.url, env->cfg->qdrant.api_key, env->cfg->qdrant.timeout_ms);
+    if (r->qd && qd_client_set_ca_file(r->qd, env->cfg->qdrant.ca_file) != 0) {
+        qd_client_free(r->qd);
+        r->qd = NULL;
+    }
+    if (!r->qd) /* the sync's own client was made the same way: cannot happen; its failures are logged there */
+        log_warn("rebuild: cannot set up its Qdrant client; rebuild requests will fail", NULL);
     publish(r);
     return r;
+}
+
+/* ---- Qdrant requests, asynchronous ----------------------------------------------------
+ *
+ * A step runs from its top on every turn until it moves on.  Each request
+ * it makes goes through call(): the first time, the request starts (on the
+ * rebuild's own client) and call() says "pending": the step returns, and
+ * the loop polls.  Once the answer is in, the same call in the step's next
+ * run returns it from the step's record.  A step makes its requests in the
+ * same order on every run (what it asks depends only on earlier answers),
+ * so nothing is sent twice.  The record is cleared when the step ends: a
+ * new phase, a failure, a retry after a transient failure (rb_step). */
+
+static void calls_clear(rebuild *r)
+{
+    for (int i = 0; i < r->ncalls; i++) {
+        free(r->calls[i].key);
+        qd_result_clear(&r->calls[i].res);
+    }
+    r->ncalls = 0;
+    if (r->pending_key && r->qd)
+        qd_batch_abort(r->qd, -1);
+    free(r->pending_key);
+    free(r->pending_body);
+    r->pending_key = r->pending_body = NULL;
+}
+
+static void record(rebuild *r, char *key, qd_result *res, bool ok)
+{
+    if (r->ncalls == r->capcalls) {
+        r->capcalls = r->capcalls ? 2 * r->capcalls : 8;
+        r->calls = xrealloc(r->calls, (size_t)r->capcalls * sizeof *r->calls);
+    }
+    r->calls[r->ncalls++] = (rb_call){.key = key, .res = *res, .ok = ok};
+    memset(res, 0, sizeof *res);
+}
+
+/* method on collection's path (collection NULL: path is the whole path).
+ * true with *res (owned by the record) and *ok when answered; false while
+ * the request is in flight (the step returns and runs again). */
+static bool call(rebuild *r, const char *method, const char *collection, const char *path, const char *body,
+                 size_t body_len, const qd_result **res, bool *ok)
+{
+    char *key = xasprintf("%s %s %s\n%.*s", method, collection ? collection : "", path, (int)body_len,
+                          body ? body : "");
+    qd_result start = {0};
+
+    for (int i = 0; i < r->ncalls; i++)
+        if (strcmp(r->calls[i].key, key) == 0) {
+            free(key);
+            *res = &r->calls[i].res;
+            *ok = r->calls[i].ok;
+            return true;
+        }
+    if (r->pending_key) { /* this one, in flight */
+        free(key);
+        return false;
+    }
+    if (!r->qd) {
+        snprintf(start.error, sizeof start.error, "no Qdrant client");
+        start.curl_code = CURLE_FAILED_INIT;
+    } else {
+        r->pending_body = body ? xstrndup(body, body_len) : NULL;
+        if (qd_async_start(r->qd, 0, method, collection, path, r->pending_body, body_len, &start) == 0) {
+            r->pending_key = key;
+            return false;
+        }
+        free(r->pending_body);
+        r->pending_body = NULL;
+    }
+    record(r, key, &start, false); /* could not even start: answered, failed */
+    *res = &r->calls[r->ncalls - 1].res;
+    *ok = false;
+    return true;
+}
+
+/* The answer of the request in flight, when it has come. */
+static void poll_call(rebuild *r)
+{
+    qd_result res = {0};
+    int lane, rc;
+
+    if (!r->pending_key || !r->qd)
+        return;
+    if ((rc = qd_batch_check(r->qd, &lane, &res)) == 0)
+        return;
+    record(r, r->pending_key, &res, rc == 1);
+    r->pending_key = NULL;
+    free(r->pending_body);
+    r->pending_body = NULL;
 }
 
 static void req_free(rb_req *q)
@@ -190,6 +300,7 @@ void rb_session_start(rebuild *r)
 {
     rb_req *q;
 
+    calls_clear(r);
     req_free(r->cur);
     r->cur = NULL;
     while ((q = r->queue)) {
@@ -205,6 +316,9 @@ void rb_free(rebuild *r)
     if (!r)
         return;
     rb_session_start(r);
+    calls_clear(r);
+    free(r->calls);
+    qd_client_free(r->qd);
     for (int i = 0; i < r->nhistory; i++) {
         free(r->history[i].id);
         free(r->history[i].error);
@@ -428,20 +542,26 @@ static bool qd_failed(rebuild *r, const char *what, const qd_result *res)
     return false;
 }
 
+/* What the helpers below return: the answer is in, the step failed
+ * (handled: qd_failed), or the request is in flight (the step returns). */
+enum { RB_OK = 0, RB_FAILED = -1, RB_WAIT = 1 };
+
 /* The aliases: all names into names (if not NULL) and alias's target into *target (NULL: none). */
 static int get_aliases(rebuild *r, const char *alias, char **target, strlist *names)
 {
-    qd_result res = {0};
+    const qd_result *res;
     json_t *a, *e;
     size_t i;
+    bool ok;
 
     *target = NULL;
-    if (qd_request(r->env.qd, "GET", "/aliases", NULL, 0, &res) != 0) {
-        qd_failed(r, "listing the aliases", &res);
-        qd_result_clear(&res);
-        return -1;
+    if (!call(r, "GET", NULL, "/aliases", NULL, 0, &res, &ok))
+        return RB_WAIT;
+    if (!ok) {
+        qd_failed(r, "listing the aliases", res);
+        return RB_FAILED;
     }
-    a = json_object_get(res.result, "aliases");
+    a = json_object_get(res->result, "aliases");
     json_array_foreach (a, i, e) {
         const char *an = json_string_value(json_object_get(e, "alias_name"));
         const char *cn = json_string_value(json_object_get(e, "collection_name"));
@@ -452,43 +572,47 @@ static int get_aliases(rebuild *r, const char *alias, char **target, strlist *na
         if (strcmp(an, alias) == 0)
             *target = xstrdup(cn);
     }
-    qd_result_clear(&res);
-    return 0;
+    return RB_OK;
 }
 
-/* GET /collections/{c}'s result (owned), or NULL with *missing / failure handled. */
-static json_t *get_info(rebuild *r, const char *c, bool *missing)
+/* GET /collections/{c}'s result into *info (owned), or NULL with *missing;
+ * RB_OK, RB_FAILED or RB_WAIT. */
+static int get_info(rebuild *r, const char *c, json_t **info, bool *missing)
 {
-    qd_result res = {0};
-    json_t *info = NULL;
+    const qd_result *res;
+    bool ok;
 
+    *info = NULL;
     *missing = false;
-    if (qd_collection_request(r->env.qd, "GET", c, "", NULL, 0, &res) == 0) {
-        info = json_incref(res.result);
-    } else if (res.outcome == QD_COLLECTION_MISSING) {
+    if (!call(r, "GET", c, "", NULL, 0, &res, &ok))
+        return RB_WAIT;
+    if (ok) {
+        *info = json_incref(res->result);
+    } else if (res->outcome == QD_COLLECTION_MISSING) {
         *missing = true;
     } else {
         char *what = xasprintf("reading collection %s", c);
-        qd_failed(r, what, &res);
+        qd_failed(r, what, res);
         free(what);
+        return RB_FAILED;
     }
-    qd_result_clear(&res);
-    return info;
+    return RB_OK;
 }
 
 static int delete_collection(rebuild *r, const char *c)
 {
-    qd_result res = {0};
-    int rc = 0;
+    const qd_result *res;
+    bool ok;
 
-    if (qd_collection_request(r->env.qd, "DELETE", c, "", NULL, 0, &res) != 0) {
+    if (!call(r, "DELETE", c, "", NULL, 0, &res, &ok))
+        return RB_WAIT;
+    if (!ok) {
         char *what = xasprintf("deleting collection %s", c);
-        qd_failed(r, what, &res);
+        qd_failed(r, what, res);
         free(what);
-        rc = -1;
+        return RB_FAILED;
     }
-    qd_result_clear(&res);
-    return rc;
+    return RB_OK;
 }
 
 static const char *meta_id(const json_t *info)
@@ -515,10 +639,10 @@ static void step_create(rebuild *r)
     const char *alias;
     char *target = NULL, gen[24];
     strlist aliases = {0}, colls = {0};
-    qd_result res = {0};
+    const qd_result *res;
     json_t *info = NULL, *e;
     size_t i;
-    bool missing;
+    bool missing, ok;
     buf body;
 
     buf_init(&body);
@@ -531,10 +655,11 @@ static void step_create(rebuild *r)
         publish(r);
     }
     alias = q->t->collection;
-    if (get_aliases(r, alias, &target, &aliases) != 0)
+    if (get_aliases(r, alias, &target, &aliases) != RB_OK)
         goto cleanup;
     if (!target) {
-        info = get_info(r, alias, &missing);
+        if (get_info(r, alias, &info, &missing) != RB_OK)
+            goto cleanup;
         if (info || missing) {
             char *why = xasprintf(info ? "collection %s is a plain collection, not an alias: move it behind an alias "
                                          "first (docs/operations.md)"
@@ -549,19 +674,21 @@ static void step_create(rebuild *r)
     q->old_coll = target;
     target = NULL;
     /* every collection: generations of this alias (ours from before a restart, leftovers) */
-    if (qd_request(r->env.qd, "GET", "/collections", NULL, 0, &res) != 0) {
-        qd_failed(r, "listing the collections", &res);
+    if (!call(r, "GET", NULL, "/collections", NULL, 0, &res, &ok))
+        goto cleanup;
+    if (!ok) {
+        qd_failed(r, "listing the collections", res);
         goto cleanup;
     }
-    json_array_foreach (json_object_get(res.result, "collections"), i, e) {
+    json_array_foreach (json_object_get(res->result, "collections"), i, e) {
         const char *n = json_string_value(json_object_get(e, "name"));
         if (n)
             strlist_add(&colls, "%s", n);
     }
     {
-        json_t *tinfo = get_info(r, q->old_coll, &missing);
+        json_t *tinfo;
         int64_t tgen = rb_generation_of(alias, q->old_coll);
-        if (!tinfo && !missing)
+        if (get_info(r, q->old_coll, &tinfo, &missing) != RB_OK)
             goto cleanup;
         if (tinfo && meta_id(tinfo) && strcmp(meta_id(tinfo), q->id) == 0) {
             /* ours, behind the alias already: the switch happened before a restart */
@@ -592,11 +719,10 @@ static void step_create(rebuild *r)
             json_t *ci;
             if (g <= tgen || strcmp(colls.items[c], q->old_coll) == 0)
                 continue;
-            if (!(ci = get_info(r, colls.items[c], &missing))) {
-                if (missing)
-                    continue;
+            if (get_info(r, colls.items[c], &ci, &missing) != RB_OK)
                 goto cleanup;
-            }
+            if (!ci)
+                continue; /* missing */
             if (meta_id(ci) && strcmp(meta_id(ci), q->id) == 0 && !q->new_coll) {
                 log_info("rebuild resumed: filling its new generation again", "id", q->id, "alias", alias,
                          "collection", colls.items[c], NULL);
@@ -605,7 +731,7 @@ static void step_create(rebuild *r)
             } else {
                 log_warn("deleting a generation left behind by an interrupted rebuild", "alias", alias, "collection",
                          colls.items[c], "rebuild", meta_id(ci) ? meta_id(ci) : "", NULL);
-                if (delete_collection(r, colls.items[c]) != 0) {
+                if (delete_collection(r, colls.items[c]) != RB_OK) {
                     json_decref(ci);
                     goto cleanup;
                 }
@@ -633,14 +759,19 @@ static void step_create(rebuild *r)
                                 (const char *const *)aliases.items, aliases.n);
     free(q->new_coll);
     q->new_coll = xasprintf("%s_g%lld", alias, (long long)q->gen);
-    qd_result_clear(&res);
-    if (qd_create_collection(r->env.qd, q->new_coll, body.data, body.len, &res) != 0) {
+    if (!call(r, "PUT", q->new_coll, "", body.data, body.len, &res, &ok)) {
+        free(q->new_coll); /* computed again, the same, when the answer is in */
+        q->new_coll = NULL;
+        q->gen = 0;
+        goto cleanup;
+    }
+    if (!ok) {
         char *what = xasprintf("creating collection %s", q->new_coll);
-        if (res.http_status == 409) { /* the name was taken meanwhile: never overwritten, the next one */
+        if (res->http_status == 409) { /* the name was taken meanwhile: never overwritten, the next one */
             log_warn("rebuild: generation name taken meanwhile; taking the next", "collection", q->new_coll, NULL);
             q->retry_at = now_ms() + 100;
         } else {
-            qd_failed(r, what, &res);
+            qd_failed(r, what, res);
         }
         free(what);
         if (r->cur == q) {
@@ -659,7 +790,6 @@ static void step_create(rebuild *r)
 cleanup:
     free(target);
     json_decref(info);
-    qd_result_clear(&res);
     strlist_free(&aliases);
     strlist_free(&colls);
     buf_free(&body);
@@ -669,30 +799,31 @@ static void step_switch(rebuild *r)
 {
     rb_req *q = r->cur;
     char *target = NULL;
-    qd_result res = {0};
+    const qd_result *res;
+    bool ok;
     buf body;
 
     if (!sink_done_upto(r->env.sink, q->mark))
         return; /* the copies pushed before are not all acknowledged yet */
     buf_init(&body);
-    if (get_aliases(r, q->t->collection, &target, NULL) != 0)
+    if (get_aliases(r, q->t->collection, &target, NULL) != RB_OK)
         goto cleanup;
     if (!target || strcmp(target, q->new_coll) != 0) {
-        log_info("rebuild: switching the alias", "id", q->id, "alias", q->t->collection, "from",
-                 target ? target : "", "to", q->new_coll, NULL);
         rb_switch_body(q->t->collection, q->new_coll, &body);
-        if (qd_request(r->env.qd, "POST", "/collections/aliases", body.data, body.len, &res) != 0) {
-            qd_failed(r, "switching the alias", &res);
+        if (!call(r, "POST", NULL, "/collections/aliases", body.data, body.len, &res, &ok))
+            goto cleanup;
+        if (!ok) {
+            qd_failed(r, "switching the alias", res);
             goto cleanup;
         }
     }
-    log_info("rebuild: alias switched", "id", q->id, "alias", q->t->collection, "collection", q->new_coll, NULL);
+    log_info("rebuild: alias switched", "id", q->id, "alias", q->t->collection, "from", target ? target : "",
+             "to", q->new_coll, NULL);
     q->phase = RB_DROP;
     q->attempt = 0;
     publish(r);
 cleanup:
     free(target);
-    qd_result_clear(&res);
     buf_free(&body);
 }
 
@@ -705,7 +836,7 @@ static void step_drop(rebuild *r)
             log_info("rebuild: previous generation kept (keep_old_collections)", "id", q->id, "collection",
                      q->old_coll, NULL);
         } else {
-            if (delete_collection(r, q->old_coll) != 0)
+            if (delete_collection(r, q->old_coll) != RB_OK)
                 return;
             log_info("rebuild: previous generation deleted", "id", q->id, "collection", q->old_coll, NULL);
         }
@@ -718,7 +849,11 @@ static void step_drop(rebuild *r)
 p2q_status rb_step(rebuild *r)
 {
     rb_req *q;
+    rb_phase phase;
+    int64_t retry_at;
+    const table_cfg *t;
 
+    poll_call(r);
     if (!r->cur && r->queue) {
         r->cur = r->queue;
         r->queue = r->cur->next;
@@ -728,6 +863,9 @@ p2q_status rb_step(rebuild *r)
     }
     if (!(q = r->cur) || now_ms() < q->retry_at)
         return P2Q_OK;
+    phase = q->phase;
+    retry_at = q->retry_at;
+    t = q->t;
     switch (q->phase) {
     case RB_IDLE:
         q->phase = RB_CREATE;
@@ -764,6 +902,9 @@ p2q_status rb_step(rebuild *r)
         step_drop(r);
         break;
     }
+    /* the step ended (moved on, failed, or waits to retry): its record goes */
+    if (r->cur != q || q->phase != phase || q->retry_at != retry_at || (t && q->t != t))
+        calls_clear(r);
     return P2Q_OK;
 }
 
@@ -775,6 +916,8 @@ int rb_timeout_ms(const rebuild *r)
         return -1;
     if (r->queue && !r->cur)
         return 0;
+    if (r->pending_key)
+        return 5; /* a request in flight on the rebuild's client (not in the loop's poll): look again soon */
     if (r->cur->phase == RB_SWITCH)
         return 50; /* waiting for acknowledgements */
     if (r->cur->phase == RB_BACKFILL)

@@ -55,6 +55,9 @@ def parse_args():
                     help="also load a table bulk of N rows and keep `pg2qdrant backfill --table public.bulk` "
                          "running through every phase (a new request whenever one is done): the streamed latency "
                          "of items during an online backfill")
+    ap.add_argument("--rebuild", action="store_true",
+                    help="with --backfill-rows: bulk is an alias (of bulk_g1) and the loop runs `pg2qdrant rebuild "
+                         "--table public.bulk --wait` instead (a new generation, dual writes, the alias switched)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (logs, config, apply log)")
     return ap.parse_args()
 
@@ -117,9 +120,9 @@ def writes_so_far(q):
 class BackfillLoop:
     """Keeps an online backfill of public.bulk running: `pg2qdrant backfill --wait` again and again."""
 
-    def __init__(self, binary, config):
+    def __init__(self, binary, config, command="backfill"):
         import threading
-        self.binary, self.config = binary, config
+        self.binary, self.config, self.command = binary, config, command
         self.stop = threading.Event()
         self.done = 0
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -127,10 +130,10 @@ class BackfillLoop:
 
     def _run(self):
         while not self.stop.is_set():
-            r = subprocess.run([self.binary, "backfill", "-c", self.config, "--table", "public.bulk", "--wait",
+            r = subprocess.run([self.binary, self.command, "-c", self.config, "--table", "public.bulk", "--wait",
                                 "--timeout", "10min"], capture_output=True, text=True)
             if r.returncode != 0:
-                log("backfill --wait exited %d:\n%s" % (r.returncode, r.stderr[-2000:]))
+                log("%s --wait exited %d:\n%s" % (self.command, r.returncode, r.stderr[-2000:]))
                 return
             self.done += 1
 
@@ -216,10 +219,15 @@ def main():
             config = benchlib.write_config(os.path.join(workdir, "pg2qdrant.ini"), pg, qurl, SLOT, True)
             backfill = None
             if args.backfill_rows:
-                st, body = q.request("PUT", "/collections/bulk", {"vectors": {"size": benchlib.DIM,
-                                                                             "distance": "Cosine"}})
+                st, body = q.request("PUT", "/collections/bulk_g1" if args.rebuild else "/collections/bulk",
+                                     {"vectors": {"size": benchlib.DIM, "distance": "Cosine"}})
                 if st != 200:
                     raise harness.HarnessError("creating the collection bulk: %s %s" % (st, body))
+                if args.rebuild:
+                    st, body = q.request("POST", "/collections/aliases", {"actions": [
+                        {"create_alias": {"collection_name": "bulk_g1", "alias_name": "bulk"}}]})
+                    if st != 200:
+                        raise harness.HarnessError("creating the alias bulk: %s %s" % (st, body))
                 pg.psql(benchlib.TABLE_DDL.format(t="bulk", extra="") + ";\n"
                         "ALTER PUBLICATION %s ADD TABLE bulk;\n"
                         "INSERT INTO bulk (%s) SELECT %s FROM (SELECT g AS i FROM generate_series(1, %d) g) s;\n"
@@ -239,15 +247,15 @@ def main():
             applied = {}
             first = 1
             if args.backfill_rows:
-                backfill = BackfillLoop(args.pg2qdrant, config)
+                backfill = BackfillLoop(args.pg2qdrant, config, "rebuild" if args.rebuild else "backfill")
                 time.sleep(2)
             for rate in rates:
-                log("phase: %g transactions/s for %g s%s" % (rate, args.seconds, ", during an online backfill of "
-                                                              "%d rows (repeated)" % args.backfill_rows
-                                                              if backfill else ""))
+                log("phase: %g transactions/s for %g s%s" % (rate, args.seconds, ", during %s of %d rows (repeated)"
+                                                              % ("rebuilds" if args.rebuild else "online backfills",
+                                                                 args.backfill_rows) if backfill else ""))
                 res = phase(pg, q, proc, txgen, rate, first, args, applied)
                 if backfill:
-                    res["backfills_done"] = backfill.done
+                    res["rebuilds_done" if args.rebuild else "backfills_done"] = backfill.done
                     res["backfill_rows"] = args.backfill_rows
                 results.append(res)
                 first += res["transactions"] + 1000
