@@ -3396,7 +3396,7 @@ static void handle_collection(hreq *h, const char *cname)
     terr e = {0};
     pctx c = {.raw = h->body, .rawlen = h->body_len, .e = &e};
     json_t *body = NULL;
-    coll *created = NULL;
+    coll *created = NULL, *dead = NULL;
     sbuf res = {0};
     size_t idx;
 
@@ -3430,7 +3430,7 @@ static void handle_collection(hreq *h, const char *cname)
             for (size_t i = g_srv.naliases; i-- > 0;) /* its aliases go with it */
                 if (strcmp(g_srv.aliases[i].coll, cname) == 0)
                     alias_remove_at(i);
-            coll_free(col);
+            dead = col; /* freed after the lock: a big collection does not stall every other request */
             memmove(&g_srv.colls[idx], &g_srv.colls[idx + 1], (g_srv.ncolls - idx - 1) * sizeof *g_srv.colls);
             g_srv.ncolls--;
         }
@@ -3452,6 +3452,7 @@ cleanup:
     sb_free(&c.val);
     json_decref(body);
     coll_free(created);
+    coll_free(dead);
     sb_free(&res);
 }
 
