@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "collection.h"
 #include "log.h"
 #include "metrics.h"
 #include "sink.h"
@@ -146,6 +147,22 @@ cleanup:
     free(s);
     json_decref(body);
     return rc;
+}
+
+char *rb_generation_name(const char *alias, int64_t gen)
+{
+    return xasprintf("%s_g%lld", alias, (long long)gen);
+}
+
+void rb_create_alias_body(const char *alias, const char *collection, buf *out)
+{
+    json_t *o = json_pack("{s:[{s:{s:s,s:s}}]}", "actions", "create_alias", "collection_name", collection,
+                          "alias_name", alias);
+    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+
+    buf_puts(out, s);
+    free(s);
+    json_decref(o);
 }
 
 void rb_switch_body(const char *alias, const char *collection, buf *out)
@@ -432,28 +449,25 @@ static bool qd_failed(rebuild *r, const char *what, const qd_result *res)
 static int get_aliases(rebuild *r, const char *alias, char **target, strlist *names)
 {
     qd_result res = {0};
-    json_t *a, *e;
-    size_t i;
+    strlist an = {0}, cn = {0};
+    const char *t;
+    int rc = -1;
 
     *target = NULL;
-    if (qd_request(r->env.qd, "GET", "/aliases", NULL, 0, &res) != 0) {
+    if (collection_aliases(r->env.qd, &an, &cn, &res) != 0) {
         qd_failed(r, "listing the aliases", &res);
-        qd_result_clear(&res);
-        return -1;
+        goto cleanup;
     }
-    a = json_object_get(res.result, "aliases");
-    json_array_foreach (a, i, e) {
-        const char *an = json_string_value(json_object_get(e, "alias_name"));
-        const char *cn = json_string_value(json_object_get(e, "collection_name"));
-        if (!an || !cn)
-            continue;
-        if (names)
-            strlist_add(names, "%s", an);
-        if (strcmp(an, alias) == 0)
-            *target = xstrdup(cn);
-    }
+    if ((t = collection_alias_target(&an, &cn, alias)))
+        *target = xstrdup(t);
+    for (int i = 0; names && i < an.n; i++)
+        strlist_add(names, "%s", an.items[i]);
+    rc = 0;
+cleanup:
     qd_result_clear(&res);
-    return 0;
+    strlist_free(&an);
+    strlist_free(&cn);
+    return rc;
 }
 
 /* GET /collections/{c}'s result (owned), or NULL with *missing / failure handled. */
@@ -632,7 +646,7 @@ static void step_create(rebuild *r)
     q->gen = rb_next_generation(alias, (const char *const *)colls.items, colls.n,
                                 (const char *const *)aliases.items, aliases.n);
     free(q->new_coll);
-    q->new_coll = xasprintf("%s_g%lld", alias, (long long)q->gen);
+    q->new_coll = rb_generation_name(alias, q->gen);
     qd_result_clear(&res);
     if (qd_create_collection(r->env.qd, q->new_coll, body.data, body.len, &res) != 0) {
         char *what = xasprintf("creating collection %s", q->new_coll);
