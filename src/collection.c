@@ -302,7 +302,7 @@ int collection_check_params(const table_cfg *t, const int64_t *dims, strlist *pr
     }
     if (t->n_vectors == 1 && t->vectors[0].name[0] == '\0') {
         const vector_cfg *v = &t->vectors[0];
-        if (dims[0] == 0) /* a sparse column cannot be the unnamed vector: reported with the collection */
+        if (dims[0] == 0 || vecs_reported) /* a sparse column cannot be the unnamed vector: reported elsewhere */
             goto cleanup;
         if (!vecs) {
             params_problem(problems, &n, t,
