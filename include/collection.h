@@ -7,6 +7,9 @@
  * (both found by preflight_prepare at start) or, for a table that was
  * empty at start, from the first upsert sent for it; a sparsevec column
  * becomes a sparse vector.  The distance is the table's `distance` key.
+ * With `[table] alias = true` the collection is generation 1 behind the
+ * alias (SPEC §10).  Also the alias helpers shared by preflight, the
+ * rebuild and its command, and the check of `[table] create_params`.
  */
 #ifndef P2Q_COLLECTION_H
 #define P2Q_COLLECTION_H
