@@ -19,8 +19,9 @@
 
 /* Checks cfg against the live PostgreSQL (a normal, non-replication connection from
  * cfg->source.dsn) and Qdrant, changing nothing: server, publication, slot, tables,
- * collections.  Appends one message per problem to problems (strlist from config.h) and
- * facts worth showing (the database encoding) to notes (may be NULL); returns the number
+ * collections (aliases, [table] create_params against the vector columns).  Appends one
+ * message per problem to problems (strlist from config.h) and facts worth showing (the
+ * database encoding; each table's collection as an alias or a plain one) to notes (may be NULL); returns the number
  * of problems (0 = all good).  Logs nothing itself.  Messages never contain the password
  * of the DSN or the Qdrant API key. */
 int preflight_check(const p2q_config *cfg, strlist *problems, strlist *notes);
@@ -28,8 +29,10 @@ int preflight_check(const p2q_config *cfg, strlist *problems, strlist *notes);
 /*
  * What `run` and `snapshot` check before they move rows: the configured
  * tables (existence, keys, replica identity, vector columns) and their
- * collections (missing, vector names, kinds and sizes), creating a missing
- * collection when create_collections is set and its sizes are known.  With
+ * collections (missing, vector names, kinds and sizes; alias = true on a
+ * plain collection; create_params against the vector columns), creating a
+ * missing collection when create_collections is set and its sizes are
+ * known (with alias = true: <alias>_g1 and the alias, collection.h).  With
  * streaming (run, not the snapshot command) also what decides whether
  * changes arrive at all, with check-config's words: an existing
  * publication must publish insert, update, delete and truncate, include

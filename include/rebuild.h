@@ -102,7 +102,15 @@ int64_t rb_next_generation(const char *alias, const char *const *names, int n, c
 int rb_create_body(const char *create_params, const json_t *info, const char *id, buf *out, char *err,
                    size_t errlen);
 
+/* The name of alias's generation gen: "<alias>_g<gen>" (what rb_generation_of
+ * reads back).  Caller frees. */
+char *rb_generation_name(const char *alias, int64_t gen);
+
 /* The POST /collections/aliases body switching alias to collection. */
 void rb_switch_body(const char *alias, const char *collection, buf *out);
+
+/* The POST /collections/aliases body creating alias for collection (one
+ * create_alias action: the alias does not exist yet). */
+void rb_create_alias_body(const char *alias, const char *collection, buf *out);
 
 #endif

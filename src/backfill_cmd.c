@@ -16,6 +16,7 @@
 
 #include "backfill.h"
 #include "backfill_wm.h"
+#include "collection.h"
 #include "qdrant_client.h"
 #include "log.h"
 #include "replication.h"
@@ -199,13 +200,8 @@ cleanup:
 /* The steps of docs/operations.md "Move a plain collection behind an alias", for c. */
 static void log_alias_steps(const table_cfg *t)
 {
-    char *steps = xasprintf(
-        "1) stop pg2qdrant run; 2) POST /collections/aliases "
-        "{\"actions\":[{\"create_alias\":{\"collection_name\":\"%s\",\"alias_name\":\"%s_alias\"}}]} "
-        "and point readers at %s_alias; 3) set [table %s] collection = %s_alias (and alias = true); "
-        "4) start run and rebuild; the first rebuild moves the data into %s_alias_g1 and deletes %s "
-        "(docs/operations.md, \"Move a plain collection behind an alias\")",
-        t->collection, t->collection, t->collection, t->qualified, t->collection, t->collection, t->collection);
+    char *steps = collection_alias_steps(t);
+
     log_error("the table's collection is a plain collection, not an alias: a rebuild needs an alias", "table",
               t->qualified, "collection", t->collection, "steps", steps, NULL);
     free(steps);
@@ -215,21 +211,17 @@ static void log_alias_steps(const table_cfg *t)
 static int check_alias(qd_client *qd, const table_cfg *t)
 {
     qd_result res = {0};
-    json_t *e;
-    size_t i;
+    strlist an = {0}, cn = {0};
     int rc = -1;
     char d[700];
 
-    if (qd_request(qd, "GET", "/aliases", NULL, 0, &res) != 0) {
+    if (collection_aliases(qd, &an, &cn, &res) != 0) {
         log_error("cannot list Qdrant's aliases", "error", qd_result_describe(&res, d, sizeof d), NULL);
         goto cleanup;
     }
-    json_array_foreach (json_object_get(res.result, "aliases"), i, e) {
-        const char *an = json_string_value(json_object_get(e, "alias_name"));
-        if (an && strcmp(an, t->collection) == 0) {
-            rc = 1;
-            goto cleanup;
-        }
+    if (collection_alias_target(&an, &cn, t->collection)) {
+        rc = 1;
+        goto cleanup;
     }
     qd_result_clear(&res);
     if (qd_collection_request(qd, "GET", t->collection, "", NULL, 0, &res) == 0) {
@@ -245,6 +237,8 @@ static int check_alias(qd_client *qd, const table_cfg *t)
     }
 cleanup:
     qd_result_clear(&res);
+    strlist_free(&an);
+    strlist_free(&cn);
     return rc;
 }
 

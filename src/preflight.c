@@ -21,6 +21,7 @@
 
 #include "collection.h"
 #include "qdrant_client.h"
+#include "rebuild.h"
 #include "replication.h"
 #include "util.h"
 
@@ -633,14 +634,37 @@ static void check_collection_vectors(checker *ck, int index, const qd_collection
     }
 }
 
-/* With create_collections, the dense sizes must be known to create it. */
+/* [table] create_params against the table's vector columns (both modes:
+ * a rebuild or create_collections would make a collection the sync cannot
+ * write to). */
+static void check_create_params(checker *ck)
+{
+    for (int i = 0; i < ck->cfg->n_tables; i++) {
+        const table_cfg *t = &ck->cfg->tables[i];
+        int64_t *dims;
+
+        if (!t->create_params)
+            continue;
+        dims = xcalloc((size_t)t->n_vectors + 1, sizeof *dims);
+        for (int j = 0; j < t->n_vectors; j++) {
+            const vec_state *st = &ck->vecs[i][j];
+            dims[j] = st->kind == VEC_SPARSE ? 0 : st->kind != VEC_DENSE ? -2 : st->dims > 0 ? st->dims : -1;
+        }
+        collection_check_params(t, dims, ck->problems);
+        free(dims);
+    }
+}
+
+/* With create_collections, the dense sizes must be known to create it
+ * (not with alias = true and create_params: generation 1 is made from
+ * create_params). */
 static void check_creatable(checker *ck, int index)
 {
     const table_cfg *t = &ck->cfg->tables[index];
 
     for (int i = 0; i < t->n_vectors; i++) {
         const vec_state *st = &ck->vecs[index][i];
-        if (st->kind == VEC_DENSE && st->dims < 0)
+        if (st->kind == VEC_DENSE && st->dims < 0 && !(t->alias && t->create_params))
             problem(ck,
                     "collection \"%s\" does not exist and cannot be created: the size of vector column %s.%s is "
                     "unknown (its type has no dimension and it has no non-NULL row)",
@@ -653,9 +677,10 @@ static void check_creatable(checker *ck, int index)
     }
 }
 
-/* run_mode: creates a missing collection whose vector sizes are known;
- * one whose sizes are not (an empty table of real[] rows) is created when
- * its first upsert is sent. */
+/* run_mode: creates a missing collection whose vector sizes are known (or,
+ * with alias = true, generation 1 and the alias: collection_create); one
+ * whose sizes are not (an empty table of real[] rows) is created when its
+ * first upsert is sent. */
 static void create_collection(checker *ck, int index)
 {
     const table_cfg *t = &ck->cfg->tables[index];
@@ -666,7 +691,7 @@ static void create_collection(checker *ck, int index)
     for (int i = 0; i < t->n_vectors; i++) {
         const vec_state *st = &ck->vecs[index][i];
         dims[i] = st->kind == VEC_SPARSE ? 0 : st->dims;
-        if (dims[i] < 0)
+        if (dims[i] < 0 && !(t->alias && t->create_params))
             goto cleanup;
     }
     if (collection_create(ck->qd, t, dims, &transient, err, sizeof err) != 0) {
@@ -677,12 +702,78 @@ cleanup:
     free(dims);
 }
 
+/*
+ * Whether t's collection is an alias (check-config: a note for every table;
+ * both modes: alias = true on a plain collection is a problem, with the
+ * steps to move it behind an alias).  Called for a collection that exists.
+ */
+static void check_alias(checker *ck, const table_cfg *t, const strlist *anames, const strlist *atargets)
+{
+    const char *target = collection_alias_target(anames, atargets, t->collection);
+
+    if (target && ck->notes)
+        strlist_add(ck->notes, "Qdrant: table %s: \"%s\" is an alias of collection \"%s\"", t->qualified,
+                    t->collection, target);
+    else if (!target && ck->notes)
+        strlist_add(ck->notes, "Qdrant: table %s: \"%s\" is a plain collection, not an alias", t->qualified,
+                    t->collection);
+    if (!target && t->alias) {
+        char *steps = collection_alias_steps(t);
+        problem(ck, "table %s: alias = true, but \"%s\" is a plain collection, not an alias; to move it behind an "
+                    "alias: %s",
+                t->qualified, t->collection, steps);
+        free(steps);
+    }
+}
+
+/* A missing collection of table t. */
+static void missing_collection(checker *ck, int index)
+{
+    const p2q_config *cfg = ck->cfg;
+    const table_cfg *t = &cfg->tables[index];
+
+    if (ck->run_mode && cfg->qdrant.create_collections) {
+        create_collection(ck, index);
+        return;
+    }
+    if (!cfg->qdrant.create_collections && t->alias) {
+        char *g1 = rb_generation_name(t->collection, 1);
+        problem(ck,
+                "alias \"%s\" (table %s) does not exist in Qdrant (create it, or set create_collections = true "
+                "to create collection \"%s\" behind it)",
+                t->collection, t->qualified, g1);
+        free(g1);
+    } else if (!cfg->qdrant.create_collections) {
+        problem(ck,
+                "collection \"%s\" (table %s) does not exist in Qdrant (create it, or set "
+                "create_collections = true)",
+                t->collection, t->qualified);
+    } else {
+        if (ck->notes && t->alias) {
+            char *g1 = rb_generation_name(t->collection, 1);
+            strlist_add(ck->notes,
+                        "Qdrant: table %s: alias \"%s\" does not exist; run creates collection \"%s\" and the "
+                        "alias (create_collections = true)",
+                        t->qualified, t->collection, g1);
+            free(g1);
+        } else if (ck->notes) {
+            strlist_add(ck->notes,
+                        "Qdrant: table %s: collection \"%s\" does not exist; run creates it (create_collections "
+                        "= true)",
+                        t->qualified, t->collection);
+        }
+        check_creatable(ck, index);
+    }
+}
+
 static void check_qdrant(checker *ck)
 {
     const p2q_config *cfg = ck->cfg;
     qd_client *qd = ck->qd ? ck->qd : qd_client_new(cfg->qdrant.url, cfg->qdrant.api_key, cfg->qdrant.timeout_ms);
     qd_collection_info info;
     qd_result res;
+    strlist anames = {0}, atargets = {0};
+    bool aliases_read = false, aliases_ok = false;
     char desc[700];
 
     if (!qd) {
@@ -706,20 +797,29 @@ static void check_qdrant(checker *ck)
                 break;
             continue;
         }
-        if (!info.exists && ck->run_mode && cfg->qdrant.create_collections)
-            create_collection(ck, i);
-        else if (!info.exists && !cfg->qdrant.create_collections)
-            problem(ck,
-                    "collection \"%s\" (table %s) does not exist in Qdrant (create it, or set "
-                    "create_collections = true)",
-                    t->collection, t->qualified);
-        else if (!info.exists)
-            check_creatable(ck, i);
-        else
-            check_collection_vectors(ck, i, &info);
-        qd_collection_info_free(&info);
         qd_result_clear(&res);
+        /* the aliases, once, when a report or an alias = true table needs them */
+        if (info.exists && (!ck->run_mode || t->alias) && !aliases_read) {
+            aliases_read = true;
+            aliases_ok = collection_aliases(qd, &anames, &atargets, &res) == 0;
+            if (!aliases_ok) {
+                problem(ck, "Qdrant at %s: cannot list the aliases: %s", cfg->qdrant.url,
+                        qd_result_describe(&res, desc, sizeof desc));
+                ck->transient = ck->transient || qd_result_transient(&res);
+            }
+            qd_result_clear(&res);
+        }
+        if (!info.exists) {
+            missing_collection(ck, i);
+        } else {
+            if (aliases_ok)
+                check_alias(ck, t, &anames, &atargets);
+            check_collection_vectors(ck, i, &info);
+        }
+        qd_collection_info_free(&info);
     }
+    strlist_free(&anames);
+    strlist_free(&atargets);
     if (!ck->qd)
         qd_client_free(qd);
 }
@@ -756,6 +856,7 @@ static int check_all(checker *ck_)
             ck.vecs[i][j].dims = -1;
     }
     check_postgres(&ck);
+    check_create_params(&ck);
     check_qdrant(&ck);
     PQfinish(ck.conn);
     for (int i = 0; i < cfg->n_tables; i++)

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "collection.h"
 #include "log.h"
 #include "metrics.h"
 #include "sink.h"
@@ -159,6 +160,22 @@ cleanup:
     free(s);
     json_decref(body);
     return rc;
+}
+
+char *rb_generation_name(const char *alias, int64_t gen)
+{
+    return xasprintf("%s_g%lld", alias, (long long)gen);
+}
+
+void rb_create_alias_body(const char *alias, const char *collection, buf *out)
+{
+    json_t *o = json_pack("{s:[{s:{s:s,s:s}}]}", "actions", "create_alias", "collection_name", collection,
+                          "alias_name", alias);
+    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+
+    buf_puts(out, s);
+    free(s);
+    json_decref(o);
 }
 
 void rb_switch_body(const char *alias, const char *collection, buf *out)
@@ -550,8 +567,8 @@ enum { RB_OK = 0, RB_FAILED = -1, RB_WAIT = 1 };
 static int get_aliases(rebuild *r, const char *alias, char **target, strlist *names)
 {
     const qd_result *res;
-    json_t *a, *e;
-    size_t i;
+    strlist an = {0}, cn = {0};
+    const char *t;
     bool ok;
 
     *target = NULL;
@@ -561,17 +578,13 @@ static int get_aliases(rebuild *r, const char *alias, char **target, strlist *na
         qd_failed(r, "listing the aliases", res);
         return RB_FAILED;
     }
-    a = json_object_get(res->result, "aliases");
-    json_array_foreach (a, i, e) {
-        const char *an = json_string_value(json_object_get(e, "alias_name"));
-        const char *cn = json_string_value(json_object_get(e, "collection_name"));
-        if (!an || !cn)
-            continue;
-        if (names)
-            strlist_add(names, "%s", an);
-        if (strcmp(an, alias) == 0)
-            *target = xstrdup(cn);
-    }
+    collection_aliases_parse(res->result, &an, &cn);
+    if ((t = collection_alias_target(&an, &cn, alias)))
+        *target = xstrdup(t);
+    for (int i = 0; names && i < an.n; i++)
+        strlist_add(names, "%s", an.items[i]);
+    strlist_free(&an);
+    strlist_free(&cn);
     return RB_OK;
 }
 
@@ -758,7 +771,7 @@ static void step_create(rebuild *r)
     q->gen = rb_next_generation(alias, (const char *const *)colls.items, colls.n,
                                 (const char *const *)aliases.items, aliases.n);
     free(q->new_coll);
-    q->new_coll = xasprintf("%s_g%lld", alias, (long long)q->gen);
+    q->new_coll = rb_generation_name(alias, q->gen);
     if (!call(r, "PUT", q->new_coll, "", body.data, body.len, &res, &ok)) {
         free(q->new_coll); /* computed again, the same, when the answer is in */
         q->new_coll = NULL;

@@ -9,7 +9,8 @@ unreachable (exit 2, no password or API key in the output, also with a percent-e
 password key in a URI); publications that would not carry a table or an operation (a
 partitioned table without publish_via_partition_root, publish = 'insert, update', an
 UNLOGGED table under FOR ALL TABLES): check-config lists each and `run` exits 2 with the
-same words.
+same words; aliases (each collection reported as an alias or a plain collection, alias = true on a
+plain collection) and `[table] create_params` checked against the vector columns (run exits 2 too).
 """
 
 import argparse
@@ -319,6 +320,84 @@ def scenario_misconfigured_publications(args, pg, q):
         check("streaming started" not in log, "%s: run did not stream" % name, log[-3000:])
 
 
+def notes_of(stdout):
+    return [line[len("note: "):] for line in stdout.splitlines() if line.startswith("note: ")]
+
+
+def scenario_alias(args, pg, q):
+    """Each table's collection reported as an alias (with its target) or a plain collection;
+    [table] create_params checked against the vector columns; alias = true on a plain
+    collection is a problem with the steps (issue 14).  run exits 2 on a create_params
+    mismatch too."""
+    create_collection(q, "al_g1", {"vectors": {"size": 4, "distance": "Cosine"}})
+    status, resp = q.request("POST", "/collections/aliases",
+                             {"actions": [{"create_alias": {"collection_name": "al_g1", "alias_name": "al"}}]})
+    if status != 200:
+        raise RuntimeError("creating alias al: %s %s" % (status, resp))
+    tables = """
+[table public.items]
+collection = al
+vector = embedding
+alias = true
+create_params = {"vectors": {"size": %d, "distance": "Dot"}, "hnsw_config": {"m": 32}}
+
+[table docs]
+vector.dense = emb
+vector.kw = kw
+alias = true
+create_params = {"vectors": {"dense": {"size": 3, "distance": "Dot"}}}
+
+[table public.tagged]
+id = region, num
+vector = v
+"""
+    cfg = write_config(args.workdir, "alias-bad", pg.dsn("good"), q.url, tables % 5)
+    rc, out, err = run_check(args.pg2qdrant, cfg)
+    got, notes = problems_of(err), notes_of(out)
+    check(rc == 2, "alias: check-config exits 2 on create_params mismatches", "exit %d\n%s" % (rc, err))
+    want = ["table public.items: [table] create_params: vectors.size is 5, but vector column embedding has 4 "
+            "dimensions",
+            "table public.docs: [table] create_params: no sparse_vectors.kw for the sparsevec column kw "
+            "(vector.kw = kw)",
+            'table public.docs: alias = true, but "docs" is a plain collection, not an alias; to move it behind an '
+            'alias: 1) stop pg2qdrant run; 2) POST /collections/aliases']
+    for w in want:
+        check(any(w in p for p in got), "alias: lists: %s" % w, "\n".join(got))
+    check(len(got) == len(want), "alias: exactly %d problems" % len(want), "\n".join(got))
+    for w in ['Qdrant: table public.items: "al" is an alias of collection "al_g1"',
+              'Qdrant: table public.docs: "docs" is a plain collection, not an alias',
+              'Qdrant: table public.tagged: "tagged" is a plain collection, not an alias']:
+        check(w in notes, "alias: notes: %s" % w, out)
+
+    cfg = write_config(args.workdir, "alias-good", pg.dsn("good"), q.url,
+                       tables.replace("alias = true\ncreate_params = {\"vectors\": {\"dense\"",
+                                      "create_params = {\"sparse_vectors\": {\"kw\": {}}, \"vectors\": "
+                                      "{\"dense\"") % 4)
+    rc, out, err = run_check(args.pg2qdrant, cfg)
+    check(rc == 0 and problems_of(err) == [], "alias: matching create_params: exit 0", "exit %d\n%s" % (rc, err))
+    check('Qdrant: table public.items: "al" is an alias of collection "al_g1"' in notes_of(out),
+          "alias: matching create_params: the alias is reported", out)
+
+    # run: a create_params mismatch stops it at start, with the same words
+    cfg = write_config(args.workdir, "alias-run", pg.dsn("good"), q.url, """
+[table public.items]
+collection = al
+vector = embedding
+alias = true
+create_params = {"vectors": {"size": 5, "distance": "Dot"}}
+""", slot="slot_alias")
+    with open(cfg, "a") as f:
+        f.write("\n[sync]\nsnapshot = never\n")
+    try:
+        r = subprocess.run([args.pg2qdrant, "run", "-c", cfg], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True, timeout=60, env=clean_env())
+        rc, log = r.returncode, r.stdout + r.stderr
+    except subprocess.TimeoutExpired as e:
+        rc, log = None, "run did not exit within 60 s (it started streaming):\n%s" % (e.stderr or "")
+    check(rc == 2 and "create_params: vectors.size is 5, but vector column embedding has 4 dimensions" in log,
+          "alias: run refuses a create_params mismatch (exit 2)", "exit %s\n%s" % (rc, log[-3000:]))
+
+
 def scenario_percent_encoded_password(args):
     """libpq decodes percent-encoded URI keys: pass%77ord is the password and must be masked in
     check-config's connection error (issue 11, hardening)."""
@@ -355,6 +434,7 @@ def main():
         scenario_unreachable(args)
         scenario_percent_encoded_password(args)
         scenario_misconfigured_publications(args, pg, q)
+        scenario_alias(args, pg, q)
     finally:
         q.stop()
         pg.stop()

@@ -14,7 +14,12 @@
      "sparse_vectors";
    and every collection then equals its table (expected.py oracle).
 3. A vector size that differs from an existing collection's stops `run` at start (exit 2).
-4. With real pgvector (P2Q_PGVECTOR=1 and the extension installed; skipped otherwise): an EMPTY
+4. `[table] alias = true` (SPEC §10): a missing alias is created as generation 1 `<alias>_g1` (from
+   create_params when set, else from the table's vector sizes) and the alias in one POST
+   /collections/aliases; the collections equal their tables through the alias; a rerun creates
+   nothing; a plain collection under a name with alias = true stops `run` at start (exit 2) with
+   the steps to move it behind an alias.
+5. With real pgvector (P2Q_PGVECTOR=1 and the extension installed; skipped otherwise): an EMPTY
    table's vector(5), halfvec(4) and sparsevec(100) columns give their sizes by typmod, so the
    collection is created at start, before any row; rows then arrive equal to the table.
 Every logged request body is validated against Qdrant's OpenAPI document.
@@ -84,6 +89,101 @@ def real_pgvector_typmods(args, pg, q, cfg):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+ALIASED = [
+    Table(oracle.TableSpec("public.cc_al1", "cc_al1", ["id"], {"": "embedding"}),
+          "CREATE TABLE cc_al1 (id bigint PRIMARY KEY, embedding real[], note text)", {},
+          ["collection = cc_al1", "vector = embedding", "alias = true",
+           'create_params = {"vectors": {"size": 3, "distance": "Dot"}, "hnsw_config": {"m": 20}}']),
+    Table(oracle.TableSpec("public.cc_al2", "cc_al2", ["id"], {"": "embedding"}),
+          "CREATE TABLE cc_al2 (id bigint PRIMARY KEY, embedding real[], note text)", {},
+          ["collection = cc_al2", "vector = embedding", "alias = true", "distance = Euclid"]),
+]
+
+
+def logged_requests(q):
+    import json
+    with open(q.request_log) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def creations(q):
+    """The logged requests that create a collection or change an alias."""
+    return [(r["method"], r["path"], r["body"]) for r in logged_requests(q)
+            if (r["method"] == "PUT" and r["path"].count("/") == 2 and r["path"].startswith("/collections/"))
+            or r["path"] == "/collections/aliases"]
+
+
+def aliases(q):
+    status, body = q.request("GET", "/aliases")
+    return {a["alias_name"]: a["collection_name"] for a in body["result"]["aliases"]} if status == 200 else {}
+
+
+def alias_generation_one(args, pg, q, cfg):
+    """Step 4: create_collections with alias = true."""
+    for t in ALIASED:
+        pg.psql(t.ddl, db=DB)
+        load_columns(pg, t)
+        pg.psql("INSERT INTO %s SELECT g, ARRAY[g, 1, 2]::real[], 'row ' || g FROM generate_series(1, 10) g"
+                % t.spec.name.split(".")[1], db=DB)
+    write_config(cfg, pg, q, ALIASED, slot="p2q_alias", publication="p2q_alias_pub",
+                 sync_lines=["snapshot = initial"])
+    with open(cfg) as f:
+        text = f.read()
+    with open(cfg, "w") as f:
+        f.write(text.replace("timeout = 10s\n", "timeout = 10s\ncreate_collections = true\n"))
+    before = len(creations(q))
+    for run in (1, 2):
+        with open(os.path.join(args.workdir, "alias%d.log" % run), "w") as logf:
+            proc = subprocess.Popen([args.pg2qdrant, "run", "-c", cfg], stdout=logf, stderr=subprocess.STDOUT)
+        try:
+            wait_until(lambda: aliases(q).get("cc_al1") == "cc_al1_g1" and aliases(q).get("cc_al2") == "cc_al2_g1",
+                       30, "aliases cc_al1 -> cc_al1_g1, cc_al2 -> cc_al2_g1")
+            p1, p2 = collection_info(q, "cc_al1_g1"), collection_info(q, "cc_al2_g1")
+            check(p1["vectors"].get("size") == 3 and p1["vectors"].get("distance") == "Dot",
+                  "cc_al1_g1 from create_params: %s" % p1)
+            status, body = q.request("GET", "/collections/cc_al1_g1")
+            check(body["result"]["config"]["hnsw_config"]["m"] == 20, "cc_al1_g1 hnsw_config.m from create_params: %s"
+                  % body["result"]["config"]["hnsw_config"])
+            check(p2["vectors"].get("size") == 3 and p2["vectors"].get("distance") == "Euclid",
+                  "cc_al2_g1 from the table's sizes and distance: %s" % p2)
+            check(collection_info(q, "cc_al1_g2") is None, "no second generation")
+            pg.psql("UPDATE cc_al1 SET note = 'run %d' WHERE id = 2; DELETE FROM cc_al2 WHERE id = %d" % (run, run),
+                    db=DB)
+            wait_until(lambda: not differences(pg, q, ALIASED), 30, "aliased collections equal their tables")
+            check(proc.poll() is None, "pg2qdrant exited")
+            proc.send_signal(signal.SIGTERM)
+            check(proc.wait(30) == 0, "exit code after SIGTERM")
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        made = creations(q)[before:]
+        if run == 1:
+            check(sorted(m[:2] for m in made) == [("POST", "/collections/aliases"), ("POST", "/collections/aliases"),
+                                                  ("PUT", "/collections/cc_al1_g1"), ("PUT", "/collections/cc_al2_g1")],
+                  "first run: two generations and two create_alias calls: %s" % made)
+            before += len(made)
+        else:
+            check(made == [], "rerun: nothing created: %s" % made)
+
+    # a plain collection under an alias = true name
+    q.request("PUT", "/collections/cc_plain", {"vectors": {"size": 3, "distance": "Cosine"}})
+    plain = Table(oracle.TableSpec("public.cc_al1", "cc_plain", ["id"], {"": "embedding"}), "", {},
+                  ["collection = cc_plain", "vector = embedding", "alias = true"])
+    write_config(cfg, pg, q, [plain], slot="p2q_alias", publication="p2q_alias_pub",
+                 sync_lines=["snapshot = never"])
+    with open(cfg) as f:
+        text = f.read()
+    with open(cfg, "w") as f:
+        f.write(text.replace("timeout = 10s\n", "timeout = 10s\ncreate_collections = true\n"))
+    rc, err = run_until_exit(args.pg2qdrant, cfg)
+    check(rc == 2 and "is a plain collection, not an alias" in err and "POST /collections/aliases" in err
+          and "cc_plain_alias" in err,
+          "plain collection with alias = true: exit %s, want 2 with the steps:\n%s" % (rc, err[-2000:]))
+    check("cc_plain" not in aliases(q) and collection_info(q, "cc_plain_g1") is None,
+          "plain collection with alias = true: nothing created")
 
 
 def run_until_exit(binary, cfg, timeout=60):
@@ -165,6 +265,11 @@ def main():
             check(rc == 2 and "mismatch" in err and "cc_rows" in err,
                   "size mismatch: exit %s, want 2 with a message:\n%s" % (rc, err[-2000:]))
             log("  ok   vector size mismatch stops run: exit 2")
+
+            # 4. alias = true
+            alias_generation_one(args, pg, q, cfg)
+            log("  ok   alias = true: <alias>_g1 (create_params or the table's sizes) and the alias created at "
+                "start; equal to the tables; a rerun creates nothing; a plain collection: exit 2 with the steps")
 
             if pg.real_pgvector():
                 real_pgvector_typmods(args, pg, q, cfg)

@@ -709,6 +709,12 @@ static void test_generation_names(void **state)
     assert_int_equal(rb_next_generation("items", names, 9, taken, 2), 15);
     assert_int_equal(rb_next_generation("items", names, 9, NULL, 0), 13);
     assert_int_equal(rb_next_generation("items", none, 1, NULL, 0), 1);
+    {
+        char *g = rb_generation_name("items", 12); /* what rb_generation_of reads back */
+        assert_string_equal(g, "items_g12");
+        assert_int_equal(rb_generation_of("items", g), 12);
+        free(g);
+    }
 }
 
 static void test_create_and_switch_bodies(void **state)
@@ -748,6 +754,10 @@ static void test_create_and_switch_bodies(void **state)
     rb_switch_body("items", "items_g2", &b);
     assert_string_equal(b.data, "{\"actions\":[{\"delete_alias\":{\"alias_name\":\"items\"}},{\"create_alias\":"
                                 "{\"collection_name\":\"items_g2\",\"alias_name\":\"items\"}}]}");
+    buf_reset(&b);
+    rb_create_alias_body("items", "items_g1", &b);
+    assert_string_equal(b.data, "{\"actions\":[{\"create_alias\":{\"collection_name\":\"items_g1\",\"alias_name\":"
+                                "\"items\"}}]}");
     buf_free(&b);
     json_decref(in);
 }
