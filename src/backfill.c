@@ -1073,11 +1073,15 @@ static void start_chunk(backfill *b)
 p2q_status bf_step(backfill *b, bool sink_full)
 {
     /* Held chunk operations go to the sink a batch at a time, when it has
-     * less than a batch waiting: a streamed change queued now waits behind
-     * about one batch of the backfill, not a whole chunk. */
+     * less than a batch waiting and fewer batches than lanes queued or in
+     * flight: a streamed change queued now waits behind about one batch of
+     * the backfill, not a whole chunk, and finds a lane free. */
     if (b->env.sink && held_left(b) > 0) {
         size_t batch = b->env.cfg->sync.batch_points > 0 ? (size_t)b->env.cfg->sync.batch_points : 1;
-        while (held_left(b) > 0 && sink_unsent_ops(b->env.sink) < batch)
+        int lanes = b->env.cfg->sync.parallel_requests;
+        /* at most one batch fewer than the lanes queued or in flight: a lane stays free for the stream */
+        size_t cap = batch * (size_t)(lanes > 1 ? lanes - 1 : 1);
+        while (held_left(b) > 0 && sink_unsent_ops(b->env.sink) < batch && sink_queued_ops(b->env.sink) < cap)
             feed(b, batch);
     }
     for (int guard = 0; guard < 64; guard++) {
