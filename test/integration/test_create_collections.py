@@ -109,7 +109,10 @@ def logged_requests(q):
 
 
 def creations(q):
-    """The logged requests that create a collection or change an alias."""
+    """The logged requests that create a collection or change an alias (None against a real Qdrant:
+    no request log; the checks that need it are the test server's)."""
+    if not q.request_log:
+        return None
     return [(r["method"], r["path"], r["body"]) for r in logged_requests(q)
             if (r["method"] == "PUT" and r["path"].count("/") == 2 and r["path"].startswith("/collections/"))
             or r["path"] == "/collections/aliases"]
@@ -133,7 +136,7 @@ def alias_generation_one(args, pg, q, cfg):
         text = f.read()
     with open(cfg, "w") as f:
         f.write(text.replace("timeout = 10s\n", "timeout = 10s\ncreate_collections = true\n"))
-    before = len(creations(q))
+    before = len(creations(q) or [])
     for run in (1, 2):
         with open(os.path.join(args.workdir, "alias%d.log" % run), "w") as logf:
             proc = subprocess.Popen([args.pg2qdrant, "run", "-c", cfg], stdout=logf, stderr=subprocess.STDOUT)
@@ -159,8 +162,10 @@ def alias_generation_one(args, pg, q, cfg):
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-        made = creations(q)[before:]
-        if run == 1:
+        made = (creations(q) or [])[before:]
+        if q.request_log is None:
+            pass  # a real Qdrant: the generations and aliases checked above are what can be seen
+        elif run == 1:
             check(sorted(m[:2] for m in made) == [("POST", "/collections/aliases"), ("POST", "/collections/aliases"),
                                                   ("PUT", "/collections/cc_al1_g1"), ("PUT", "/collections/cc_al2_g1")],
                   "first run: two generations and two create_alias calls: %s" % made)
