@@ -558,7 +558,7 @@ METRIC_FAMILIES = ["pg2qdrant_changes_total", "pg2qdrant_batches_total", "pg2qdr
                    "pg2qdrant_up", "pg2qdrant_backfill_rows_total"]
 STATUS_KEYS = ["slot", "state", "received_lsn", "confirmed_lsn", "server_wal_end", "lag_bytes", "lag_seconds",
                "inflight_bytes", "inflight_txns", "snapshot", "changes", "batches", "retries", "dead_letters",
-               "last_error", "uptime_seconds", "backfill"]
+               "last_error", "uptime_seconds", "backfill", "rebuild"]
 
 
 def lsn_number(text):
