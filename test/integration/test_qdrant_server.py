@@ -854,8 +854,11 @@ def t_request_log(s):
         lines = [json.loads(x) for x in f.readlines()[before:]]
     check(len(lines) == 3, "3 logged requests, /__test not logged: %r" % lines)
     if len(lines) == 3:
+        times = {k: lines[0].pop(k, None) for k in ("t_in", "t_out")}
         check(lines[0] == {"method": "PUT", "path": "/collections/l", "query": "", "status": 200,
                            "body": json.dumps({"vectors": {"size": 1, "distance": "Dot"}})}, "log line %r" % lines[0])
+        check(all(isinstance(t, float) for t in times.values()) and times["t_in"] <= times["t_out"] and
+              lines[1]["t_in"] >= times["t_in"], "log line times (arrival <= answer, in order) %r" % times)
         check(lines[1]["status"] == 400 and json.loads(lines[1]["body"])["points"][0]["id"] == "a\u00e9",
               "log line with a 400 and UTF-8 body %r" % lines[1])
         check(lines[2]["query"] == "wait=true&ordering=weak" and lines[2]["status"] == 0,

@@ -3889,6 +3889,9 @@ static void log_request(const hreq *h)
     sb_json_str(&b, h->path, strlen(h->path));
     sb_puts(&b, ",\"query\":");
     sb_json_str(&b, h->query, strlen(h->query));
+    /* t_in: the request's line arrived, t_out: its answer is ready (seconds, CLOCK_MONOTONIC): for
+     * tests that need the order of sends and answers, whatever their tailing costs */
+    sb_printf(&b, ",\"t_in\":%.6f,\"t_out\":%.6f", h->t0, now_s());
     sb_printf(&b, ",\"status\":%d,\"body\":", h->drop ? 0 : h->status);
     sb_json_str(&b, h->body ? h->body : "", h->body_len);
     sb_puts(&b, "}\n");
