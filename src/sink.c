@@ -25,7 +25,9 @@
  * backoff (its points stay held meanwhile); until then no request starts
  * or is retried on any lane (hold_until: a Retry-After is honoured by the
  * whole sink, and a struggling Qdrant is not fed more), while requests
- * already in flight finish.  A
+ * already in flight finish.  When the hold ends, one request goes first,
+ * alone (probe): the other retries and new requests wait for its answer,
+ * so a Retry-After is not answered with a burst of every lane at once.  A
  * rejection met while others are in flight returns the request's items to
  * unsent and the sink falls back to one request at a time ("single" mode,
  * the only mode with parallel_requests = 1) once the others are done.  In
@@ -100,6 +102,8 @@ struct sink {
 
     bool single;          /* one request at a time (isolation): see the top */
     int64_t hold_until;   /* after a transient failure: nothing is sent before (backoff, Retry-After) */
+    bool after_hold;      /* a transient failure held the sink: the next request goes alone ... */
+    int probe;            /* ... on this lane (-1: none); nothing else starts until it is answered */
 
     /* next_batch's scan of the head batch, resumed where it stopped as
      * items are pushed: the first scan_n items fit in one request of
@@ -128,6 +132,7 @@ sink *sink_new(const sink_env *env)
     if (s->nreqs > QD_MAX_LANES)
         s->nreqs = QD_MAX_LANES;
     s->single = s->nreqs == 1;
+    s->probe = -1;
     return s;
 }
 
@@ -151,6 +156,8 @@ void sink_reset(sink *s)
     }
     s->active = 0;
     s->hold_until = 0;
+    s->after_hold = false;
+    s->probe = -1;
     s->inflight_ops = s->inflight_bytes = s->unsent = s->unsent_bytes = s->first_unsent = 0;
     keyset_clear(&s->keys);
     s->single = s->nreqs == 1;
@@ -830,6 +837,11 @@ static int kick_retries(sink *s)
             r->retry_pending = false;
             if ((rc = send_request(s, k)) != SINK_OK)
                 return rc;
+            if (s->after_hold) { /* the first after a hold: alone, until it is answered */
+                s->after_hold = false;
+                s->probe = k;
+                return SINK_OK;
+            }
         }
     }
     return SINK_OK;
@@ -859,6 +871,7 @@ static int kick_single(sink *s, bool more_input)
     n = next_batch(s, s->head, &full);
     if (!full && more_input && now_ms() - s->items[s->head].queued_ms < s->env.cfg->sync.flush_interval_ms)
         return SINK_OK;
+    s->after_hold = false; /* one request at a time here anyway */
     return start_request(s, 0, s->head, n);
 }
 
@@ -866,9 +879,11 @@ int sink_kick(sink *s, bool more_input)
 {
     int rc;
 
+    if (s->probe >= 0)
+        return SINK_OK; /* the first request after a hold is out: the others wait for its answer */
     if ((rc = kick_retries(s)) != SINK_OK)
         return rc;
-    if (now_ms() < s->hold_until)
+    if (s->probe >= 0 || now_ms() < s->hold_until)
         return SINK_OK; /* Qdrant failed transiently: its backoff (or Retry-After) holds every lane */
     if (s->single)
         return kick_single(s, more_input);
@@ -904,6 +919,11 @@ int sink_kick(sink *s, bool more_input)
         if ((rc = start_request(s, k, start, n)) != SINK_OK)
             return rc;
         s->scan_n = 0;
+        if (s->after_hold) {
+            s->after_hold = false;
+            s->probe = k;
+            break;
+        }
     }
     return SINK_OK;
 }
@@ -1041,6 +1061,8 @@ static int finish(sink *s, int k, int r, const qd_result *res)
     int rc;
 
     q->in_flight = false;
+    if (k == s->probe)
+        s->probe = -1; /* answered: on success the others go on; on a transient failure the sink holds again */
     if (r == 1) {
         bool single_done = q->single && s->single;
         report(s, "ok", res, q->n);
@@ -1075,6 +1097,7 @@ static int finish(sink *s, int k, int r, const qd_result *res)
         q->retry_at = now_ms() + wait;
         if (q->retry_at > s->hold_until)
             s->hold_until = q->retry_at;
+        s->after_hold = true;
         return SINK_OK;
     }
     report(s, "rejected", res, q->n);

@@ -755,6 +755,38 @@ static void test_pipelined_retry_after_holds_every_lane(void **state)
         assert_int_equal(point_version(f, i), 1);
 }
 
+/* When the hold ends, the held retry goes alone: the other lanes wait for its answer (no burst of
+ * every lane at once, which a rate-limited Qdrant would answer with more 429s). */
+static void test_after_a_hold_one_request_goes_first(void **state)
+{
+    fixture *f = *state;
+    int64_t t429;
+
+    pipelined_sink(f, 3);
+    control(f->srv, "/__test/fault", "{\"fail_next\":1,\"status\":429,\"retry_after\":1}");
+    add_version(f, 1, 1);
+    push_txn(f, 0x5000);
+    expect_in_flight(f, 1);
+    for (int i = 0; i < 100 && qd_batch_count(f->qd) > 0; i++) { /* the 429 arrives */
+        assert_int_equal(sink_wait(f->s, NULL, 0, 10), 0);
+        assert_int_equal(sink_progress(f->s), SINK_OK);
+    }
+    t429 = now_ms();
+    assert_int_equal(sink_get_stats(f->s)->retries, 1);
+    for (int i = 2; i <= 7; i++) /* two full batches of other points, waiting */
+        add_version(f, i, 1);
+    push_txn(f, 0x5001);
+    expect_in_flight(f, 0);
+    while (now_ms() - t429 < 1100) /* the hold ends */
+        usleep(10000);
+    expect_in_flight(f, 1); /* the retry, alone */
+    expect_in_flight(f, 1); /* still alone while it is unanswered */
+    drain_all(f);
+    assert_int_equal(ack_confirmed(f->acks), 0x5001);
+    for (int i = 1; i <= 7; i++)
+        assert_int_equal(point_version(f, i), 1);
+}
+
 /* A poison operation met while pipelining is isolated as without it. */
 static void test_pipelined_poison_dead_letter(void **state)
 {
@@ -798,6 +830,7 @@ int main(void)
         T(test_pipelined_poison_dead_letter),
         T(test_pipelined_keys_table_stays_small),
         T(test_pipelined_retry_after_holds_every_lane),
+        T(test_after_a_hold_one_request_goes_first),
     };
 #undef T
     return cmocka_run_group_tests(tests, group_setup, server_stop);
