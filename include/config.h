@@ -93,6 +93,8 @@ typedef struct strlist {
 } strlist;
 void strlist_add(strlist *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void strlist_free(strlist *l);
+/* Whether s is one of l's strings. */
+bool strlist_has(const strlist *l, const char *s);
 
 /*
  * Fills *cfg with the defaults of SPEC §2.  Always succeeds.
@@ -110,6 +112,8 @@ void config_free(p2q_config *cfg);
 
 /* The table section for schema.name, or NULL. */
 const table_cfg *config_find_table(const p2q_config *cfg, const char *schema, const char *name);
+/* The table section named "schema.name" (or "name" for public), or NULL. */
+const table_cfg *config_find_qualified(const p2q_config *cfg, const char *qualified);
 
 /* Unit parsers (exported for tests and for CLI flags such as --warn 1GB).
  * Sizes: integer with optional B kB MB GB (1024-based, as PostgreSQL).

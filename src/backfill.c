@@ -377,28 +377,6 @@ static void publish(backfill *b)
 
 /* ---- requests ------------------------------------------------------------------ */
 
-static bool seen(const backfill *b, const char *id)
-{
-    for (int i = 0; i < b->seen.n; i++)
-        if (strcmp(b->seen.items[i], id) == 0)
-            return true;
-    return false;
-}
-
-/* The configured table named "schema.name" (or "name" for public), or NULL. */
-static const table_cfg *find_table(const p2q_config *cfg, const char *name)
-{
-    const char *dot = strchr(name, '.');
-    const table_cfg *t;
-    char *schema;
-
-    if (!dot)
-        return config_find_table(cfg, "public", name);
-    schema = xstrndup(name, (size_t)(dot - name));
-    t = config_find_table(cfg, schema, dot + 1);
-    free(schema);
-    return t;
-}
 
 static void history_add(backfill *b, const char *id, const char *error, uint64_t rows, uint64_t chunks)
 {
@@ -448,7 +426,7 @@ static void keyed_tables(bf_req *r, bfm *m, const p2q_config *cfg)
     r->keyed = true;
     r->keys = bfm_keysets_take(m->keys, m->nkeys);
     for (int i = 0; i < m->nkeys; i++) {
-        const table_cfg *t = find_table(cfg, r->keys[i].table);
+        const table_cfg *t = config_find_qualified(cfg, r->keys[i].table);
         if (!t || r->keys[i].n == 0) {
             if (!t)
                 log_warn("backfill request names a table that has no [table] section; skipped", "id", m->id, "table",
@@ -472,7 +450,7 @@ static p2q_status on_request(backfill *b, bfm *m, bool in_txn, ack_txn txn, lsn_
     char l[LSN_BUFSZ];
     buf names;
 
-    if (seen(b, m->id)) {
+    if (strlist_has(&b->seen, m->id)) {
         log_debug("backfill request seen already in this session; ignored", "id", m->id, NULL);
         return P2Q_OK;
     }
@@ -489,7 +467,7 @@ static p2q_status on_request(backfill *b, bfm *m, bool in_txn, ack_txn txn, lsn_
             r->tables.v[r->tables.n++] = xstrdup(cfg->tables[i].qualified);
     }
     for (int i = 0; i < m->tables.n && !m->keyed; i++) {
-        const table_cfg *t = find_table(cfg, m->tables.v[i]);
+        const table_cfg *t = config_find_qualified(cfg, m->tables.v[i]);
         if (!t) {
             log_warn("backfill request names a table that has no [table] section; skipped", "id", m->id, "table",
                      m->tables.v[i], NULL);
@@ -557,7 +535,7 @@ static p2q_status adopt(backfill *b, const bfm *m, bool in_txn, ack_txn txn)
         log_debug("watermark of a keyed backfill of an earlier session; ignored", "id", m->id, NULL);
         return P2Q_OK;
     }
-    if (seen(b, m->id))
+    if (strlist_has(&b->seen, m->id))
         return P2Q_OK;
     strlist_add(&b->seen, "%s", m->id);
     r = xcalloc(1, sizeof *r);
@@ -837,7 +815,7 @@ static void estimate(backfill *b)
 
     r->rows_estimate = 0;
     for (int i = 0; i < r->tables.n; i++) {
-        const table_cfg *t = find_table(b->env.cfg, r->tables.v[i]);
+        const table_cfg *t = config_find_qualified(b->env.cfg, r->tables.v[i]);
         const char *p[1];
         PGresult *res;
         if (!t)
@@ -985,7 +963,7 @@ cleanup:
 static void describe(backfill *b)
 {
     bf_req *r = b->cur;
-    const table_cfg *t = find_table(b->env.cfg, r->tables.v[0]);
+    const table_cfg *t = config_find_qualified(b->env.cfg, r->tables.v[0]);
     const char *key_names[PGO_MAX_ATTS];
     char why[600];
     PGresult *res = NULL;

@@ -71,6 +71,14 @@ void strlist_free(strlist *l)
     l->n = 0;
 }
 
+bool strlist_has(const strlist *l, const char *s)
+{
+    for (int i = 0; i < l->n; i++)
+        if (strcmp(l->items[i], s) == 0)
+            return true;
+    return false;
+}
+
 /* ------------------------------------------------------------------ */
 /* Unit parsers                                                        */
 
@@ -1175,6 +1183,20 @@ const table_cfg *config_find_table(const p2q_config *cfg, const char *schema, co
         if (strcmp(cfg->tables[i].schema, schema) == 0 && strcmp(cfg->tables[i].name, name) == 0)
             return &cfg->tables[i];
     return NULL;
+}
+
+const table_cfg *config_find_qualified(const p2q_config *cfg, const char *qualified)
+{
+    const char *dot = strchr(qualified, '.');
+    const table_cfg *t;
+    char *schema;
+
+    if (!dot)
+        return config_find_table(cfg, "public", qualified);
+    schema = xstrndup(qualified, (size_t)(dot - qualified));
+    t = config_find_table(cfg, schema, dot + 1);
+    free(schema);
+    return t;
 }
 
 /* ------------------------------------------------------------------ */

@@ -758,19 +758,43 @@ static qd_xfer *lane_xfer(qd_client *c, int lane, qd_result *res)
     return x;
 }
 
-int qd_batch_start(qd_client *c, int lane, const char *collection, const qd_part *parts, size_t nparts,
-                   qd_result *res)
+/* The lane's transfer when it is idle, else NULL with res filled. */
+static qd_xfer *idle_lane(qd_client *c, int lane, qd_result *res)
 {
     qd_xfer *x;
 
     result_init(res);
     if (!(x = lane_xfer(c, lane, res)))
-        return -1;
+        return NULL;
     if (x->in_multi) {
-        snprintf_utf8(res->error, sizeof res->error, "a batch request is already in flight on lane %d", lane);
+        snprintf_utf8(res->error, sizeof res->error, "a request is already in flight on lane %d", lane);
         res->curl_code = CURLE_FAILED_INIT;
+        return NULL;
+    }
+    return x;
+}
+
+/* Adds the prepared transfer to the multi handle and sends what it can now. */
+static int launch(qd_client *c, qd_xfer *x, qd_result *res)
+{
+    if (curl_multi_add_handle(c->multi, x->curl) != CURLM_OK) {
+        res->curl_code = CURLE_FAILED_INIT;
+        snprintf_utf8(res->error, sizeof res->error, "cannot start the request");
         return -1;
     }
+    x->in_multi = true;
+    x->start_ms = now_ms();
+    curl_multi_perform(c->multi, &c->running); /* connect/send now, not on the next loop turn */
+    return 0;
+}
+
+int qd_batch_start(qd_client *c, int lane, const char *collection, const qd_part *parts, size_t nparts,
+                   qd_result *res)
+{
+    qd_xfer *x;
+
+    if (!(x = idle_lane(c, lane, res)))
+        return -1;
     free(x->batch_path);
     x->batch_path = collection_path(c, collection, "/points/batch?wait=true");
     if (!x->batch_path) {
@@ -785,15 +809,7 @@ int qd_batch_start(qd_client *c, int lane, const char *collection, const qd_part
         snprintf_utf8(res->error, sizeof res->error, "cannot set up the request to %s", x->batch_path);
         return -1;
     }
-    if (curl_multi_add_handle(c->multi, x->curl) != CURLM_OK) {
-        res->curl_code = CURLE_FAILED_INIT;
-        snprintf_utf8(res->error, sizeof res->error, "cannot start the request");
-        return -1;
-    }
-    x->in_multi = true;
-    x->start_ms = now_ms();
-    curl_multi_perform(c->multi, &c->running); /* connect/send now, not on the next loop turn */
-    return 0;
+    return launch(c, x, res);
 }
 
 int qd_async_start(qd_client *c, int lane, const char *method, const char *collection, const char *path,
@@ -801,14 +817,8 @@ int qd_async_start(qd_client *c, int lane, const char *method, const char *colle
 {
     qd_xfer *x;
 
-    result_init(res);
-    if (!(x = lane_xfer(c, lane, res)))
+    if (!(x = idle_lane(c, lane, res)))
         return -1;
-    if (x->in_multi) {
-        snprintf_utf8(res->error, sizeof res->error, "a request is already in flight on lane %d", lane);
-        res->curl_code = CURLE_FAILED_INIT;
-        return -1;
-    }
     free(x->batch_path);
     x->batch_path = collection ? collection_path(c, collection, path) : xstrdup(path);
     if (!x->batch_path) {
@@ -818,15 +828,7 @@ int qd_async_start(qd_client *c, int lane, const char *method, const char *colle
     }
     if (request_prepare(x, method, x->batch_path, body, body_len, res) != 0)
         return -1;
-    if (curl_multi_add_handle(c->multi, x->curl) != CURLM_OK) {
-        res->curl_code = CURLE_FAILED_INIT;
-        snprintf_utf8(res->error, sizeof res->error, "cannot start the request");
-        return -1;
-    }
-    x->in_multi = true;
-    x->start_ms = now_ms();
-    curl_multi_perform(c->multi, &c->running);
-    return 0;
+    return launch(c, x, res);
 }
 
 bool qd_batch_in_flight(const qd_client *c, int lane)

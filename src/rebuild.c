@@ -373,27 +373,6 @@ static void publish(rebuild *r)
     json_decref(o);
 }
 
-static bool seen(const rebuild *r, const char *id)
-{
-    for (int i = 0; i < r->seen.n; i++)
-        if (strcmp(r->seen.items[i], id) == 0)
-            return true;
-    return false;
-}
-
-static const table_cfg *find_table(const p2q_config *cfg, const char *name)
-{
-    const char *dot = strchr(name, '.');
-    const table_cfg *t;
-    char *schema;
-
-    if (!dot)
-        return config_find_table(cfg, "public", name);
-    schema = xstrndup(name, (size_t)(dot - name));
-    t = config_find_table(cfg, schema, dot + 1);
-    free(schema);
-    return t;
-}
 
 p2q_status rb_on_request(rebuild *r, const bfm *m, lsn_t lsn, bool in_txn, ack_txn txn)
 {
@@ -401,14 +380,14 @@ p2q_status rb_on_request(rebuild *r, const bfm *m, lsn_t lsn, bool in_txn, ack_t
     char l[LSN_BUFSZ];
     buf names;
 
-    if (seen(r, m->id))
+    if (strlist_has(&r->seen, m->id))
         return P2Q_OK;
     strlist_add(&r->seen, "%s", m->id);
     q = xcalloc(1, sizeof *q);
     q->id = xstrdup(m->id);
     buf_init(&names);
     for (int i = 0; i < m->tables.n; i++) {
-        const table_cfg *t = find_table(r->env.cfg, m->tables.v[i]);
+        const table_cfg *t = config_find_qualified(r->env.cfg, m->tables.v[i]);
         if (!t) {
             log_warn("rebuild request names a table that has no [table] section; skipped", "id", m->id, "table",
                      m->tables.v[i], NULL);
@@ -660,7 +639,7 @@ static void step_create(rebuild *r)
 
     buf_init(&body);
     if (!q->t) {
-        q->t = find_table(r->env.cfg, q->tables.items[q->cur]);
+        q->t = config_find_qualified(r->env.cfg, q->tables.items[q->cur]);
         if (!q->t) { /* cannot happen: checked at the request */
             fail_table(r, "no [table] section");
             goto cleanup;
