@@ -625,19 +625,28 @@ def scenario_poison_stop(ctx):
     check(status == 200 and len(resp["result"]) == bad - 200000,
           "stop: %s of the %d rows before the bad one are in Qdrant" %
           (len(resp["result"]) if status == 200 else status, bad - 200000))
-    # Rows after the bad one reach Qdrant only in requests that were on the wire before the first
-    # rejection came back (pipelining: parallel_requests); none is sent after it.
+    # Rows after the bad one reach Qdrant only in requests that were launched before pg2qdrant
+    # learnt of the first rejection (pipelining: parallel_requests); none is launched after it.
+    # After a rejection the sink isolates the bad row one request at a time, from the head of its
+    # queue, once every request in flight has been answered: so the first isolation request (the
+    # first after the rejection that carries the bad row again) arrives after every request
+    # launched before it, and nothing carrying rows after the bad one may arrive from then on.
+    # (The server's arrival times alone cannot tell: under valgrind a request pg2qdrant launched
+    # beside the rejected one reached the server after the rejection had been answered.)
     status, resp = ctx.q.request("POST", "/collections/c_stream/points",
                                  {"ids": list(range(bad, 200101)), "with_payload": False})
     after = sorted(p["id"] for p in resp.get("result", [])) if status == 200 else None
     check(after is not None and bad not in after, "stop: the bad row reached Qdrant (or GET failed: %s)" % status)
-    if after:
-        reqs = [r for _, r in read_requests(ctx, mark) if r["path"] == "/collections/c_stream/points/batch"]
-        first_400 = min((r["t_out"] for r in reqs if r["status"] == 400), default=None)
-        late = [r for r in reqs if any('"id":%d,' % i in r["body"] for i in after) and
-                (first_400 is None or r["t_in"] >= first_400)]
-        check(not late, "stop: rows after the bad one were sent after Qdrant rejected it: %s"
-              % [r["body"][:120] for r in late])
+    reqs = [r for _, r in read_requests(ctx, mark) if r["path"] == "/collections/c_stream/points/batch"]
+    first_400 = min((r["t_out"] for r in reqs if r["status"] == 400), default=None)
+    check(first_400 is not None, "stop: Qdrant never rejected a request")
+
+    isolation = [r["t_in"] for r in reqs if r["t_in"] >= first_400 and '"id":%d,' % bad in r["body"]]
+    check(isolation, "stop: no request isolated the bad row after the first rejection")
+    late = [r for r in reqs if r["t_in"] >= min(isolation) and
+            any('"id":%d,' % i in r["body"] for i in after or [])]
+    check(not late, "stop: rows after the bad one were sent after pg2qdrant began isolating the bad row: %s"
+          % [r["body"][:120] for r in late])
     # The slot stays before the transaction (and never got past it).
     deadline = time.monotonic() + 10
     while ctx.slot()["active"]:
