@@ -34,6 +34,18 @@ from harness import Postgres, QdrantServer, free_port  # noqa: E402
 TIMEOUT = 60
 
 
+def exit_text(rc):
+    """An exit status for a message: "exit N" or the signal that ended the process."""
+    if rc is None:
+        return "still running"
+    if rc < 0:
+        try:
+            return "killed by %s" % signal.Signals(-rc).name
+        except ValueError:
+            return "killed by signal %d" % -rc
+    return "exit %d" % rc
+
+
 def config(path, dsn, q, publication, slot, tables, sync_lines=(), create_publication="false"):
     lines = ["[source]", "dsn = " + dsn, "slot = " + slot, "publication = " + publication, "create_slot = true",
              "create_publication = " + create_publication, "status_interval = 1s", "",
@@ -214,8 +226,8 @@ def step_backslash(args, pg, q):
         try:
             wait_until(lambda: "streaming started" in sync.log_text() or not sync.alive(), TIMEOUT,
                        "publication %s: streaming" % pub)
-            check(sync.alive(), "publication %s (create_publication = %s): run exited:\n%s"
-                  % (pub, create, sync.log_tail(40)))
+            check(sync.alive(), "publication %s (create_publication = %s): run exited (%s):\n%s"
+                  % (pub, create, exit_text(sync.returncode()), sync.log_tail(40)))
             pg.psql("INSERT INTO %s VALUES (7, '{1,2}')" % table, db=db)
             wait_until(lambda: 7 in (scroll(q, table) or {}), TIMEOUT, "publication %s: the insert arrives" % pub)
         finally:
