@@ -44,6 +44,7 @@ typedef enum {
     BF_READING,   /* the chunk's SELECT is in flight */
     BF_HW_SENT,   /* the high watermark's emit is in flight */
     BF_HW_WAIT,   /* rows read; waiting for the high watermark in the stream */
+    BF_DRAIN,     /* every table read: waiting until Qdrant acknowledged the operations */
 } bf_phase;
 
 typedef struct bf_req {
@@ -109,6 +110,8 @@ struct backfill {
     size_t held_head, held_cap;
     keyset held_keys;
     uint64_t held_overtaken; /* streamed changes that sent held operations first */
+    bool drain_marked;       /* BF_DRAIN: every held operation is in the sink, up to drain_mark */
+    uint64_t drain_mark;
     int64_t table_start_ms, last_log_ms;
     uint64_t table_rows;
     bool busy;         /* a query is in flight on conn ... */
@@ -289,6 +292,17 @@ void bf_free(backfill *b)
     if (b->conn)
         PQfinish(b->conn);
     free(b);
+}
+
+/* Room to read the next chunk, with `incoming` operations about to be held:
+ * the backfill's operations in memory (held, queued in the sink, and the
+ * chunk being read) stay within two chunks, and the backfill at most about
+ * two chunks ahead of Qdrant's acknowledgements (what a restart reads
+ * again).  With a sink that keeps up, the next read starts at once. */
+static bool room_for_chunk(const backfill *b, size_t incoming)
+{
+    return !b->env.sink || sink_queued_ops(b->env.sink) + held_left(b) + incoming <=
+                               (size_t)b->env.cfg->sync.backfill_chunk_rows;
 }
 
 size_t bf_held_ops(const backfill *b)
@@ -600,10 +614,14 @@ static void next_table(backfill *b)
     }
     bfm_list_free(&r->from);
     r->key_pos = 0;
-    if (r->tables.n == 0)
-        finish_request(b);
-    else
+    if (r->tables.n == 0) {
+        /* done once Qdrant has acknowledged the operations (bf_step): what
+         * `backfill --wait` reports done is in Qdrant */
+        b->phase = BF_DRAIN;
+        b->drain_marked = false;
+    } else {
         b->phase = BF_DESCRIBE;
+    }
     publish(b);
 }
 
@@ -644,7 +662,7 @@ static void conn_lost(backfill *b, const char *what)
     b->pending = NULL;
     b->retry_at = now_ms() + wait;
     drop_chunk(b);
-    if (b->phase != BF_IDLE && b->phase != BF_DESCRIBE)
+    if (b->phase != BF_IDLE && b->phase != BF_DESCRIBE && b->phase != BF_DRAIN)
         b->phase = BF_NEED_CHUNK;
 }
 
@@ -1075,6 +1093,20 @@ p2q_status bf_step(backfill *b, bool sink_full)
             publish(b);
             continue;
         }
+        if (b->phase == BF_DRAIN) {
+            if (b->env.sink) {
+                if (held_left(b) > 0)
+                    return P2Q_OK;
+                if (!b->drain_marked) {
+                    b->drain_mark = sink_mark(b->env.sink);
+                    b->drain_marked = true;
+                }
+                if (!sink_done_upto(b->env.sink, b->drain_mark))
+                    return P2Q_OK;
+            }
+            finish_request(b);
+            continue;
+        }
         if (b->phase == BF_DESCRIBE) {
             if (!ensure_conn(b))
                 return P2Q_OK;
@@ -1082,9 +1114,7 @@ p2q_status bf_step(backfill *b, bool sink_full)
             continue;
         }
         if (b->phase == BF_NEED_CHUNK) {
-            if (now_ms() < b->next_chunk_at || sink_full || (b->env.sink && sink_queued_ops(b->env.sink) + held_left(b) >=
-                                                 (size_t)b->env.cfg->sync.backfill_chunk_rows) ||
-                !ensure_conn(b))
+            if (now_ms() < b->next_chunk_at || sink_full || !room_for_chunk(b, 0) || !ensure_conn(b))
                 return P2Q_OK;
             start_chunk(b);
         }
@@ -1325,11 +1355,7 @@ static p2q_status apply_chunk(backfill *b, lsn_t lsn, bool in_txn, ack_txn txn, 
     size_t dropped;
     int64_t t_hw = now_ms(), read_ms = b->t_read - b->t_start;
     bool more = r->keyed ? keyed_more(b) : n >= b->env.cfg->sync.backfill_chunk_rows;
-    /* at most this chunk and less than one more queued in the sink: the
-     * backfill runs at most about two chunks ahead of Qdrant's
-     * acknowledgements (what a restart reads again) */
-    bool room = !b->env.sink ||
-                sink_queued_ops(b->env.sink) + held_left(b) < (size_t)b->env.cfg->sync.backfill_chunk_rows;
+    bool room = room_for_chunk(b, (size_t)n); /* this chunk's operations counted */
     uint32_t late;
 
     /* A transaction the stream delivered before the low watermark that the
@@ -1364,9 +1390,8 @@ static p2q_status apply_chunk(backfill *b, lsn_t lsn, bool in_txn, ack_txn txn, 
         ops.items[i].lsn = lsn;
     /* The next chunk's low watermark goes out at once, so PostgreSQL reads
      * it while this chunk is filtered and pushed (its window opens only when
-     * that watermark comes back in the stream, after this function).  It
-     * starts only while the sink has room: memory holds this chunk's
-     * operations in the sink and the next one's being read. */
+     * that watermark comes back in the stream, after this function), when
+     * there is room (room_for_chunk); else bf_step starts it once there is. */
     if (more) {
         bfm_list_free(&r->from);
         r->from = b->chunk_to;

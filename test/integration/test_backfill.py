@@ -556,6 +556,34 @@ def run(args):
         check("queued behind" in sync.log_text(), "the second request was not queued:\n%s" % sync.log_tail(20))
         ok("backfill --wait exits 0 when done; a request made while one runs is queued and carried out")
 
+        # "done" means acknowledged by Qdrant: b_uuid's collection emptied behind pg2qdrant's back,
+        # every write slowed to 400 ms, `backfill --wait`; the moment it returns, every row's point
+        # is there (the last chunk's operations were still in flight when "done" was its high watermark)
+        t_uuid = [t for t in TABLES if t.spec.name == "public.b_uuid"][0]
+        check(q.request("DELETE", "/collections/b_uuid")[0] == 200, "deleting the collection b_uuid")
+        check(q.request("PUT", "/collections/b_uuid", t_uuid.collection_body)[0] == 200, "creating b_uuid again")
+        rows = int(pg.psql("SELECT count(*) FROM b_uuid", db=DB).strip())
+        if rows % CHUNK in (0, 1):  # the last chunk a partial one: no empty chunk read after it
+            pg.psql("INSERT INTO b_uuid SELECT md5('late ' || g)::uuid, ARRAY[g, 1]::float8[], 'late' "
+                    "FROM generate_series(1, 7) g", db=DB)
+        q.slow_writes(400)
+        try:
+            t_wait = time.monotonic()
+            rc, out, err = run_cmd(args.pg2qdrant, ["backfill", "-c", cfg, "--table", "public.b_uuid", "--wait",
+                                                    "--timeout", "120s"])
+            t_wait = time.monotonic() - t_wait
+            q.slow_writes(0)  # the count itself is not delayed (a write still in flight stays so)
+            status, resp = q.request("POST", "/collections/b_uuid/points/count", {"exact": True})
+        finally:
+            q.slow_writes(0)
+        check(rc == 0, "backfill --wait (slowed Qdrant): exit %s\n%s" % (rc, err[-1500:]))
+        rows = int(pg.psql("SELECT count(*) FROM b_uuid", db=DB).strip())
+        check(status == 200 and resp["result"]["count"] == rows,
+              "backfill --wait returned (after %.1f s) with %s of b_uuid's %d points in Qdrant"
+              % (t_wait, resp["result"]["count"] if status == 200 else status, rows))
+        ok("backfill --wait with Qdrant slowed to 400 ms a write: all %d points in Qdrant when it returned "
+           "(%.1f s)" % (rows, t_wait))
+
         reconcile_handover(args, pg, q, sync, cfg, http_port, ok)
 
         # REPLICA IDENTITY FULL without a unique key: fails saying why, --wait exits 1, the sync goes on
