@@ -150,11 +150,6 @@ void bf_enqueue_for(backfill *b, const char *id, const char *table, const char *
 
 /* Rows read so far by the running request id (0 when it is not running). */
 uint64_t bf_rows_done(const backfill *b, const char *id);
-/* Chunk operations applied but not yet fed to the sink (bf_step feeds
- * them): a backfill that ended has all its operations in the sink only
- * once this is 0. */
-size_t bf_held_ops(const backfill *b);
-
 /* Whether a backfill is running or queued (for tests and logs). */
 bool bf_active(const backfill *b);
 

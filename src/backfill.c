@@ -305,11 +305,6 @@ static bool room_for_chunk(const backfill *b, size_t incoming)
                                (size_t)b->env.cfg->sync.backfill_chunk_rows;
 }
 
-size_t bf_held_ops(const backfill *b)
-{
-    return held_left(b);
-}
-
 uint64_t bf_rows_done(const backfill *b, const char *id)
 {
     return b->cur && id && strcmp(b->cur->id, id) == 0 ? b->cur->rows_done : 0;

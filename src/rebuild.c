@@ -36,8 +36,7 @@ typedef struct rb_req {
     char *bf_id;          /* the backfill into new_coll */
     bool bf_done;
     char *bf_error;
-    bool marked;          /* the backfill is done: waiting for the sink up to mark */
-    uint64_t mark;
+    uint64_t mark;        /* RB_SWITCH: the sink's mark when the backfill was done (the copies pushed before it) */
     int attempt;
     int64_t retry_at;
     uint64_t rows_done;
@@ -488,7 +487,7 @@ static void next_table(rebuild *r)
     free(q->bf_error);
     q->old_coll = q->new_coll = q->bf_id = q->bf_error = NULL;
     q->gen = 0;
-    q->bf_done = q->marked = false;
+    q->bf_done = false;
     q->attempt = 0;
     q->retry_at = 0;
     q->t = NULL;
@@ -880,10 +879,9 @@ p2q_status rb_step(rebuild *r)
             free(why);
             break;
         }
-        if (bf_held_ops(r->env.bf) > 0)
-            break; /* the last chunks are still being fed to the sink */
-        q->mark = sink_mark(r->env.sink); /* everything pushed so far, the last chunk included */
-        q->marked = true;
+        /* the backfill's own operations are acknowledged (done means so);
+         * the copies of streamed changes pushed until now must be too */
+        q->mark = sink_mark(r->env.sink);
         q->phase = RB_SWITCH;
         publish(r);
         break;

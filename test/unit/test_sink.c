@@ -726,6 +726,22 @@ static void test_pipelined_keys_table_stays_small(void **state)
     assert_int_equal(point_version(f, 20000), 1);
 }
 
+/* Three lanes; the first request (point 1, at 0x5000) is answered 429 with
+ * Retry-After: 1, and its retry is pending. */
+static void first_request_gets_429(fixture *f)
+{
+    pipelined_sink(f, 3);
+    control(f->srv, "/__test/fault", "{\"fail_next\":1,\"status\":429,\"retry_after\":1}");
+    add_version(f, 1, 1);
+    push_txn(f, 0x5000);
+    expect_in_flight(f, 1);
+    for (int i = 0; i < 100 && qd_batch_count(f->qd) > 0; i++) { /* the 429 arrives */
+        assert_int_equal(sink_wait(f->s, NULL, 0, 10), 0);
+        assert_int_equal(sink_progress(f->s), SINK_OK);
+    }
+    assert_int_equal(sink_get_stats(f->s)->retries, 1);
+}
+
 /* A 429 with Retry-After holds every lane, not only the request that got
  * it: nothing new starts (and nothing is retried) before it passes. */
 static void test_pipelined_retry_after_holds_every_lane(void **state)
@@ -733,17 +749,8 @@ static void test_pipelined_retry_after_holds_every_lane(void **state)
     fixture *f = *state;
     int64_t t0;
 
-    pipelined_sink(f, 3);
-    control(f->srv, "/__test/fault", "{\"fail_next\":1,\"status\":429,\"retry_after\":1}");
-    add_version(f, 1, 1);
-    push_txn(f, 0x5000);
     t0 = now_ms();
-    expect_in_flight(f, 1);
-    for (int i = 0; i < 100 && qd_batch_count(f->qd) > 0; i++) { /* the 429 arrives */
-        assert_int_equal(sink_wait(f->s, NULL, 0, 10), 0);
-        assert_int_equal(sink_progress(f->s), SINK_OK);
-    }
-    assert_int_equal(sink_get_stats(f->s)->retries, 1);
+    first_request_gets_429(f);
     for (int i = 2; i <= 7; i++) /* two full batches of other points */
         add_version(f, i, 1);
     push_txn(f, 0x5001);
@@ -762,17 +769,8 @@ static void test_after_a_hold_one_request_goes_first(void **state)
     fixture *f = *state;
     int64_t t429;
 
-    pipelined_sink(f, 3);
-    control(f->srv, "/__test/fault", "{\"fail_next\":1,\"status\":429,\"retry_after\":1}");
-    add_version(f, 1, 1);
-    push_txn(f, 0x5000);
-    expect_in_flight(f, 1);
-    for (int i = 0; i < 100 && qd_batch_count(f->qd) > 0; i++) { /* the 429 arrives */
-        assert_int_equal(sink_wait(f->s, NULL, 0, 10), 0);
-        assert_int_equal(sink_progress(f->s), SINK_OK);
-    }
+    first_request_gets_429(f);
     t429 = now_ms();
-    assert_int_equal(sink_get_stats(f->s)->retries, 1);
     for (int i = 2; i <= 7; i++) /* two full batches of other points, waiting */
         add_version(f, i, 1);
     push_txn(f, 0x5001);
